@@ -1,0 +1,89 @@
+//! What the user sees when a command fails, and the exit codes, in one place.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+/// An error with the command that fixes it.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct Hinted {
+    #[source]
+    error: anyhow::Error,
+    hint: String,
+}
+
+impl Hinted {
+    pub fn new(error: impl Into<anyhow::Error>, hint: impl Into<String>) -> Self {
+        Self {
+            error: error.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// The exit codes: 0 success, 1 failure, 2 usage (clap's).
+pub fn exit_code(result: &anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) if is_broken_pipe(error) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// `error: <what failed>: <cause>: <cause>`, then `hint: <how to fix>` where there is one.
+pub fn report(error: &anyhow::Error, mut stderr: impl Write) {
+    if is_broken_pipe(error) {
+        return;
+    }
+    let message = chain_text(error.as_ref());
+    let _ = writeln!(stderr, "error: {message}");
+    if let Some(hinted) = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<Hinted>())
+    {
+        let _ = writeln!(stderr, "hint: {}", hinted.hint);
+    }
+}
+
+/// An error and its causes on one line: `what failed: cause: cause`.
+pub fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        // `Hinted` and `#[error(transparent)]` repeat their source's text: print it once.
+        if !message.ends_with(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        next = cause.source();
+    }
+    message
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_the_chain_once_and_the_hint() {
+        let inner = anyhow::anyhow!("bucket `b` does not exist");
+        let error = anyhow::Error::new(Hinted::new(inner, "create it")).context("snapshot failed");
+        let mut out = Vec::new();
+        report(&error, &mut out);
+        assert_eq!(
+            String::from_utf8(out).expect("utf-8"),
+            "error: snapshot failed: bucket `b` does not exist\nhint: create it\n"
+        );
+    }
+}

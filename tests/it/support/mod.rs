@@ -1,0 +1,226 @@
+//! Test support: a hermetic environment, a command builder, and real peers on 127.0.0.1.
+
+pub mod git_http;
+pub mod http;
+pub mod sigv4;
+
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use tempfile::TempDir;
+
+/// The AWS credentials every test signs with unless it says otherwise.
+pub const ACCESS_KEY: &str = "AKIAIOSFODNN7EXAMPLE";
+pub const SECRET_KEY: &str = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY";
+
+/// A temporary HOME with its own git config, and no variable from the outside world but PATH.
+pub struct Env {
+    root: TempDir,
+    vars: Vec<(String, String)>,
+}
+
+impl Env {
+    pub fn new() -> Self {
+        let root = tempfile::Builder::new()
+            .prefix("gitkit-it-")
+            .tempdir()
+            .expect("temp dir");
+        let home = root.path().join("home");
+        std::fs::create_dir_all(&home).expect("create home");
+        let home_str = home.to_str().expect("utf-8 temp path").to_string();
+        let root_str = root.path().to_str().expect("utf-8 temp path").to_string();
+        let mut env = Self {
+            root,
+            vars: Vec::new(),
+        };
+        let path = std::env::var("PATH").unwrap_or_default();
+        for (key, value) in [
+            ("PATH", path.as_str()),
+            ("HOME", &home_str),
+            ("XDG_CONFIG_HOME", &format!("{home_str}/.config")),
+            ("GIT_CONFIG_GLOBAL", &format!("{home_str}/.gitconfig")),
+            ("GIT_CONFIG_NOSYSTEM", "1"),
+            ("GIT_CEILING_DIRECTORIES", &root_str),
+            ("GIT_TERMINAL_PROMPT", "0"),
+            ("GIT_AUTHOR_NAME", "Test Author"),
+            ("GIT_AUTHOR_EMAIL", "author@example.com"),
+            ("GIT_COMMITTER_NAME", "Test Author"),
+            ("GIT_COMMITTER_EMAIL", "author@example.com"),
+            ("LANG", "C"),
+            ("GITKIT_HOME", &format!("{home_str}/.gitkit")),
+            // Never reach for a real instance metadata service from a test.
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+            ("AWS_REGION", "us-east-1"),
+        ] {
+            env.set(key, value);
+        }
+        env.git(&home, ["config", "--global", "init.defaultBranch", "main"])
+            .success();
+        env
+    }
+
+    /// Sets (or replaces) a variable for every command this environment builds.
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.vars.retain(|(k, _)| k != key);
+        self.vars.push((key.to_string(), value.into()));
+    }
+
+    pub fn remove(&mut self, key: &str) {
+        self.vars.retain(|(k, _)| k != key);
+    }
+
+    pub fn set_aws_keys(&mut self) {
+        self.set("AWS_ACCESS_KEY_ID", ACCESS_KEY);
+        self.set("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.root.path().join("home")
+    }
+
+    /// A new empty folder under the environment's root.
+    pub fn dir(&self, name: &str) -> PathBuf {
+        let dir = self.root.path().join(name);
+        std::fs::create_dir_all(&dir).expect("create dir");
+        dir
+    }
+
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Cmd {
+        let mut command = Command::new(program);
+        command.env_clear().current_dir(self.home());
+        for (key, value) in &self.vars {
+            command.env(key, value);
+        }
+        Cmd {
+            command,
+            stdin: None,
+        }
+    }
+
+    pub fn gitkit<I, S>(&self, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command(gitkit_bin()).args(args)
+    }
+
+    pub fn git<I, S>(&self, dir: &Path, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command("git").current_dir(dir).args(args)
+    }
+
+    /// A repository with one commit holding `README.md`.
+    pub fn repo_with_commit(&self, name: &str) -> PathBuf {
+        let dir = self.dir(name);
+        self.git(&dir, ["init", "-q"]).success();
+        std::fs::write(dir.join("README.md"), "hello\n").expect("write");
+        self.git(&dir, ["add", "README.md"]).success();
+        self.git(&dir, ["commit", "-q", "-m", "first"]).success();
+        dir
+    }
+}
+
+pub fn gitkit_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gitkit")
+}
+
+/// A command to run, with the checks tests make on how it ended.
+#[must_use]
+pub struct Cmd {
+    command: Command,
+    stdin: Option<Vec<u8>>,
+}
+
+impl Cmd {
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        self.command.env(key, value);
+        self
+    }
+
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Self {
+        self.command.current_dir(dir);
+        self
+    }
+
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    pub fn output(mut self) -> Output {
+        self.command
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self
+            .command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.command));
+        if let Some(input) = self.stdin.take() {
+            let mut stdin = child.stdin.take().expect("piped stdin");
+            // The program may exit without reading all of it; that is its business.
+            let _ = stdin.write_all(&input);
+        }
+        child.wait_with_output().expect("wait for child")
+    }
+
+    #[track_caller]
+    pub fn success(self) -> Output {
+        let description = format!("{:?}", self.command);
+        let output = self.output();
+        assert!(
+            output.status.success(),
+            "{description} failed:\n{}",
+            describe(&output)
+        );
+        output
+    }
+
+    #[track_caller]
+    pub fn failure(self) -> Output {
+        let description = format!("{:?}", self.command);
+        let output = self.output();
+        assert!(
+            !output.status.success(),
+            "{description} succeeded:\n{}",
+            describe(&output)
+        );
+        output
+    }
+}
+
+pub fn describe(output: &Output) -> String {
+    format!(
+        "status: {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8(output.stdout.clone()).expect("utf-8 stdout")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
