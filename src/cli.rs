@@ -22,9 +22,81 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Save the workspace (working tree, untracked files and .git) to the store.
+    Snapshot(SnapshotArgs),
+
+    /// List snapshots, newest first.
+    Snapshots(SnapshotsArgs),
+
+    /// Write a snapshot's files into a folder, each verified against its hash.
+    Restore(RestoreArgs),
+
     /// Git credential helper for AWS CodeCommit (git calls this).
     #[command(hide = true)]
     Credential(CredentialArgs),
+}
+
+/// Where snapshots are kept: `--store`, else GITKIT_STORE, else git config `gitkit.store`, else
+/// a folder under GITKIT_HOME.
+#[derive(Debug, Args)]
+pub struct StoreArgs {
+    /// `s3://BUCKET/PREFIX`, `file:///PATH` or a folder.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+
+    /// AWS profile for an S3 store (default: AWS_PROFILE, else `default`).
+    #[arg(long)]
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Also save files that .gitignore and gitkit.exclude leave out.
+    #[arg(long)]
+    pub include_ignored: bool,
+
+    /// Print what was done as one JSON object instead of the id.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SnapshotsArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The workspace to list (default: the current repository's; outside one, every workspace).
+    #[arg(long, value_name = "NAME")]
+    pub workspace: Option<String>,
+
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// A snapshot id, or `latest`.
+    #[arg(default_value = "latest")]
+    pub snapshot: String,
+
+    /// The folder to restore into; it must be empty unless --force.
+    #[arg(long, value_name = "DIR")]
+    pub to: std::path::PathBuf,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The workspace to restore (default: the current repository's, or the store's only one).
+    #[arg(long, value_name = "NAME")]
+    pub workspace: Option<String>,
+
+    /// Restore into a folder that is not empty, replacing the files the snapshot holds.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -3,11 +3,18 @@
 pub mod aws;
 pub mod cli;
 pub mod codecommit;
+pub mod commands;
 pub mod credential;
 pub mod error;
+pub mod fs;
 pub mod gitconfig;
+pub mod home;
 pub mod logging;
+pub mod progress_bar;
 pub mod secret;
+pub mod snapshot;
+pub mod store;
+pub mod time;
 
 use std::io::{self, Write};
 use std::process::ExitCode;
@@ -25,9 +32,17 @@ pub fn run(cli: Cli) -> ExitCode {
         error::report(&error, io::stderr());
         return ExitCode::FAILURE;
     }
-    match cli.command {
-        Command::Credential(args) => credential(args),
+    let dir = std::path::Path::new(".");
+    let result = match cli.command {
+        Command::Credential(args) => return credential(args),
+        Command::Snapshot(args) => commands::snapshot::snapshot(args, dir),
+        Command::Snapshots(args) => commands::snapshot::snapshots(args, dir),
+        Command::Restore(args) => commands::snapshot::restore(args, dir),
+    };
+    if let Err(error) = &result {
+        error::report(error, io::stderr());
     }
+    error::exit_code(&result)
 }
 
 /// The credential helper reports in one stderr line, and exits 0 whenever the user must act,

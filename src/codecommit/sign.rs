@@ -5,9 +5,8 @@
 //! `AWS4-HMAC-SHA256\n<YYYYMMDDTHHMMSS>\n<YYYYMMDD>/<region>/codecommit/aws4_request\n<sha256>`
 //! (awscli puts the timestamp there without its `Z`); password: `<YYYYMMDDTHHMMSS>Z<signature>`.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use aws_smithy_types::date_time::{DateTime, Format};
 use sha2::{Digest, Sha256};
 
 use crate::secret::Secret;
@@ -26,8 +25,9 @@ pub struct Request<'a> {
 
 /// The Git password for `request`, signed with `secret_access_key`.
 pub fn password(secret_access_key: &Secret<String>, request: &Request<'_>) -> Secret<String> {
-    let time = whole_second(request.time);
-    let timestamp = compact_timestamp(time);
+    let time = crate::time::whole_second(request.time);
+    let timestamp = crate::time::compact(time);
+    let timestamp = timestamp.trim_end_matches('Z');
     let date = &timestamp[..8];
     let canonical_request = format!(
         "GIT\n{path}\n\nhost:{host}\n\nhost\n",
@@ -56,26 +56,10 @@ fn url_path(path: &str) -> String {
     format!("/{}", &path[..end])
 }
 
-fn whole_second(time: SystemTime) -> SystemTime {
-    let secs = time
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
-    UNIX_EPOCH + Duration::from_secs(secs)
-}
-
-/// `20261128T093000`, in UTC.
-fn compact_timestamp(time: SystemTime) -> String {
-    DateTime::from(time)
-        .fmt(Format::DateTime)
-        .expect("a time after 1970 formats")
-        .chars()
-        .filter(|c| !matches!(c, '-' | ':' | 'Z'))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
     use super::*;
 
     const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";

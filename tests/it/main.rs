@@ -1,4 +1,5 @@
 //! Integration tests: each drives the real `gitkit` binary against real peers on 127.0.0.1.
 
 mod credential;
+mod snapshot;
 mod support;

@@ -57,6 +57,11 @@ impl Response {
         Self::new(status, body.into()).header("Content-Type", "application/json; charset=utf-8")
     }
 
+    /// Close the connection without answering, as a server that went away does.
+    pub fn hangup() -> Self {
+        Self::new(0, Vec::new())
+    }
+
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_string(), value.into()));
         self
@@ -114,6 +119,9 @@ fn serve(stream: TcpStream, handler: &Handler) -> std::io::Result<()> {
         return Ok(());
     };
     let response = handler(&request);
+    if response.status == 0 {
+        return stream.shutdown(std::net::Shutdown::Both);
+    }
     let mut stream = stream;
     let mut head = format!(
         "HTTP/1.1 {} {}\r\n",
@@ -132,7 +140,7 @@ fn serve(stream: TcpStream, handler: &Handler) -> std::io::Result<()> {
     stream.flush()
 }
 
-fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
+pub(crate) fn read_request(reader: &mut impl BufRead) -> std::io::Result<Option<Request>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);

@@ -2,6 +2,8 @@
 
 pub mod git_http;
 pub mod http;
+pub mod proxy;
+pub mod s3;
 pub mod sigv4;
 
 use std::ffi::OsStr;
@@ -74,6 +76,10 @@ impl Env {
     pub fn set_aws_keys(&mut self) {
         self.set("AWS_ACCESS_KEY_ID", ACCESS_KEY);
         self.set("AWS_SECRET_ACCESS_KEY", SECRET_KEY);
+    }
+
+    pub fn root_path(&self) -> &Path {
+        self.root.path()
     }
 
     pub fn home(&self) -> PathBuf {

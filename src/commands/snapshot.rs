@@ -1,0 +1,251 @@
+//! `gitkit snapshot`, `gitkit snapshots` and `gitkit restore`.
+
+use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
+
+use anyhow::Context as _;
+
+use crate::aws::Profile;
+use crate::cli::{RestoreArgs, SnapshotArgs, SnapshotsArgs, StoreArgs};
+use crate::error::Hinted;
+use crate::snapshot::{self, Summary, Workspace};
+use crate::store::{self, AnyStore, S3Options, Store, StoreError};
+use crate::{home, progress_bar};
+
+pub fn snapshot(args: SnapshotArgs, dir: &Path) -> anyhow::Result<()> {
+    let workspace = Workspace::discover(dir)?;
+    let location = location(&args.store, workspace.store.as_deref())?;
+    let options = snapshot::SnapshotOptions {
+        include_ignored: args.include_ignored,
+        host: host_name(),
+        now: SystemTime::now(),
+    };
+    let outcome = super::runtime().block_on(async {
+        let store = open(&location, &args.store).await;
+        let progress = progress_bar::for_terminal("snapshot");
+        snapshot::create(&store, &workspace, &options, progress)
+            .await
+            .map_err(|e| match e {
+                snapshot::SnapshotError::Store(e) => store_error(e),
+                other => other.into(),
+            })
+    })?;
+    let summary = &outcome.summary;
+    let mut stderr = std::io::stderr().lock();
+    for path in &outcome.skipped {
+        writeln!(stderr, "warning: could not read {path}; left out")?;
+    }
+    if outcome.unchanged {
+        writeln!(
+            stderr,
+            "unchanged since snapshot {} of {}",
+            summary.id, summary.time
+        )?;
+    } else {
+        writeln!(
+            stderr,
+            "snapshot {} of `{}` in {}: {} files, {} ({} new in {} packs), {:.2}s",
+            summary.id,
+            summary.workspace,
+            location,
+            summary.files,
+            human_bytes(summary.bytes),
+            human_bytes(outcome.new_bytes),
+            outcome.new_packs,
+            outcome.seconds,
+        )?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut stdout, &outcome)?;
+        writeln!(stdout)?;
+    } else {
+        writeln!(stdout, "{}", summary.id)?;
+    }
+    Ok(())
+}
+
+pub fn snapshots(args: SnapshotsArgs, dir: &Path) -> anyhow::Result<()> {
+    let workspace = Workspace::discover(dir).ok();
+    let location = location(
+        &args.store,
+        workspace.as_ref().and_then(|w| w.store.as_deref()),
+    )?;
+    let named = args.workspace.clone().or_else(|| workspace.map(|w| w.name));
+    let summaries = super::runtime().block_on(async {
+        let store = open(&location, &args.store).await;
+        let workspaces = match named {
+            Some(name) => vec![name],
+            None => snapshot::workspaces(&store).await.map_err(store_error)?,
+        };
+        snapshot::list(&store, &workspaces)
+            .await
+            .map_err(find_error)
+    })?;
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer_pretty(&mut stdout, &summaries)?;
+        writeln!(stdout)?;
+    } else {
+        write_table(&mut stdout, &summaries)?;
+    }
+    Ok(())
+}
+
+pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
+    let workspace = Workspace::discover(dir).ok();
+    let location = location(
+        &args.store,
+        workspace.as_ref().and_then(|w| w.store.as_deref()),
+    )?;
+    let target = args.to.clone();
+    let outcome = super::runtime().block_on(async {
+        let store = open(&location, &args.store).await;
+        let name = match args.workspace.clone().or_else(|| workspace.map(|w| w.name)) {
+            Some(name) => name,
+            None => only_workspace(&store).await?,
+        };
+        let manifest = snapshot::find(&store, &name, &args.snapshot).await.map_err(find_error)?;
+        let progress = progress_bar::for_terminal("restore");
+        let options = snapshot::RestoreOptions { force: args.force };
+        let outcome = snapshot::restore(&store, &manifest, &target, &options, progress).await.map_err(|e| match e {
+            snapshot::RestoreError::NotEmpty(path) => Hinted::new(
+                snapshot::RestoreError::NotEmpty(path),
+                "restore into an empty or new folder, or add --force to replace the files the snapshot holds",
+            )
+            .into(),
+            snapshot::RestoreError::Store(e) => store_error(e),
+            other => anyhow::Error::from(other),
+        })?;
+        Ok::<_, anyhow::Error>((manifest.summary, outcome))
+    })?;
+    let (summary, outcome) = outcome;
+    writeln!(
+        std::io::stderr().lock(),
+        "restored snapshot {} of `{}` ({} files, {}) into {} in {:.2}s",
+        summary.id,
+        summary.workspace,
+        outcome.files,
+        human_bytes(outcome.bytes),
+        target.display(),
+        outcome.seconds,
+    )?;
+    Ok(())
+}
+
+async fn only_workspace(store: &AnyStore) -> anyhow::Result<String> {
+    let mut names = snapshot::workspaces(store).await.map_err(store_error)?;
+    match names.len() {
+        1 => Ok(names.remove(0)),
+        0 => Err(anyhow::anyhow!("{} holds no snapshots", store.name())),
+        _ => Err(Hinted::new(
+            anyhow::anyhow!(
+                "{} holds several workspaces: {}",
+                store.name(),
+                names.join(", ")
+            ),
+            "name one with --workspace NAME",
+        )
+        .into()),
+    }
+}
+
+fn location(args: &StoreArgs, config: Option<&str>) -> anyhow::Result<store::Location> {
+    let env = std::env::var("GITKIT_STORE").ok();
+    store::choose(
+        args.store.as_deref(),
+        env.as_deref(),
+        config,
+        &home::gitkit_home(),
+    )
+    .context("cannot use the store")
+}
+
+async fn open(location: &store::Location, args: &StoreArgs) -> AnyStore {
+    let endpoint_set = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+        .iter()
+        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
+    let options = S3Options {
+        profile: Profile(args.profile.clone()),
+        path_style: endpoint_set,
+    };
+    AnyStore::open(location, &options).await
+}
+
+fn store_error(error: StoreError) -> anyhow::Error {
+    match error.hint() {
+        Some(hint) => Hinted::new(error, hint).into(),
+        None => error.into(),
+    }
+}
+
+fn find_error(error: snapshot::FindError) -> anyhow::Error {
+    match error {
+        snapshot::FindError::Store(e) => store_error(e),
+        e @ snapshot::FindError::NoSuchSnapshot { .. } => {
+            Hinted::new(e, "list the snapshots with `gitkit snapshots`").into()
+        }
+        other => other.into(),
+    }
+}
+
+fn host_name() -> String {
+    gethostname::gethostname().to_string_lossy().into_owned()
+}
+
+fn write_table(out: &mut impl Write, summaries: &[Summary]) -> std::io::Result<()> {
+    if summaries.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{:<24} {:<20} {:<16} {:<12} {:<16} {:<16} {:>7} {:>10}",
+        "ID", "TIME", "WORKSPACE", "COMMIT", "BRANCH", "HOST", "FILES", "SIZE"
+    )?;
+    for s in summaries {
+        let commit = s
+            .commit
+            .as_deref()
+            .map(|c| &c[..c.len().min(12)])
+            .unwrap_or("-");
+        writeln!(
+            out,
+            "{:<24} {:<20} {:<16} {:<12} {:<16} {:<16} {:>7} {:>10}",
+            s.id,
+            s.time,
+            s.workspace,
+            commit,
+            s.branch.as_deref().unwrap_or("-"),
+            s.host,
+            s.files,
+            human_bytes(s.bytes)
+        )?;
+    }
+    Ok(())
+}
+
+/// `8.2 MB`: decimal units, as `du --si` and S3 consoles print them.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < UNITS.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn human_bytes() {
+        assert_eq!(super::human_bytes(999), "999 B");
+        assert_eq!(super::human_bytes(8_192_000), "8.2 MB");
+    }
+}

@@ -1,0 +1,127 @@
+//! The repository a snapshot is taken of: where it is, what it is called, what HEAD is.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkspaceError {
+    #[error("{0} is not inside a git repository")]
+    NotARepository(PathBuf, #[source] git2::Error),
+    #[error("{0} is a bare repository; snapshots need a working tree")]
+    Bare(PathBuf),
+    #[error("could not read the repository's configuration")]
+    Config(#[source] git2::Error),
+}
+
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The working tree's top folder.
+    pub root: PathBuf,
+    /// The `.git` folder.
+    pub git_dir: PathBuf,
+    /// `gitkit.workspace`, else the top folder's name.
+    pub name: String,
+    pub commit: Option<String>,
+    pub branch: Option<String>,
+    /// `gitkit.exclude` patterns, gitignore syntax.
+    pub exclude: Vec<String>,
+    /// `gitkit.store`.
+    pub store: Option<String>,
+}
+
+impl Workspace {
+    pub fn discover(dir: &Path) -> Result<Self, WorkspaceError> {
+        let repo = git2::Repository::discover(dir)
+            .map_err(|e| WorkspaceError::NotARepository(dir.to_path_buf(), e))?;
+        let root = repo
+            .workdir()
+            .ok_or_else(|| WorkspaceError::Bare(dir.to_path_buf()))?;
+        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+        let config = repo.config().map_err(WorkspaceError::Config)?;
+        let name = config
+            .get_string("gitkit.workspace")
+            .ok()
+            .map(|name| sanitize(&name))
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| default_name(&root));
+        let mut exclude = Vec::new();
+        if let Ok(mut values) = config.multivar("gitkit.exclude", None) {
+            while let Some(Ok(value)) = values.next() {
+                if let Ok(pattern) = value.value() {
+                    exclude.push(pattern.to_string());
+                }
+            }
+        }
+        let store = config
+            .get_string("gitkit.store")
+            .ok()
+            .filter(|s| !s.is_empty());
+        let (commit, branch) = head(&repo);
+        Ok(Self {
+            git_dir: repo.path().to_path_buf(),
+            root,
+            name,
+            commit,
+            branch,
+            exclude,
+            store,
+        })
+    }
+}
+
+/// The commit HEAD points at, and the branch it is on (`None` when detached).
+fn head(repo: &git2::Repository) -> (Option<String>, Option<String>) {
+    let branch = repo
+        .find_reference("HEAD")
+        .ok()
+        .and_then(|head| head.symbolic_target().ok().flatten().map(str::to_string))
+        .map(|target| {
+            target
+                .strip_prefix("refs/heads/")
+                .unwrap_or(&target)
+                .to_string()
+        });
+    let commit = repo
+        .head()
+        .ok()
+        .and_then(|head| head.peel_to_commit().ok())
+        .map(|commit| commit.id().to_string());
+    (commit, branch)
+}
+
+fn default_name(root: &Path) -> String {
+    let name = root
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = sanitize(&name);
+    if name.is_empty() {
+        "workspace".to_string()
+    } else {
+        name
+    }
+}
+
+/// A workspace name is one key segment: letters, digits, `-`, `_` and `.` only.
+pub fn sanitize(name: &str) -> String {
+    let cleaned: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    cleaned.trim_matches(['.', '-']).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn names_are_single_safe_segments() {
+        assert_eq!(super::sanitize("my project/../x"), "my-project-..-x");
+        assert_eq!(super::sanitize(".."), "");
+        assert_eq!(super::sanitize("churn-model_v2"), "churn-model_v2");
+    }
+}

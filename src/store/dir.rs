@@ -1,0 +1,110 @@
+//! A store in a local folder (or an EFS / NFS mount): one file per object.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use super::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct DirStore {
+    root: Arc<PathBuf>,
+    name: Arc<str>,
+}
+
+impl DirStore {
+    pub fn new(root: PathBuf) -> Self {
+        let name = root.display().to_string().into();
+        Self {
+            root: Arc::new(root),
+            name,
+        }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn io_error(&self, action: &'static str, key: &str, source: std::io::Error) -> StoreError {
+        StoreError::Io {
+            store: self.name.to_string(),
+            action,
+            key: key.to_string(),
+            source,
+        }
+    }
+}
+
+impl Store for DirStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+        let store = self.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            crate::fs::write_atomically(&store.path(&key), &data)
+                .map_err(|e| store.io_error("writing", &key, e))
+        })
+        .await
+        .expect("the write task does not panic")
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        match tokio::fs::read(self.path(key)).await {
+            Ok(data) => Ok(Bytes::from(data)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound {
+                store: self.name.to_string(),
+                key: key.to_string(),
+            }),
+            Err(e) => Err(self.io_error("reading", key, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        let store = self.clone();
+        let prefix = prefix.to_string();
+        tokio::task::spawn_blocking(move || {
+            let mut keys = Vec::new();
+            // Walk from the deepest folder the prefix names, then filter by the whole prefix.
+            let start = match prefix.rfind('/') {
+                Some(end) => store.root.join(&prefix[..end]),
+                None => store.root.to_path_buf(),
+            };
+            for entry in walkdir::WalkDir::new(&start).min_depth(1) {
+                let entry = match entry {
+                    Ok(entry) => entry,
+                    Err(e)
+                        if e.io_error()
+                            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
+                    {
+                        break;
+                    }
+                    Err(e) => return Err(store.io_error("listing", &prefix, e.into())),
+                };
+                if !entry.file_type().is_file() || is_temporary(entry.path()) {
+                    continue;
+                }
+                let Ok(relative) = entry.path().strip_prefix(store.root.as_path()) else {
+                    continue;
+                };
+                let key = relative.to_string_lossy().replace('\\', "/");
+                if key.starts_with(&prefix) {
+                    keys.push(key);
+                }
+            }
+            Ok(keys)
+        })
+        .await
+        .expect("the list task does not panic")
+    }
+}
+
+use crate::fs::TEMPORARY_PREFIX;
+
+fn is_temporary(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|name| name.to_string_lossy().starts_with(TEMPORARY_PREFIX))
+}

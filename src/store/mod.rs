@@ -1,0 +1,230 @@
+//! The object stores snapshots live in: S3 (or anything that speaks it) and a plain folder.
+//!
+//! Keys are `/`-separated and relative to the store's root (`s3://bucket/prefix` or the
+//! folder). Objects are written whole and never modified, so a store needs only put, get and
+//! list.
+
+mod dir;
+mod s3;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+
+pub use dir::DirStore;
+pub use s3::{S3Options, S3Store};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{store}: no object {key}")]
+    NotFound { store: String, key: String },
+    #[error("{store}: access denied ({detail})")]
+    Denied { store: String, detail: String },
+    #[error("{store}: the bucket does not exist")]
+    NoBucket { store: String },
+    #[error("{store}: {action} {key} failed: {detail}")]
+    Failed {
+        store: String,
+        action: &'static str,
+        key: String,
+        detail: String,
+    },
+    #[error("{store}: {action} {key} failed")]
+    Io {
+        store: String,
+        action: &'static str,
+        key: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    /// How the user fixes it.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            StoreError::Denied { .. } => Some(
+                "check the AWS credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID) and that they may \
+                 read and write the bucket",
+            ),
+            StoreError::NoBucket { .. } => {
+                Some("create the bucket, or point --store / gitkit.store at an existing one")
+            }
+            StoreError::Failed { .. } | StoreError::Io { .. } => {
+                Some("check that the store is reachable, then run the command again")
+            }
+            StoreError::NotFound { .. } => None,
+        }
+    }
+}
+
+/// Where objects are kept. Implementations are cheap to clone and shared between tasks.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// The store as the user named it, for messages.
+    fn name(&self) -> &str;
+
+    /// Writes `data` at `key`, whole: a reader never sees part of an object.
+    fn put(&self, key: &str, data: Bytes) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    fn get(&self, key: &str) -> impl Future<Output = Result<Bytes, StoreError>> + Send;
+
+    /// Every key that starts with `prefix`.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+}
+
+/// A store as the user writes it: `s3://bucket/prefix`, `file:///path`, or a folder path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    S3 { bucket: String, prefix: String },
+    Dir(PathBuf),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a store: use s3://BUCKET/PREFIX, file:///PATH or a folder path")]
+pub struct BadLocation(String);
+
+impl Location {
+    pub fn parse(text: &str) -> Result<Self, BadLocation> {
+        if let Some(rest) = text.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(BadLocation(text.to_string()));
+            }
+            let prefix = prefix.trim_matches('/');
+            return Ok(Location::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            });
+        }
+        let path = text.strip_prefix("file://").unwrap_or(text);
+        if path.is_empty() || text.contains("://") && !text.starts_with("file://") {
+            return Err(BadLocation(text.to_string()));
+        }
+        Ok(Location::Dir(PathBuf::from(path)))
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Location::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            Location::Dir(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_store_locations() {
+        assert_eq!(
+            Location::parse("s3://bucket/team/ws/").expect("valid"),
+            Location::S3 {
+                bucket: "bucket".into(),
+                prefix: "team/ws".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://bucket").expect("valid"),
+            Location::S3 {
+                bucket: "bucket".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            Location::parse("file:///mnt/efs/snapshots").expect("valid"),
+            Location::Dir("/mnt/efs/snapshots".into())
+        );
+        assert_eq!(
+            Location::parse("./snaps").expect("valid"),
+            Location::Dir("./snaps".into())
+        );
+        assert!(Location::parse("s3://").is_err());
+        assert!(Location::parse("gs://bucket").is_err());
+        assert!(Location::parse("").is_err());
+    }
+}
+
+/// Either kind of store, chosen at run time.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    S3(S3Store),
+    Dir(DirStore),
+}
+
+impl AnyStore {
+    pub async fn open(location: &Location, s3: &S3Options) -> Self {
+        match location {
+            Location::S3 { bucket, prefix } => {
+                AnyStore::S3(S3Store::connect(bucket, prefix, s3).await)
+            }
+            Location::Dir(path) => AnyStore::Dir(DirStore::new(path.clone())),
+        }
+    }
+}
+
+impl Store for AnyStore {
+    fn name(&self) -> &str {
+        match self {
+            AnyStore::S3(store) => store.name(),
+            AnyStore::Dir(store) => store.name(),
+        }
+    }
+
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+        match self {
+            AnyStore::S3(store) => store.put(key, data).await,
+            AnyStore::Dir(store) => store.put(key, data).await,
+        }
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
+        match self {
+            AnyStore::S3(store) => store.get(key).await,
+            AnyStore::Dir(store) => store.get(key).await,
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        match self {
+            AnyStore::S3(store) => store.list(prefix).await,
+            AnyStore::Dir(store) => store.list(prefix).await,
+        }
+    }
+}
+
+/// Which store to use: `--store`, else `GITKIT_STORE`, else git config `gitkit.store`, else the
+/// folder `store` under gitkit's home.
+pub fn choose(
+    flag: Option<&str>,
+    env: Option<&str>,
+    config: Option<&str>,
+    home: &std::path::Path,
+) -> Result<Location, BadLocation> {
+    match flag.or(env).or(config).filter(|s| !s.is_empty()) {
+        Some(text) => Location::parse(text),
+        None => Ok(Location::Dir(home.join("store"))),
+    }
+}
+
+#[cfg(test)]
+mod choose_tests {
+    use super::*;
+
+    #[test]
+    fn flag_then_env_then_config_then_home() {
+        let home = std::path::Path::new("/h");
+        let pick = |f, e, c| choose(f, e, c, home).expect("valid").to_string();
+        assert_eq!(
+            pick(Some("s3://f"), Some("s3://e"), Some("s3://c")),
+            "s3://f"
+        );
+        assert_eq!(pick(None, Some("s3://e"), Some("s3://c")), "s3://e");
+        assert_eq!(pick(None, None, Some("s3://c")), "s3://c");
+        assert_eq!(pick(None, None, None), "/h/store");
+    }
+}

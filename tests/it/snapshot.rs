@@ -1,0 +1,754 @@
+//! `gitkit snapshot`, `snapshots` and `restore`, against a folder store and a real S3 server.
+
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use crate::support::http::{Response, Server};
+use crate::support::proxy::forward;
+use crate::support::s3::{BUCKET, Weed};
+use crate::support::{Env, stderr, stdout};
+
+/// A repository with everything a snapshot must bring back: tracked, untracked and ignored
+/// files, an executable, a symlink, an empty file, a non-UTF-8 name, an unpushed commit on a
+/// second branch, and a stash.
+fn rich_repository(env: &Env) -> PathBuf {
+    let repo = env.repo_with_commit("project");
+    let write = |path: &str, content: &[u8]| {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    };
+    write(".gitignore", b"*.log\ncache/\n");
+    write("src/model.py", b"print('model')\n");
+    write("run.sh", b"#!/bin/sh\necho run\n");
+    std::fs::set_permissions(repo.join("run.sh"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    env.git(&repo, ["add", "."]).success();
+    env.git(&repo, ["commit", "-q", "-m", "code"]).success();
+    env.git(&repo, ["checkout", "-q", "-b", "experiment"])
+        .success();
+    write("src/model.py", b"print('experiment')\n");
+    env.git(&repo, ["commit", "-q", "-am", "unpushed experiment"])
+        .success();
+    write("README.md", b"stashed change\n");
+    env.git(&repo, ["stash", "-q"]).success();
+    write("notebook.ipynb", b"{\"cells\": []}\n");
+    write("data/results.csv", b"a,b\n1,2\n");
+    write("empty.txt", b"");
+    write("train.log", b"ignored\n");
+    write("cache/blob.bin", b"ignored too\n");
+    let odd_name = std::ffi::OsStr::from_bytes(b"caf\xe9 notes.txt");
+    std::fs::write(repo.join(odd_name), b"latin-1 name\n").expect("write");
+    symlink("src/model.py", repo.join("model-link")).expect("symlink");
+    symlink("/nonexistent/target", repo.join("dangling")).expect("symlink");
+    repo
+}
+
+/// What a working tree holds outside `.git`: path -> kind, mode and content or link target.
+fn tree(root: &Path) -> BTreeMap<Vec<u8>, String> {
+    let mut found = BTreeMap::new();
+    for entry in walkdir::WalkDir::new(root)
+        .min_depth(1)
+        .into_iter()
+        .filter_entry(|e| e.file_name() != ".git")
+    {
+        let entry = entry.expect("walk");
+        let relative = entry
+            .path()
+            .strip_prefix(root)
+            .expect("under root")
+            .as_os_str()
+            .as_bytes()
+            .to_vec();
+        let metadata = entry.path().symlink_metadata().expect("stat");
+        let description = if metadata.file_type().is_symlink() {
+            format!(
+                "link -> {}",
+                std::fs::read_link(entry.path())
+                    .expect("readlink")
+                    .display()
+            )
+        } else if metadata.is_dir() {
+            continue;
+        } else {
+            let content = std::fs::read(entry.path()).expect("read");
+            format!(
+                "file {:o} {}",
+                metadata.permissions().mode() & 0o777,
+                String::from_utf8_lossy(&content)
+            )
+        };
+        found.insert(relative, description);
+    }
+    found
+}
+
+/// What git says of a repository: status, branches with their commits, stashes.
+fn git_state(env: &Env, repo: &Path) -> Vec<String> {
+    [
+        vec!["status", "--porcelain=v1", "--untracked-files=all"],
+        vec!["for-each-ref", "--format=%(refname) %(objectname)"],
+        vec!["stash", "list"],
+        vec!["rev-parse", "HEAD"],
+    ]
+    .into_iter()
+    .map(|args| stdout(&env.git(repo, args).success()))
+    .collect()
+}
+
+fn snapshot_json(env: &Env, repo: &Path, store: &str) -> Value {
+    let output = env
+        .gitkit([
+            "-C",
+            repo.to_str().expect("utf-8"),
+            "snapshot",
+            "--json",
+            "--store",
+            store,
+        ])
+        .success();
+    serde_json::from_str(stdout(&output).trim()).expect("one JSON object")
+}
+
+#[track_caller]
+fn assert_restored(env: &Env, original: &Path, restored: &Path) {
+    let mut expected = tree(original);
+    expected.retain(|path, _| !path.ends_with(b".log") && !path.starts_with(b"cache/"));
+    assert_eq!(tree(restored), expected);
+    env.git(restored, ["fsck", "--strict"]).success();
+    assert_eq!(git_state(env, restored), git_state(env, original));
+}
+
+#[test]
+fn folder_store_round_trip_brings_back_the_whole_workspace() {
+    let env = Env::new();
+    let repo = rich_repository(&env);
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    let before = git_state(&env, &repo);
+
+    let output = env
+        .gitkit([
+            "-C",
+            repo.to_str().expect("utf-8"),
+            "snapshot",
+            "--store",
+            store,
+        ])
+        .success();
+    let id = stdout(&output).lines().last().expect("an id").to_string();
+    assert!(
+        stderr(&output).contains("files"),
+        "a summary on stderr: {}",
+        stderr(&output)
+    );
+    assert_eq!(
+        git_state(&env, &repo),
+        before,
+        "a snapshot changes nothing in the repository"
+    );
+
+    let target = env.root_path().join("restored");
+    env.gitkit([
+        "restore",
+        &id,
+        "--store",
+        store,
+        "--workspace",
+        "project",
+        "--to",
+        target.to_str().expect("utf-8"),
+    ])
+    .success();
+    assert_restored(&env, &repo, &target);
+    assert!(!target.join("train.log").exists(), "ignored files stay out");
+}
+
+#[test]
+fn s3_round_trip_through_a_real_server() {
+    let mut env = Env::new();
+    let weed = Weed::shared();
+    weed.configure(&mut env);
+    let repo = rich_repository(&env);
+    let store = format!("s3://{BUCKET}/round-trip");
+
+    let first = snapshot_json(&env, &repo, &store);
+    assert_eq!(first["unchanged"], false);
+    assert!(first["new_bytes"].as_u64().expect("number") > 0);
+
+    let target = env.root_path().join("restored");
+    env.gitkit([
+        "restore",
+        "latest",
+        "--store",
+        &store,
+        "--to",
+        target.to_str().expect("utf-8"),
+    ])
+    .success();
+    assert_restored(&env, &repo, &target);
+}
+
+#[test]
+fn unchanged_workspace_makes_no_new_snapshot_and_an_edit_does() {
+    let env = Env::new();
+    let repo = rich_repository(&env);
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+
+    let first = snapshot_json(&env, &repo, store);
+    let again = snapshot_json(&env, &repo, store);
+    assert_eq!(again["unchanged"], true);
+    assert_eq!(again["summary"]["id"], first["summary"]["id"]);
+    assert_eq!(again["new_bytes"], 0);
+
+    std::fs::write(repo.join("notebook.ipynb"), b"{\"cells\": [1]}\n").expect("write");
+    let edited = snapshot_json(&env, &repo, store);
+    assert_eq!(edited["unchanged"], false);
+    assert_ne!(edited["summary"]["id"], first["summary"]["id"]);
+    assert_eq!(
+        edited["new_bytes"], 15,
+        "only the edited file's content is new"
+    );
+
+    let listed = env
+        .gitkit([
+            "-C",
+            repo.to_str().expect("utf-8"),
+            "snapshots",
+            "--json",
+            "--store",
+            store,
+        ])
+        .success();
+    let listed: Vec<Value> = serde_json::from_str(&stdout(&listed)).expect("a JSON array");
+    let ids: Vec<&Value> = listed.iter().map(|s| &s["id"]).collect();
+    assert_eq!(
+        ids,
+        [&edited["summary"]["id"], &first["summary"]["id"]],
+        "newest first"
+    );
+    for key in [
+        "id",
+        "time",
+        "workspace",
+        "commit",
+        "branch",
+        "host",
+        "files",
+        "bytes",
+    ] {
+        assert!(listed[0].get(key).is_some(), "missing {key}: {}", listed[0]);
+    }
+    assert_eq!(listed[0]["branch"], "experiment");
+    assert!(listed[0]["time"].as_str().expect("string").ends_with('Z'));
+}
+
+/// The edit `aws s3 sync` misses: same size, same modification time, different content.
+#[test]
+fn edit_keeping_size_and_mtime_is_never_missed() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    let file = repo.join("weights.txt");
+    std::fs::write(&file, b"AAAA").expect("write");
+    let mtime = std::fs::metadata(&file)
+        .expect("stat")
+        .modified()
+        .expect("mtime");
+    // Let the file's change time settle, so the cache trusts its entry.
+    std::thread::sleep(std::time::Duration::from_millis(3100));
+    snapshot_json(&env, &repo, store);
+    let unchanged = snapshot_json(&env, &repo, store);
+    assert_eq!(
+        unchanged["read_bytes"], 0,
+        "an unchanged file is not read again"
+    );
+
+    std::fs::write(&file, b"BBBB").expect("write");
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .expect("open")
+        .set_modified(mtime)
+        .expect("set mtime");
+    let edited = snapshot_json(&env, &repo, store);
+    assert_eq!(edited["unchanged"], false);
+
+    let target = env.root_path().join("restored");
+    env.gitkit([
+        "restore",
+        "--store",
+        store,
+        "--workspace",
+        "project",
+        "--to",
+        target.to_str().expect("utf-8"),
+    ])
+    .success();
+    assert_eq!(
+        std::fs::read(target.join("weights.txt")).expect("read"),
+        b"BBBB"
+    );
+}
+
+#[test]
+fn identical_content_is_stored_once_across_workspaces() {
+    let env = Env::new();
+    let store = env.dir("store");
+    let store_str = store.to_str().expect("utf-8");
+    let data: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let mut new_bytes = Vec::new();
+    for name in ["first", "second"] {
+        let repo = env.repo_with_commit(name);
+        std::fs::write(repo.join("data.bin"), &data).expect("write");
+        new_bytes.push(
+            snapshot_json(&env, &repo, store_str)["new_bytes"]
+                .as_u64()
+                .expect("number"),
+        );
+    }
+    assert!(new_bytes[0] >= data.len() as u64);
+    assert!(
+        new_bytes[1] < 10_000,
+        "the second workspace re-uploaded {} bytes",
+        new_bytes[1]
+    );
+}
+
+#[test]
+fn ignored_files_only_with_include_ignored_and_gitkit_exclude_leaves_files_out() {
+    let env = Env::new();
+    let repo = rich_repository(&env);
+    env.git(&repo, ["config", "gitkit.exclude", "data/"])
+        .success();
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    env.gitkit([
+        "-C",
+        repo.to_str().expect("utf-8"),
+        "snapshot",
+        "--include-ignored",
+        "--store",
+        store,
+    ])
+    .success();
+    let target = env.root_path().join("restored");
+    env.gitkit([
+        "restore",
+        "--store",
+        store,
+        "--workspace",
+        "project",
+        "--to",
+        target.to_str().expect("utf-8"),
+    ])
+    .success();
+    assert!(target.join("train.log").exists());
+    assert!(target.join("cache/blob.bin").exists());
+    assert!(!target.join("data/results.csv").exists());
+}
+
+#[test]
+fn large_file_is_chunked_and_restored_exactly() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let data: Vec<u8> = (0..(9 << 20) / 8)
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    std::fs::write(repo.join("model.bin"), &data).expect("write");
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    snapshot_json(&env, &repo, store);
+    let target = env.root_path().join("restored");
+    env.gitkit([
+        "restore",
+        "--store",
+        store,
+        "--workspace",
+        "project",
+        "--to",
+        target.to_str().expect("utf-8"),
+    ])
+    .success();
+    assert!(std::fs::read(target.join("model.bin")).expect("read") == data);
+}
+
+#[test]
+fn restore_refuses_a_non_empty_folder_unless_forced() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    snapshot_json(&env, &repo, store);
+    let target = env.dir("occupied");
+    std::fs::write(target.join("mine.txt"), b"keep me").expect("write");
+
+    let refused = env
+        .gitkit([
+            "restore",
+            "--store",
+            store,
+            "--workspace",
+            "project",
+            "--to",
+            target.to_str().expect("utf-8"),
+        ])
+        .failure();
+    assert!(
+        stderr(&refused).contains("not empty"),
+        "{}",
+        stderr(&refused)
+    );
+    assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
+    assert_eq!(
+        std::fs::read_dir(&target).expect("list").count(),
+        1,
+        "nothing was written"
+    );
+
+    env.gitkit([
+        "restore",
+        "--store",
+        store,
+        "--workspace",
+        "project",
+        "--force",
+        "--to",
+        target.to_str().expect("utf-8"),
+    ])
+    .success();
+    assert_eq!(
+        std::fs::read(target.join("README.md")).expect("read"),
+        b"hello\n"
+    );
+    assert_eq!(
+        std::fs::read(target.join("mine.txt")).expect("read"),
+        b"keep me"
+    );
+}
+
+/// Rewrites the only manifest in a folder store with `edit`.
+fn tamper_manifest(store: &Path, edit: impl FnOnce(&mut Value)) {
+    let manifests: Vec<PathBuf> = walkdir::WalkDir::new(store.join("snapshots"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.path().to_path_buf())
+        .collect();
+    assert_eq!(manifests.len(), 1);
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(&manifests[0]).expect("read")).expect("json");
+    edit(&mut manifest);
+    std::fs::write(&manifests[0], serde_json::to_vec(&manifest).expect("json")).expect("write");
+}
+
+/// A change made to a manifest, to see restore refuse it.
+type Tamper = fn(&mut Value);
+
+#[test]
+fn restore_refuses_manifests_that_escape_the_folder() {
+    let cases: [(&str, Tamper); 4] = [
+        ("parent", |m| m["entries"][0]["path"] = "../escaped".into()),
+        ("absolute", |m| {
+            m["entries"][0]["path"] = "/tmp/escaped".into()
+        }),
+        ("duplicate", |m| {
+            let first = m["entries"][0].clone();
+            m["entries"].as_array_mut().expect("array").push(first);
+        }),
+        ("through a symlink", |m| {
+            let entries = m["entries"].as_array_mut().expect("array");
+            let mut link = entries[0].clone();
+            link["path"] = "sneaky".into();
+            link["kind"] = "symlink".into();
+            link["target"] = "/tmp".into();
+            let mut file = entries
+                .iter()
+                .find(|e| e["kind"] == "file")
+                .expect("a file")
+                .clone();
+            file["path"] = "sneaky/escaped".into();
+            entries.push(link);
+            entries.push(file);
+        }),
+    ];
+    for (name, edit) in cases {
+        let env = Env::new();
+        let repo = env.repo_with_commit("project");
+        let store = env.dir("store");
+        snapshot_json(&env, &repo, store.to_str().expect("utf-8"));
+        tamper_manifest(&store, edit);
+        let target = env.root_path().join("nested").join("restored");
+        let output = env
+            .gitkit([
+                "restore",
+                "--store",
+                store.to_str().expect("utf-8"),
+                "--workspace",
+                "project",
+                "--to",
+                target.to_str().expect("utf-8"),
+            ])
+            .failure();
+        assert!(
+            stderr(&output).contains("manifest"),
+            "{name}: {}",
+            stderr(&output)
+        );
+        assert!(
+            !env.root_path().join("nested").join("escaped").exists(),
+            "{name}"
+        );
+        assert!(
+            !target.exists() || std::fs::read_dir(&target).expect("list").count() == 0,
+            "{name}: wrote into the target"
+        );
+    }
+}
+
+#[test]
+fn corrupt_object_fails_the_restore_and_leaves_no_wrong_file() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    std::fs::write(repo.join("precious.txt"), b"the real content\n").expect("write");
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, store.to_str().expect("utf-8"));
+    let pack = walkdir::WalkDir::new(store.join("data"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_type().is_file())
+        .expect("a pack")
+        .into_path();
+    let mut data = std::fs::read(&pack).expect("read");
+    let at = data
+        .windows(8)
+        .position(|w| w == b"the real")
+        .expect("content in the pack");
+    data[at..at + 8].copy_from_slice(b"the fake");
+    std::fs::write(&pack, data).expect("write");
+
+    let target = env.root_path().join("restored");
+    let output = env
+        .gitkit([
+            "restore",
+            "--store",
+            store.to_str().expect("utf-8"),
+            "--workspace",
+            "project",
+            "--to",
+            target.to_str().expect("utf-8"),
+        ])
+        .failure();
+    assert!(
+        stderr(&output).contains("precious.txt"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!target.join("precious.txt").exists());
+    let leftovers: Vec<_> = walkdir::WalkDir::new(&target)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".gitkit-tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn s3_server_stopping_mid_snapshot_fails_cleanly_and_the_next_run_reuses_the_upload() {
+    let mut env = Env::new();
+    let weed_dir = env.dir("weed");
+    let weed = Arc::new(Mutex::new(Weed::start(&weed_dir)));
+    let weed_port: u16 = weed
+        .lock()
+        .expect("lock")
+        .endpoint()
+        .rsplit(':')
+        .next()
+        .expect("port")
+        .parse()
+        .expect("port");
+    // Stop the server for real right after the first pack's index object is stored.
+    let stop_after_first_index = Arc::new(Mutex::new(true));
+    let proxy = {
+        let weed = Arc::clone(&weed);
+        let armed = Arc::clone(&stop_after_first_index);
+        Server::start(move |request| {
+            let Some(response) = forward(request, weed_port) else {
+                return Response::hangup();
+            };
+            let mut armed = armed.lock().expect("lock");
+            if *armed
+                && request.method == "PUT"
+                && request.path().contains("/index/")
+                && response.status == 200
+            {
+                *armed = false;
+                weed.lock().expect("lock").stop();
+            }
+            response
+        })
+    };
+    weed.lock().expect("lock").configure(&mut env);
+    env.set("AWS_ENDPOINT_URL_S3", proxy.url());
+    env.set("AWS_MAX_ATTEMPTS", "2");
+
+    let repo = env.repo_with_commit("project");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for n in 0..6 {
+        let data: Vec<u8> = (0..(4 << 20) / 8)
+            .flat_map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state.to_le_bytes()
+            })
+            .collect();
+        std::fs::write(repo.join(format!("part{n}.bin")), data).expect("write");
+    }
+    let store = format!("s3://{BUCKET}/interrupted");
+    let repo_arg = repo.to_str().expect("utf-8");
+
+    let failed = env
+        .gitkit(["-C", repo_arg, "snapshot", "--store", &store])
+        .failure();
+    let message = stderr(&failed);
+    assert!(message.starts_with("error: "), "{message}");
+    assert!(message.contains(&store), "names the store: {message}");
+    assert!(
+        message.contains("could not reach"),
+        "says what happened: {message}"
+    );
+    assert_eq!(stdout(&failed), "", "no snapshot id");
+
+    weed.lock().expect("lock").restart();
+    let listed = env
+        .gitkit(["-C", repo_arg, "snapshots", "--json", "--store", &store])
+        .success();
+    assert_eq!(stdout(&listed).trim(), "[]", "no manifest was written");
+
+    let done = snapshot_json(&env, &repo, &store);
+    let total = done["summary"]["bytes"].as_u64().expect("number");
+    let new = done["new_bytes"].as_u64().expect("number");
+    assert!(
+        new < total - (8 << 20),
+        "the first pack was reused: {new} new of {total}"
+    );
+    let target = env.root_path().join("restored");
+    env.gitkit([
+        "restore",
+        "--store",
+        &store,
+        "--workspace",
+        "project",
+        "--to",
+        target.to_str().expect("utf-8"),
+    ])
+    .success();
+    assert_eq!(
+        std::fs::read(target.join("part5.bin")).expect("read"),
+        std::fs::read(repo.join("part5.bin")).expect("read")
+    );
+}
+
+#[test]
+fn wrong_credentials_and_missing_bucket_are_one_line_errors_with_a_hint() {
+    let mut env = Env::new();
+    let weed = Weed::shared();
+    weed.configure(&mut env);
+    let repo = env.repo_with_commit("project");
+    let repo_arg = repo.to_str().expect("utf-8");
+
+    let missing = env
+        .gitkit([
+            "-C",
+            repo_arg,
+            "snapshot",
+            "--store",
+            "s3://no-such-bucket/x",
+        ])
+        .failure();
+    let message = stderr(&missing);
+    assert!(
+        message.contains("s3://no-such-bucket/x") && message.contains("does not exist"),
+        "{message}"
+    );
+    assert!(
+        message
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("hint: ")),
+        "{message}"
+    );
+
+    env.set("AWS_SECRET_ACCESS_KEY", "wrong-secret");
+    let store = format!("s3://{BUCKET}/denied");
+    let denied = env
+        .gitkit(["-C", repo_arg, "snapshot", "--store", &store])
+        .failure();
+    let message = stderr(&denied);
+    assert!(
+        message.contains(&store) && message.contains("access denied"),
+        "{message}"
+    );
+    assert!(
+        message
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("hint: ")),
+        "{message}"
+    );
+    assert!(!message.contains("wrong-secret"), "{message}");
+}
+
+#[test]
+fn listing_outside_a_repository_shows_every_workspace() {
+    let env = Env::new();
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    for name in ["alpha", "beta"] {
+        let repo = env.repo_with_commit(name);
+        snapshot_json(&env, &repo, store);
+    }
+    let outside = env.dir("elsewhere");
+    let listed = env
+        .gitkit(["snapshots", "--json", "--store", store])
+        .current_dir(&outside)
+        .success();
+    let listed: Vec<Value> = serde_json::from_str(&stdout(&listed)).expect("array");
+    let mut workspaces: Vec<&str> = listed
+        .iter()
+        .map(|s| s["workspace"].as_str().expect("string"))
+        .collect();
+    workspaces.sort();
+    assert_eq!(workspaces, ["alpha", "beta"]);
+
+    let target = env.root_path().join("restored");
+    let ambiguous = env
+        .gitkit([
+            "restore",
+            "--store",
+            store,
+            "--to",
+            target.to_str().expect("utf-8"),
+        ])
+        .current_dir(&outside)
+        .failure();
+    assert!(
+        stderr(&ambiguous).contains("--workspace"),
+        "{}",
+        stderr(&ambiguous)
+    );
+}
