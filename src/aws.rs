@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
-use aws_config::environment::EnvironmentVariableRegionProvider;
+use aws_config::environment::{
+    EnvironmentVariableCredentialsProvider, EnvironmentVariableRegionProvider,
+};
 use aws_config::imds;
 use aws_config::imds::region::ImdsRegionProvider;
 use aws_config::meta::region::RegionProviderChain;
@@ -75,7 +77,17 @@ pub async fn credentials_provider(profile: &Profile, region: Region) -> DefaultC
 }
 
 /// Credentials from the standard chain, within [`CHAIN_DEADLINE`].
+///
+/// The chain's first link, the environment, is tried before the rest of the chain is built:
+/// the same order, without the cost of setting up profile, SSO, container and instance
+/// metadata providers (and their HTTP clients) when the answer is already at hand.
 pub async fn credentials(profile: &Profile, region: Region) -> Result<Credentials, Error> {
+    if let Ok(credentials) = EnvironmentVariableCredentialsProvider::new()
+        .provide_credentials()
+        .await
+    {
+        return Ok(credentials);
+    }
     let chain = credentials_provider(profile, region).await;
     match tokio::time::timeout(CHAIN_DEADLINE, chain.provide_credentials()).await {
         Ok(Ok(credentials)) => Ok(credentials),

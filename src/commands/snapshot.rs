@@ -22,7 +22,7 @@ pub fn snapshot(args: SnapshotArgs, dir: &Path) -> anyhow::Result<()> {
         now: SystemTime::now(),
     };
     let outcome = super::runtime().block_on(async {
-        let store = open(&location, &args.store).await;
+        let store = open(&location, &args.store);
         let progress = progress_bar::for_terminal("snapshot");
         snapshot::create(&store, &workspace, &options, progress)
             .await
@@ -74,7 +74,7 @@ pub fn snapshots(args: SnapshotsArgs, dir: &Path) -> anyhow::Result<()> {
     )?;
     let named = args.workspace.clone().or_else(|| workspace.map(|w| w.name));
     let summaries = super::runtime().block_on(async {
-        let store = open(&location, &args.store).await;
+        let store = open(&location, &args.store);
         let workspaces = match named {
             Some(name) => vec![name],
             None => snapshot::workspaces(&store).await.map_err(store_error)?,
@@ -101,7 +101,7 @@ pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
     )?;
     let target = args.to.clone();
     let outcome = super::runtime().block_on(async {
-        let store = open(&location, &args.store).await;
+        let store = open(&location, &args.store);
         let name = match args.workspace.clone().or_else(|| workspace.map(|w| w.name)) {
             Some(name) => name,
             None => only_workspace(&store).await?,
@@ -162,7 +162,7 @@ fn location(args: &StoreArgs, config: Option<&str>) -> anyhow::Result<store::Loc
     .context("cannot use the store")
 }
 
-async fn open(location: &store::Location, args: &StoreArgs) -> AnyStore {
+fn open(location: &store::Location, args: &StoreArgs) -> AnyStore {
     let endpoint_set = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
         .iter()
         .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
@@ -170,7 +170,7 @@ async fn open(location: &store::Location, args: &StoreArgs) -> AnyStore {
         profile: Profile(args.profile.clone()),
         path_style: endpoint_set,
     };
-    AnyStore::open(location, &options).await
+    AnyStore::open(location, &options)
 }
 
 fn store_error(error: StoreError) -> anyhow::Error {

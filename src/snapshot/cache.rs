@@ -64,6 +64,9 @@ pub struct Known {
 pub struct FileCache {
     #[serde(with = "path_map")]
     files: HashMap<RelPath, Known>,
+    /// Changed since it was loaded.
+    #[serde(skip)]
+    dirty: bool,
 }
 
 impl FileCache {
@@ -79,9 +82,13 @@ impl FileCache {
             .unwrap_or_default()
     }
 
+    /// Writes the cache if it changed.
     pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
         let data = serde_json::to_vec(self).expect("the cache serializes");
-        crate::fs::write_atomically(&Self::path(state_dir), &data)
+        crate::fs::write_cache(&Self::path(state_dir), &data)
     }
 
     /// The known content of `path`, if its stat data proves it unchanged.
@@ -89,6 +96,11 @@ impl FileCache {
         self.files
             .get(path)
             .filter(|known| !known.racy && known.stat == *stat)
+    }
+
+    /// What the cache knows of a file that never changes once written, whatever its stat.
+    pub fn lookup_immutable(&self, path: &RelPath) -> Option<&Known> {
+        self.files.get(path)
     }
 
     /// Records what was read at `read_at`.
@@ -107,11 +119,14 @@ impl FileCache {
                 racy,
             },
         );
+        self.dirty = true;
     }
 
     /// Forgets files that are gone, so the cache does not grow forever.
     pub fn retain(&mut self, keep: impl Fn(&RelPath) -> bool) {
+        let before = self.files.len();
         self.files.retain(|path, _| keep(path));
+        self.dirty |= self.files.len() != before;
     }
 }
 
@@ -152,6 +167,18 @@ mod tests {
             dev: 1,
             mode: 0o100644,
         }
+    }
+
+    /// Guards the cache being saved after a file is read again (a lost update made every
+    /// later snapshot re-read the file).
+    #[test]
+    fn a_recorded_file_is_saved_and_loaded_back() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cache = FileCache::load(dir.path());
+        let path = RelPath(b"a".to_vec());
+        cache.record(path.clone(), stat(1), content(), SystemTime::now());
+        cache.save(dir.path()).expect("save");
+        assert!(FileCache::load(dir.path()).files.contains_key(&path));
     }
 
     fn content() -> Content {

@@ -27,7 +27,7 @@ use super::{manifest_key, state};
 use crate::store::{Store, StoreError};
 
 /// Packs uploading at once; with one more queued and one filling, this bounds memory.
-const UPLOAD_CONCURRENCY: usize = 3;
+const UPLOAD_CONCURRENCY: usize = 2;
 /// A file that keeps changing while it is read is read this many times at most.
 const READ_ATTEMPTS: usize = 3;
 
@@ -77,21 +77,61 @@ pub async fn create<S: Store>(
 
     let index_cache = BlobIndex::cache_path(&state_dir, store.name());
     let mut index = BlobIndex::load(&index_cache);
-    let fetched = index.refresh(store).await?;
-    debug!(fetched, "pack indexes fetched");
-    let index = Arc::new(index);
-
-    let (packs_tx, packs_rx) = mpsc::channel::<Pack>(1);
-    let reader = {
+    debug!("index cache loaded");
+    let last = state::Last::load(&state_dir, store.name());
+    let (found, cache) = {
         let workspace = workspace.clone();
-        let index = Arc::clone(&index);
         let state_dir = state_dir.clone();
         let include_ignored = options.include_ignored;
         tokio::task::spawn_blocking(move || {
             let found = scan::scan(&workspace, &scan::Options { include_ignored })?;
+            debug!(found = found.len(), "scanned");
+            let cache = FileCache::load(&state_dir);
+            debug!("file cache loaded");
+            Ok::<_, ScanError>((found, cache))
+        })
+        .await
+        .expect("the scan does not panic")?
+    };
+    // Nothing to read and nothing changed since the last snapshot: the store need not be asked.
+    let mut cached = Reader::without_reading(&index, cache);
+    let unchanged = cached
+        .entries(&found)
+        .zip(last.clone())
+        .and_then(|(entries, last)| {
+            let same = last.summary.workspace == workspace.name
+                && state::digest(&locate(entries, &index)) == last.digest;
+            same.then_some(last)
+        });
+    let cache = cached.cache;
+    debug!(
+        unchanged = unchanged.is_some(),
+        "compared with the last snapshot"
+    );
+    if let Some(last) = unchanged {
+        return Ok(Outcome {
+            summary: last.summary,
+            unchanged: true,
+            read_bytes: 0,
+            new_bytes: 0,
+            new_packs: 0,
+            skipped: Vec::new(),
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+
+    let fetched = index.refresh(store).await?;
+    debug!(fetched, "pack indexes fetched");
+    let index = Arc::new(index);
+    let (packs_tx, packs_rx) = mpsc::channel::<Pack>(1);
+    let reader = {
+        let index = Arc::clone(&index);
+        tokio::task::spawn_blocking(move || {
             progress.start(found.len() as u64, 0);
-            let mut reader = Reader::new(index, FileCache::load(&state_dir), packs_tx, progress);
-            let entries = reader.read_all(found);
+            let mut reader = Reader::new(&index, cache, Some(packs_tx), progress);
+            let entries = reader
+                .entries(&found)
+                .expect("a reading reader has every entry");
             reader.progress.finish();
             let Reader {
                 cache,
@@ -99,11 +139,11 @@ pub async fn create<S: Store>(
                 skipped,
                 ..
             } = reader;
-            Ok::<_, ScanError>((entries, cache, read_bytes, skipped))
+            (entries, cache, read_bytes, skipped)
         })
     };
     let uploaded = upload(store, packs_rx).await;
-    let (entries, cache, read_bytes, skipped) = reader.await.expect("the reader does not panic")?;
+    let (entries, cache, read_bytes, skipped) = reader.await.expect("the reader does not panic");
     let new_packs = uploaded?;
 
     let mut index = Arc::into_inner(index).expect("the reader is done with the index");
@@ -134,7 +174,6 @@ pub async fn create<S: Store>(
         })
         .sum();
     let digest = state::digest(&entries);
-    let last = state::Last::load(&state_dir, store.name());
     let outcome = |summary, unchanged| Outcome {
         summary,
         unchanged,
@@ -302,25 +341,33 @@ fn locate(entries: Vec<Pending>, index: &BlobIndex) -> Vec<Entry> {
 }
 
 /// Reads files whose content is not known, feeding new blobs to the packer.
-struct Reader {
-    index: Arc<BlobIndex>,
+struct Reader<'a> {
+    index: &'a BlobIndex,
     cache: FileCache,
     packer: Packer,
     /// Blobs packed in this run.
     packed: HashSet<String>,
-    packs: mpsc::Sender<Pack>,
+    /// Where full packs go; `None` for a reader that may not read, only use the cache.
+    packs: Option<mpsc::Sender<Pack>>,
     progress: Arc<dyn Progress>,
+    /// A file had to be read and this reader may not.
+    needs_reading: bool,
     read_bytes: u64,
     skipped: Vec<String>,
     /// The uploader stopped (an upload failed): stop reading.
     cancelled: bool,
 }
 
-impl Reader {
+impl<'a> Reader<'a> {
+    /// A reader that only looks files up in the cache.
+    fn without_reading(index: &'a BlobIndex, cache: FileCache) -> Self {
+        Self::new(index, cache, None, Arc::new(super::progress::Silent))
+    }
+
     fn new(
-        index: Arc<BlobIndex>,
+        index: &'a BlobIndex,
         cache: FileCache,
-        packs: mpsc::Sender<Pack>,
+        packs: Option<mpsc::Sender<Pack>>,
         progress: Arc<dyn Progress>,
     ) -> Self {
         Self {
@@ -333,48 +380,68 @@ impl Reader {
             read_bytes: 0,
             skipped: Vec::new(),
             cancelled: false,
+            needs_reading: false,
         }
     }
 
-    fn read_all(&mut self, found: Vec<Found>) -> Vec<Pending> {
-        let keep: HashSet<RelPath> = found.iter().map(|f| f.path.clone()).collect();
+    /// The entries for everything found, or `None` from a reader that may not read when some
+    /// file must be read.
+    fn entries(&mut self, found: &[Found]) -> Option<Vec<Pending>> {
+        let keep: HashSet<&RelPath> = found.iter().map(|f| &f.path).collect();
         self.cache.retain(|path| keep.contains(path));
         let mut entries = Vec::with_capacity(found.len());
         for item in found {
-            if self.cancelled {
+            if self.cancelled || self.needs_reading {
                 break;
             }
-            let size = item.metadata.len();
             if let Some(entry) = self.entry(item) {
                 entries.push(entry);
             }
-            self.progress.advance(size);
+            self.progress
+                .advance(item.metadata.as_ref().map_or(0, |m| m.len()));
         }
         if let Some(pack) = self.packer.seal() {
             self.send(pack);
         }
-        entries
+        (!self.needs_reading).then_some(entries)
     }
 
-    fn entry(&mut self, found: Found) -> Option<Pending> {
+    fn entry(&mut self, found: &Found) -> Option<Pending> {
         let Found {
             path,
             full,
             metadata,
         } = found;
+        let path = path.clone();
+        let stat_now;
+        let metadata = match metadata {
+            Some(metadata) => metadata,
+            None => {
+                if let Some(entry) = self.known_immutable(&path) {
+                    return Some(entry);
+                }
+                stat_now = std::fs::symlink_metadata(full).ok()?;
+                &stat_now
+            }
+        };
         let file_type = metadata.file_type();
         let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7777;
         let kind = if file_type.is_symlink() {
             use std::os::unix::ffi::OsStrExt;
-            let target = std::fs::read_link(&full).ok()?;
+            let target = std::fs::read_link(full).ok()?;
             PendingKind::Symlink(RelPath(target.as_os_str().as_bytes().to_vec()))
         } else if file_type.is_dir() {
             PendingKind::Dir(mode)
         } else if file_type.is_file() {
-            let stat = Stat::of(&metadata);
+            let stat = Stat::of(metadata);
             let (Content { hash, blobs }, stat) = match self.known(&path, &stat) {
                 Some(content) => (content, stat),
-                None => match self.read(&path, &full) {
+                None if self.packs.is_none() => {
+                    debug!(path = %path, "changed or not known to be stored");
+                    self.needs_reading = true;
+                    return None;
+                }
+                None => match self.read(&path, full) {
                     Ok(read) => read,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
                     Err(e) => {
@@ -395,6 +462,26 @@ impl Reader {
             return None; // sockets, FIFOs, devices
         };
         Some(Pending { path, kind })
+    }
+
+    /// A file git never rewrites, as the cache last saw it, if its blobs are stored.
+    fn known_immutable(&self, path: &RelPath) -> Option<Pending> {
+        let known = self.cache.lookup_immutable(path)?;
+        let stored = known
+            .content
+            .blobs
+            .iter()
+            .all(|(hash, _)| self.index.contains(hash) || self.packed.contains(hash));
+        stored.then(|| Pending {
+            path: path.clone(),
+            kind: PendingKind::File {
+                mode: known.stat.mode & 0o7777,
+                size: known.stat.size,
+                hash: known.content.hash.clone(),
+                mtime_ns: known.stat.mtime_ns,
+                blobs: known.content.blobs.clone(),
+            },
+        })
     }
 
     /// The cached content of an unchanged file whose blobs the store holds.
@@ -469,7 +556,11 @@ impl Reader {
     }
 
     fn send(&mut self, pack: Pack) {
-        if self.packs.blocking_send(pack).is_err() {
+        let sent = self
+            .packs
+            .as_ref()
+            .is_some_and(|packs| packs.blocking_send(pack).is_ok());
+        if !sent {
             self.cancelled = true;
         }
     }

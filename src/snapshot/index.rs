@@ -20,6 +20,8 @@ pub struct BlobIndex {
     packs: Vec<PackIndex>,
     known_packs: HashSet<String>,
     blobs: HashMap<String, BlobRef>,
+    /// Packs added since it was loaded.
+    dirty: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -100,6 +102,7 @@ impl BlobIndex {
                 });
         }
         self.packs.push(pack);
+        self.dirty = true;
     }
 
     pub fn locate(&self, hash: &str) -> Option<&BlobRef> {

@@ -19,7 +19,8 @@ use super::progress::Progress;
 use crate::fs::TEMPORARY_PREFIX;
 use crate::store::{Store, StoreError};
 
-const FETCH_AHEAD: usize = 4;
+/// Packs streamed at once.
+const PACKS_AT_ONCE: usize = 6;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
@@ -73,8 +74,7 @@ pub async fn restore<S: Store>(
 
     create_dirs(target, &manifest.entries)?;
     let mut temps = Temporaries::default();
-    let result = write_files(store, target, &files, &mut temps, &progress).await;
-    if let Err(e) = result {
+    if let Err(e) = write_files(store, target, &files, &mut temps, &progress).await {
         temps.remove_all();
         return Err(e);
     }
@@ -196,13 +196,20 @@ impl Temporaries {
     }
 }
 
-/// One blob's place: which file, where in it, and where in its pack.
-struct Piece {
-    file: usize,
-    file_offset: u64,
+/// One blob's stretch of a pack, and every place in the restored files it goes.
+struct Stretch {
     pack_offset: u64,
     len: u64,
     hash: String,
+    /// (file, offset in the file)
+    places: Vec<(usize, u64)>,
+}
+
+/// What every pack write needs to know of the files.
+struct Files {
+    temps: Vec<PathBuf>,
+    names: Vec<RelPath>,
+    progress: Arc<dyn Progress>,
 }
 
 async fn write_files<S: Store>(
@@ -215,7 +222,7 @@ async fn write_files<S: Store>(
     // Every file gets its temporary now: empty files are then done, and the rest have
     // somewhere to receive their pieces in whatever order the packs arrive.
     let mut packs: Vec<String> = Vec::new();
-    let mut pieces: HashMap<String, Vec<Piece>> = HashMap::new();
+    let mut stretches: HashMap<String, HashMap<u64, Stretch>> = HashMap::new();
     for (index, entry) in files.iter().enumerate() {
         temps.create(index, &target.join(entry.path.as_path()))?;
         let Kind::File { blobs, .. } = &entry.kind else {
@@ -223,58 +230,105 @@ async fn write_files<S: Store>(
         };
         let mut file_offset = 0;
         for blob in blobs {
-            let list = pieces.entry(blob.pack.clone()).or_insert_with(|| {
+            let in_pack = stretches.entry(blob.pack.clone()).or_insert_with(|| {
                 packs.push(blob.pack.clone());
-                Vec::new()
+                HashMap::new()
             });
-            list.push(Piece {
-                file: index,
-                file_offset,
-                pack_offset: blob.offset,
-                len: blob.len,
-                hash: blob.hash.clone(),
-            });
+            in_pack
+                .entry(blob.offset)
+                .or_insert_with(|| Stretch {
+                    pack_offset: blob.offset,
+                    len: blob.len,
+                    hash: blob.hash.clone(),
+                    places: Vec::new(),
+                })
+                .places
+                .push((index, file_offset));
             file_offset += blob.len;
         }
     }
-    let temp_paths: Arc<Vec<PathBuf>> =
-        Arc::new((0..files.len()).map(|i| temps.0[&i].clone()).collect());
-    let names: Arc<Vec<RelPath>> = Arc::new(files.iter().map(|e| e.path.clone()).collect());
-    let mut fetched = futures::stream::iter(packs)
+    let shared = Arc::new(Files {
+        temps: (0..files.len()).map(|i| temps.0[&i].clone()).collect(),
+        names: files.iter().map(|e| e.path.clone()).collect(),
+        progress: Arc::clone(progress),
+    });
+    futures::stream::iter(packs)
         .map(|pack| {
-            let store = store.clone();
-            async move { Ok::<_, StoreError>((store.get(&data_key(&pack)).await?, pack)) }
+            let mut wanted: Vec<Stretch> = stretches
+                .remove(&pack)
+                .unwrap_or_default()
+                .into_values()
+                .collect();
+            wanted.sort_by_key(|s| s.pack_offset);
+            write_pack(store, pack, wanted, Arc::clone(&shared))
         })
-        .buffered(FETCH_AHEAD);
-    while let Some((data, pack)) = fetched.try_next().await? {
-        let pieces = pieces.remove(&pack).unwrap_or_default();
-        let temp_paths = Arc::clone(&temp_paths);
-        let names = Arc::clone(&names);
-        let progress = Arc::clone(progress);
-        tokio::task::spawn_blocking(move || {
-            for piece in pieces {
-                let start = piece.pack_offset as usize;
-                let slice = data.get(start..start + piece.len as usize);
-                let valid = slice.is_some_and(|s| blake3::hash(s).to_hex().as_str() == piece.hash);
-                let (Some(slice), true) = (slice, valid) else {
-                    return Err(RestoreError::Corrupt {
-                        path: names[piece.file].clone(),
-                        pack: pack.clone(),
-                    });
-                };
-                let path = &temp_paths[piece.file];
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|e| RestoreError::Write(path.clone(), e))?;
-                file.write_all_at(slice, piece.file_offset)
-                    .map_err(|e| RestoreError::Write(path.clone(), e))?;
-                progress.advance(piece.len);
-            }
-            Ok(())
-        })
+        .buffer_unordered(PACKS_AT_ONCE)
+        .try_collect::<()>()
         .await
-        .expect("the write task does not panic")?;
+}
+
+/// Streams one pack into the files that need it, checking each blob against its hash as it
+/// passes; nothing of the pack is held beyond the piece in hand.
+async fn write_pack<S: Store>(
+    store: &S,
+    pack: String,
+    wanted: Vec<Stretch>,
+    files: Arc<Files>,
+) -> Result<(), RestoreError> {
+    let corrupt = |stretch: &Stretch| RestoreError::Corrupt {
+        path: files.names[stretch.places[0].0].clone(),
+        pack: pack.clone(),
+    };
+    let mut body = store.get_stream(&data_key(&pack)).await?;
+    let mut position = 0u64;
+    let mut next = 0;
+    let mut hasher = blake3::Hasher::new();
+    let mut open: Vec<std::fs::File> = Vec::new();
+    while next < wanted.len() {
+        let Some(piece) = body.try_next().await? else {
+            return Err(corrupt(&wanted[next])); // the pack ended early
+        };
+        let mut data: &[u8] = &piece;
+        while !data.is_empty() && next < wanted.len() {
+            let stretch = &wanted[next];
+            if position < stretch.pack_offset {
+                let skip = (stretch.pack_offset - position).min(data.len() as u64);
+                data = &data[skip as usize..];
+                position += skip;
+                continue;
+            }
+            let done = position - stretch.pack_offset;
+            let take = (stretch.len - done).min(data.len() as u64) as usize;
+            if open.is_empty() {
+                for (file, _) in &stretch.places {
+                    let path = &files.temps[*file];
+                    let handle = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .map_err(|e| RestoreError::Write(path.clone(), e))?;
+                    open.push(handle);
+                }
+            }
+            for ((file, offset), handle) in stretch.places.iter().zip(&open) {
+                handle
+                    .write_all_at(&data[..take], offset + done)
+                    .map_err(|e| RestoreError::Write(files.temps[*file].clone(), e))?;
+            }
+            hasher.update(&data[..take]);
+            data = &data[take..];
+            position += take as u64;
+            if done + take as u64 == stretch.len {
+                if hasher.finalize().to_hex().as_str() != stretch.hash {
+                    return Err(corrupt(stretch));
+                }
+                hasher.reset();
+                open.clear();
+                files
+                    .progress
+                    .advance(stretch.len * stretch.places.len() as u64);
+                next += 1;
+            }
+        }
     }
     Ok(())
 }
@@ -298,20 +352,15 @@ fn finish_files(
         };
         let temp = temps.0.remove(&index).expect("every file has a temporary");
         let write_error = |e| RestoreError::Write(temp.clone(), e);
-        // One blob is the whole file, and was verified as it was written; more need a re-read.
-        if blobs.len() > 1 || blobs.is_empty() {
-            let mut hasher = blake3::Hasher::new();
-            hasher
-                .update_reader(std::fs::File::open(&temp).map_err(write_error)?)
-                .map_err(write_error)?;
-            if hasher.finalize().to_hex().as_str() != hash {
-                let pack = blobs.first().map(|b| b.pack.clone()).unwrap_or_default();
-                let _ = std::fs::remove_file(&temp);
-                return Err(RestoreError::Corrupt {
-                    path: entry.path.clone(),
-                    pack,
-                });
-            }
+        // Each blob was checked as it was written; a file of one blob is then checked whole,
+        // and a file of several is read back and hashed whole.
+        if blobs.len() != 1 && !has_content(&temp, hash).map_err(write_error)? {
+            let pack = blobs.first().map(|b| b.pack.clone()).unwrap_or_default();
+            let _ = std::fs::remove_file(&temp);
+            return Err(RestoreError::Corrupt {
+                path: entry.path.clone(),
+                pack,
+            });
         }
         std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(*mode))
             .map_err(write_error)?;
@@ -325,6 +374,12 @@ fn finish_files(
         std::fs::rename(&temp, &final_path).map_err(|e| RestoreError::Write(final_path, e))?;
     }
     Ok(())
+}
+
+fn has_content(path: &Path, hash: &str) -> std::io::Result<bool> {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update_reader(std::fs::File::open(path)?)?;
+    Ok(hasher.finalize().to_hex().as_str() == hash)
 }
 
 fn create_symlinks(target: &Path, entries: &[Entry]) -> Result<(), RestoreError> {

@@ -30,7 +30,9 @@ pub enum ScanError {
 pub struct Found {
     pub path: RelPath,
     pub full: PathBuf,
-    pub metadata: std::fs::Metadata,
+    /// `None` for a file git never changes once written (see [`is_immutable`]), which is not
+    /// stat'ed when the cache already knows it.
+    pub metadata: Option<std::fs::Metadata>,
 }
 
 pub struct Options {
@@ -82,7 +84,7 @@ fn worktree_files(workspace: &Workspace, options: &Options) -> Result<Vec<Found>
         found.push(Found {
             path: RelPath(path.to_vec()),
             full,
-            metadata,
+            metadata: Some(metadata),
         });
     }
     Ok(found)
@@ -109,7 +111,7 @@ fn git_dir(workspace: &Workspace) -> Result<Vec<Found>, ScanError> {
         return Ok(vec![Found {
             path: RelPath(b".git".to_vec()),
             full: dot_git,
-            metadata,
+            metadata: Some(metadata),
         }]);
     }
     let walk = walkdir::WalkDir::new(&dot_git)
@@ -127,8 +129,8 @@ fn git_dir(workspace: &Workspace) -> Result<Vec<Found>, ScanError> {
             e.io_error()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
         };
-        let (entry, metadata) = match entry.and_then(|entry| entry.metadata().map(|m| (entry, m))) {
-            Ok(found) => found,
+        let entry = match entry {
+            Ok(entry) => entry,
             Err(e) if vanished(&e) => continue,
             Err(e) => return Err(ScanError::Walk(dot_git.clone(), e)),
         };
@@ -136,11 +138,64 @@ fn git_dir(workspace: &Workspace) -> Result<Vec<Found>, ScanError> {
             .path()
             .strip_prefix(&workspace.root)
             .expect("under the root");
+        let path = RelPath(relative.as_os_str().as_bytes().to_vec());
+        let metadata = if entry.file_type().is_file() && is_immutable(&path) {
+            None
+        } else {
+            match entry.metadata() {
+                Ok(metadata) => Some(metadata),
+                Err(e) if vanished(&e) => continue,
+                Err(e) => return Err(ScanError::Walk(dot_git.clone(), e)),
+            }
+        };
         found.push(Found {
-            path: RelPath(relative.as_os_str().as_bytes().to_vec()),
+            path,
             full: entry.path().to_path_buf(),
             metadata,
         });
     }
     Ok(found)
+}
+
+/// Files git names after their content and never rewrites: loose objects
+/// (`.git/objects/ab/cdef...`) and pack files (`.git/objects/pack/pack-<hash>.pack`, `.idx`,
+/// `.rev`). Once the cache knows one, it need not be stat'ed again.
+pub fn is_immutable(path: &RelPath) -> bool {
+    let Some(rest) = path.0.strip_prefix(b".git/objects/") else {
+        return false;
+    };
+    let is_hex = |bytes: &[u8]| !bytes.is_empty() && bytes.iter().all(u8::is_ascii_hexdigit);
+    match rest.split(|&b| b == b'/').collect::<Vec<_>>().as_slice() {
+        [dir, name] if dir.len() == 2 && is_hex(dir) && name.len() >= 38 && is_hex(name) => true,
+        [b"pack", name] => {
+            let name = String::from_utf8_lossy(name);
+            let stem = name.strip_prefix("pack-").and_then(|n| n.rsplit_once('.'));
+            stem.is_some_and(|(hash, ext)| {
+                is_hex(hash.as_bytes()) && matches!(ext, "pack" | "idx" | "rev")
+            })
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_content_named_git_files_are_immutable() {
+        let immutable = |p: &str| is_immutable(&RelPath(p.as_bytes().to_vec()));
+        assert!(immutable(
+            ".git/objects/22/dc1f0481cccfbb03d58279d4ad09377c2cd07c"
+        ));
+        assert!(immutable(".git/objects/pack/pack-4ca8a55c91f3aa.pack"));
+        assert!(immutable(".git/objects/pack/pack-4ca8a55c91f3aa.idx"));
+        assert!(!immutable(".git/objects/pack/pack-4ca8a55c91f3aa.keep"));
+        assert!(!immutable(".git/objects/info/packs"));
+        assert!(!immutable(".git/index"));
+        assert!(!immutable(
+            "src/objects/22/dc1f0481cccfbb03d58279d4ad09377c2cd07c"
+        ));
+        assert!(!immutable(".git/objects/22/tmp_obj_xyz"));
+    }
 }

@@ -36,13 +36,38 @@ impl Last {
 /// are left out: touching a file without changing it is not a change worth a snapshot.
 pub fn digest(entries: &[Entry]) -> String {
     let mut hasher = blake3::Hasher::new();
+    let mut field = |bytes: &[u8]| {
+        hasher.update(&(bytes.len() as u64).to_le_bytes());
+        hasher.update(bytes);
+    };
     for entry in entries {
-        let mut entry = entry.clone();
-        if let Kind::File { mtime_ns, .. } = &mut entry.kind {
-            *mtime_ns = 0;
+        field(&entry.path.0);
+        match &entry.kind {
+            Kind::File {
+                mode,
+                size,
+                hash,
+                blobs,
+                ..
+            } => {
+                field(b"file");
+                field(&mode.to_le_bytes());
+                field(&size.to_le_bytes());
+                field(hash.as_bytes());
+                for blob in blobs {
+                    field(blob.pack.as_bytes());
+                    field(&blob.offset.to_le_bytes());
+                }
+            }
+            Kind::Symlink { target } => {
+                field(b"symlink");
+                field(&target.0);
+            }
+            Kind::Dir { mode } => {
+                field(b"dir");
+                field(&mode.to_le_bytes());
+            }
         }
-        hasher.update(&serde_json::to_vec(&entry).expect("serializes"));
-        hasher.update(b"\n");
     }
     hasher.finalize().to_hex().to_string()
 }

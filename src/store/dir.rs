@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{Store, StoreError};
+use super::{ByteStream, Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct DirStore {
@@ -61,6 +61,40 @@ impl Store for DirStore {
             }),
             Err(e) => Err(self.io_error("reading", key, e)),
         }
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<ByteStream, StoreError> {
+        use tokio::io::AsyncReadExt;
+        const PIECE: usize = 1 << 20;
+        let file = match tokio::fs::File::open(self.path(key)).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(StoreError::NotFound {
+                    store: self.name.to_string(),
+                    key: key.to_string(),
+                });
+            }
+            Err(e) => return Err(self.io_error("reading", key, e)),
+        };
+        let (store, key) = (self.clone(), key.to_string());
+        let pieces = futures::stream::try_unfold(file, move |mut file| {
+            let (store, key) = (store.clone(), key.clone());
+            async move {
+                let mut piece = bytes::BytesMut::with_capacity(PIECE);
+                while piece.len() < PIECE {
+                    if file
+                        .read_buf(&mut piece)
+                        .await
+                        .map_err(|e| store.io_error("reading", &key, e))?
+                        == 0
+                    {
+                        break;
+                    }
+                }
+                Ok((!piece.is_empty()).then(|| (piece.freeze(), file)))
+            }
+        });
+        Ok(Box::pin(pieces))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {

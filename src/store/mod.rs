@@ -59,6 +59,9 @@ impl StoreError {
     }
 }
 
+/// An object's bytes as they arrive.
+pub type ByteStream = futures::stream::BoxStream<'static, Result<Bytes, StoreError>>;
+
 /// Where objects are kept. Implementations are cheap to clone and shared between tasks.
 pub trait Store: Clone + Send + Sync + 'static {
     /// The store as the user named it, for messages.
@@ -68,6 +71,10 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn put(&self, key: &str, data: Bytes) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     fn get(&self, key: &str) -> impl Future<Output = Result<Bytes, StoreError>> + Send;
+
+    /// The object at `key` as it arrives, piece by piece, so that large objects need not be
+    /// held whole in memory.
+    fn get_stream(&self, key: &str) -> impl Future<Output = Result<ByteStream, StoreError>> + Send;
 
     /// Every key that starts with `prefix`.
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
@@ -157,11 +164,9 @@ pub enum AnyStore {
 }
 
 impl AnyStore {
-    pub async fn open(location: &Location, s3: &S3Options) -> Self {
+    pub fn open(location: &Location, s3: &S3Options) -> Self {
         match location {
-            Location::S3 { bucket, prefix } => {
-                AnyStore::S3(S3Store::connect(bucket, prefix, s3).await)
-            }
+            Location::S3 { bucket, prefix } => AnyStore::S3(S3Store::new(bucket, prefix, s3)),
             Location::Dir(path) => AnyStore::Dir(DirStore::new(path.clone())),
         }
     }
@@ -186,6 +191,13 @@ impl Store for AnyStore {
         match self {
             AnyStore::S3(store) => store.get(key).await,
             AnyStore::Dir(store) => store.get(key).await,
+        }
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<ByteStream, StoreError> {
+        match self {
+            AnyStore::S3(store) => store.get_stream(key).await,
+            AnyStore::Dir(store) => store.get_stream(key).await,
         }
     }
 

@@ -4,14 +4,18 @@
 use std::sync::Arc;
 
 use aws_config::BehaviorVersion;
+use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::ByteStream as Body;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_types::region::Region;
 use bytes::Bytes;
+use tokio::sync::OnceCell;
 
-use super::{Store, StoreError};
+use futures::TryStreamExt;
+
+use super::{ByteStream, Store, StoreError};
 use crate::aws::{self, Profile};
 
 /// Where no region is configured anywhere: S3's own default.
@@ -19,7 +23,10 @@ const FALLBACK_REGION: &str = "us-east-1";
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
-    client: Client,
+    /// Built on first use: a command that finds nothing to do never pays for TLS set-up,
+    /// credential look-ups and configuration files.
+    client: Arc<OnceCell<Client>>,
+    options: Arc<S3Options>,
     bucket: Arc<str>,
     prefix: Arc<str>,
     name: Arc<str>,
@@ -35,32 +42,23 @@ pub struct S3Options {
 }
 
 impl S3Store {
-    pub async fn connect(bucket: &str, prefix: &str, options: &S3Options) -> Self {
-        let region = aws::default_region(&options.profile)
-            .await
-            .unwrap_or_else(|| Region::new(FALLBACK_REGION));
-        let credentials = aws::credentials_provider(&options.profile, region.clone()).await;
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .region(region)
-            .credentials_provider(credentials);
-        if let Some(name) = &options.profile.0 {
-            loader = loader.profile_name(name);
-        }
-        let sdk_config = loader.load().await;
-        let config = aws_sdk_s3::config::Builder::from(&sdk_config)
-            .force_path_style(options.path_style)
-            .build();
+    pub fn new(bucket: &str, prefix: &str, options: &S3Options) -> Self {
         let name = if prefix.is_empty() {
             format!("s3://{bucket}")
         } else {
             format!("s3://{bucket}/{prefix}")
         };
         Self {
-            client: Client::from_conf(config),
+            client: Arc::new(OnceCell::new()),
+            options: Arc::new(options.clone()),
             bucket: bucket.into(),
             prefix: prefix.into(),
             name: name.into(),
         }
+    }
+
+    async fn client(&self) -> &Client {
+        self.client.get_or_init(|| connect(&self.options)).await
     }
 
     fn key(&self, key: &str) -> String {
@@ -92,6 +90,13 @@ impl S3Store {
             }
             _ => one_line(&DisplayErrorContext(&error).to_string()),
         };
+        if has_cause::<CredentialsError>(&error) {
+            let detail = format!(
+                "no AWS credentials found (tried {})",
+                aws::CREDENTIAL_SOURCES
+            );
+            return StoreError::Denied { store, detail };
+        }
         match (code.as_deref(), status) {
             (Some("NoSuchBucket"), _) => StoreError::NoBucket { store },
             (Some("NoSuchKey"), _) | (_, Some(404)) => StoreError::NotFound {
@@ -100,12 +105,6 @@ impl S3Store {
             },
             (Some("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch"), _)
             | (_, Some(401 | 403)) => StoreError::Denied { store, detail },
-            _ if detail.contains("no AWS credentials") || detail.contains("no credentials") => {
-                StoreError::Denied {
-                    store,
-                    detail: "no AWS credentials found".to_string(),
-                }
-            }
             _ => StoreError::Failed {
                 store,
                 action,
@@ -116,17 +115,70 @@ impl S3Store {
     }
 }
 
+impl S3Store {
+    /// Starts a GET: the object's length and its body as it arrives.
+    async fn open_object(&self, key: &str) -> Result<(usize, ByteStream), StoreError> {
+        let object = self
+            .client()
+            .await
+            .get_object()
+            .bucket(&*self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+            .map_err(|e| self.error("reading", key, e))?;
+        let length = object.content_length().unwrap_or(0).max(0) as usize;
+        let (store, key) = (self.name.to_string(), key.to_string());
+        let body = futures::stream::try_unfold(object.body, move |mut body| {
+            let (store, key) = (store.clone(), key.clone());
+            async move {
+                match body.try_next().await {
+                    Ok(Some(piece)) => Ok(Some((piece, body))),
+                    Ok(None) => Ok(None),
+                    Err(e) => Err(StoreError::Failed {
+                        store,
+                        action: "reading",
+                        key,
+                        detail: e.to_string(),
+                    }),
+                }
+            }
+        });
+        Ok((length, Box::pin(body)))
+    }
+}
+
+/// An S3 client with the SDK's standard configuration: region, credentials and endpoint.
+async fn connect(options: &S3Options) -> Client {
+    let region = aws::default_region(&options.profile)
+        .await
+        .unwrap_or_else(|| Region::new(FALLBACK_REGION));
+    let credentials = aws::credentials_provider(&options.profile, region.clone()).await;
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .region(region)
+        .credentials_provider(credentials);
+    if let Some(name) = &options.profile.0 {
+        loader = loader.profile_name(name);
+    }
+    let sdk_config = loader.load().await;
+    let config = aws_sdk_s3::config::Builder::from(&sdk_config)
+        .force_path_style(options.path_style)
+        .build();
+    Client::from_conf(config)
+}
+
 impl Store for S3Store {
     fn name(&self) -> &str {
         &self.name
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
-        self.client
+        self.client()
+            .await
             .put_object()
             .bucket(&*self.bucket)
             .key(self.key(key))
-            .body(ByteStream::from(data))
+            .body(Body::from(data))
             .send()
             .await
             .map_err(|e| self.error("writing", key, e))?;
@@ -134,25 +186,18 @@ impl Store for S3Store {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        let object = self
-            .client
-            .get_object()
-            .bucket(&*self.bucket)
-            .key(self.key(key))
-            .send()
-            .await
-            .map_err(|e| self.error("reading", key, e))?;
-        let body = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| StoreError::Failed {
-                store: self.name.to_string(),
-                action: "reading",
-                key: key.to_string(),
-                detail: e.to_string(),
-            })?;
-        Ok(body.into_bytes())
+        let (length, mut pieces) = self.open_object(key).await?;
+        // One buffer of the object's size, filled as the body streams in: collecting the body
+        // and then joining its pieces would hold the object twice.
+        let mut data = bytes::BytesMut::with_capacity(length);
+        while let Some(piece) = pieces.try_next().await? {
+            data.extend_from_slice(&piece);
+        }
+        Ok(data.freeze())
+    }
+
+    async fn get_stream(&self, key: &str) -> Result<ByteStream, StoreError> {
+        Ok(self.open_object(key).await?.1)
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -163,7 +208,8 @@ impl Store for S3Store {
             self.prefix.len() + 1
         };
         let mut pages = self
-            .client
+            .client()
+            .await
             .list_objects_v2()
             .bucket(&*self.bucket)
             .prefix(&full_prefix)
@@ -181,6 +227,17 @@ impl Store for S3Store {
         }
         Ok(keys)
     }
+}
+
+fn has_cause<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(current) = cause {
+        if current.is::<T>() {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 /// The root cause's own words: "connection refused", "connection closed before message completed".

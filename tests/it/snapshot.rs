@@ -711,6 +711,14 @@ fn wrong_credentials_and_missing_bucket_are_one_line_errors_with_a_hint() {
         "{message}"
     );
     assert!(!message.contains("wrong-secret"), "{message}");
+
+    env.remove("AWS_ACCESS_KEY_ID");
+    env.remove("AWS_SECRET_ACCESS_KEY");
+    let anonymous = env
+        .gitkit(["-C", repo_arg, "snapshot", "--store", &store])
+        .failure();
+    let message = stderr(&anonymous);
+    assert!(message.contains("no AWS credentials found"), "{message}");
 }
 
 #[test]
