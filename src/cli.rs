@@ -31,6 +31,17 @@ pub enum Command {
     /// Write a snapshot's files into a folder, each verified against its hash.
     Restore(RestoreArgs),
 
+    /// Install, remove or inspect the post-commit hook that snapshots after every commit.
+    #[command(subcommand)]
+    Hooks(HooksCommand),
+
+    /// Snapshot periodically through cron (only when something changed).
+    Schedule(ScheduleArgs),
+
+    /// Entry points the hooks and cron call.
+    #[command(subcommand, hide = true)]
+    Hook(HookCommand),
+
     /// Git credential helper for AWS CodeCommit (git calls this).
     #[command(hide = true)]
     Credential(CredentialArgs),
@@ -38,7 +49,7 @@ pub enum Command {
 
 /// Where snapshots are kept: `--store`, else GITKIT_STORE, else git config `gitkit.store`, else
 /// a folder under GITKIT_HOME.
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct StoreArgs {
     /// `s3://BUCKET/PREFIX`, `file:///PATH` or a folder.
     #[arg(long, value_name = "URL")]
@@ -97,6 +108,52 @@ pub struct RestoreArgs {
     /// Restore into a folder that is not empty, replacing the files the snapshot holds.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HooksCommand {
+    /// Install gitkit's post-commit hook; an existing hook is kept and still runs, first.
+    Install(AllArgs),
+    /// Remove gitkit's hook and put back the hook that was there before, exactly.
+    Uninstall(AllArgs),
+    /// Whether the hook is installed, the last snapshot and the last error.
+    Status {
+        /// Print a JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AllArgs {
+    /// Every repository found under DIR (three levels deep), e.g. ~/SageMaker.
+    #[arg(long, value_name = "DIR")]
+    pub all: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("when").required(true))]
+pub struct ScheduleArgs {
+    /// How often: 15m, 30m, 1h, 6h, 1d (intervals cron keeps exactly).
+    #[arg(long, value_name = "DURATION", group = "when")]
+    pub every: Option<String>,
+
+    /// Remove the schedule.
+    #[arg(long, group = "when")]
+    pub off: bool,
+
+    #[command(flatten)]
+    pub all: AllArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum HookCommand {
+    /// Called by the post-commit hook: starts a detached snapshot and returns.
+    PostCommit,
+    /// The detached snapshot worker.
+    Run,
+    /// Called by cron: snapshot if anything changed.
+    Scheduled(AllArgs),
 }
 
 #[derive(Debug, Args)]

@@ -9,6 +9,7 @@ pub mod error;
 pub mod fs;
 pub mod gitconfig;
 pub mod home;
+pub mod hooks;
 pub mod logging;
 pub mod progress_bar;
 pub mod secret;
@@ -38,6 +39,9 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Snapshot(args) => commands::snapshot::snapshot(args, dir),
         Command::Snapshots(args) => commands::snapshot::snapshots(args, dir),
         Command::Restore(args) => commands::snapshot::restore(args, dir),
+        Command::Hooks(command) => commands::hooks::hooks(command, dir),
+        Command::Schedule(args) => commands::hooks::schedule(args, dir),
+        Command::Hook(command) => commands::hooks::hook(command, dir),
     };
     if let Err(error) = &result {
         error::report(error, io::stderr());

@@ -1,5 +1,6 @@
 //! The command edge: turns parsed arguments into calls on the core, and results into output.
 
+pub mod hooks;
 pub mod snapshot;
 
 /// A runtime for commands that do network I/O; parsing and local work happen before it starts.

@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use anyhow::Context as _;
@@ -13,17 +14,22 @@ use crate::snapshot::{self, Summary, Workspace};
 use crate::store::{self, AnyStore, S3Options, Store, StoreError};
 use crate::{home, progress_bar};
 
-pub fn snapshot(args: SnapshotArgs, dir: &Path) -> anyhow::Result<()> {
+/// Snapshots the repository containing `dir`.
+pub fn take(
+    dir: &Path,
+    store_args: &StoreArgs,
+    include_ignored: bool,
+    progress: Arc<dyn snapshot::Progress>,
+) -> anyhow::Result<(snapshot::SnapshotOutcome, store::Location)> {
     let workspace = Workspace::discover(dir)?;
-    let location = location(&args.store, workspace.store.as_deref())?;
+    let location = location(store_args, workspace.store.as_deref())?;
     let options = snapshot::SnapshotOptions {
-        include_ignored: args.include_ignored,
+        include_ignored,
         host: host_name(),
         now: SystemTime::now(),
     };
     let outcome = super::runtime().block_on(async {
-        let store = open(&location, &args.store);
-        let progress = progress_bar::for_terminal("snapshot");
+        let store = open(&location, store_args);
         snapshot::create(&store, &workspace, &options, progress)
             .await
             .map_err(|e| match e {
@@ -31,6 +37,12 @@ pub fn snapshot(args: SnapshotArgs, dir: &Path) -> anyhow::Result<()> {
                 other => other.into(),
             })
     })?;
+    Ok((outcome, location))
+}
+
+pub fn snapshot(args: SnapshotArgs, dir: &Path) -> anyhow::Result<()> {
+    let progress = progress_bar::for_terminal("snapshot");
+    let (outcome, location) = take(dir, &args.store, args.include_ignored, progress)?;
     let summary = &outcome.summary;
     let mut stderr = std::io::stderr().lock();
     for path in &outcome.skipped {

@@ -27,7 +27,7 @@ use super::{manifest_key, state};
 use crate::store::{Store, StoreError};
 
 /// Packs uploading at once; with one more queued and one filling, this bounds memory.
-const UPLOAD_CONCURRENCY: usize = 2;
+const UPLOAD_CONCURRENCY: usize = 3;
 /// A file that keeps changing while it is read is read this many times at most.
 const READ_ATTEMPTS: usize = 3;
 
@@ -99,8 +99,8 @@ pub async fn create<S: Store>(
         .entries(&found)
         .zip(last.clone())
         .and_then(|(entries, last)| {
-            let same = last.summary.workspace == workspace.name
-                && state::digest(&locate(entries, &index)) == last.digest;
+            let same =
+                last.describes(workspace) && state::digest(&locate(entries, &index)) == last.digest;
             same.then_some(last)
         });
     let cache = cached.cache;
@@ -183,9 +183,7 @@ pub async fn create<S: Store>(
         skipped: skipped.clone(),
         seconds: started.elapsed().as_secs_f64(),
     };
-    if let Some(last) =
-        last.filter(|last| last.digest == digest && last.summary.workspace == workspace.name)
-    {
+    if let Some(last) = last.filter(|last| last.digest == digest && last.describes(workspace)) {
         return Ok(outcome(last.summary, true));
     }
 

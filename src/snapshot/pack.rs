@@ -5,9 +5,9 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// A pack is sealed once it holds this much.
-pub const PACK_TARGET: usize = 8 << 20;
+pub const PACK_TARGET: usize = 6 << 20;
 /// Files larger than this are split into chunks of this size, each a blob.
-pub const CHUNK_SIZE: usize = 4 << 20;
+pub const CHUNK_SIZE: usize = 2 << 20;
 
 pub fn data_key(pack: &str) -> String {
     format!("data/{}/{pack}", &pack[..2])

@@ -20,7 +20,7 @@ use crate::fs::TEMPORARY_PREFIX;
 use crate::store::{Store, StoreError};
 
 /// Packs streamed at once.
-const PACKS_AT_ONCE: usize = 6;
+const PACKS_AT_ONCE: usize = 8;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {

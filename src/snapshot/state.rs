@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::Summary;
 use super::manifest::{Entry, Kind};
+use super::workspace::Workspace;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Last {
@@ -24,6 +25,15 @@ impl Last {
     pub fn load(state_dir: &Path, store_name: &str) -> Option<Self> {
         let data = std::fs::read(Self::path(state_dir, store_name)).ok()?;
         serde_json::from_slice(&data).ok()
+    }
+
+    /// Whether this snapshot's name and HEAD are the workspace's now. A commit that lands
+    /// while a snapshot reads can leave the content newer than the HEAD it names: the next run
+    /// then finds the same content but another HEAD, and says so in a new snapshot.
+    pub fn describes(&self, workspace: &Workspace) -> bool {
+        self.summary.workspace == workspace.name
+            && self.summary.commit == workspace.commit
+            && self.summary.branch == workspace.branch
     }
 
     pub fn save(&self, state_dir: &Path, store_name: &str) -> std::io::Result<()> {

@@ -1,0 +1,205 @@
+//! `gitkit hooks`, `gitkit schedule` and the entry points they install (`gitkit hook ...`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::snapshot::{human_bytes, take};
+use crate::cli::{AllArgs, HookCommand, HooksCommand, ScheduleArgs, StoreArgs};
+use crate::error::Hinted;
+use crate::hooks::{self, Removed, Schedule, Target};
+use crate::snapshot::{STATE_DIR, Silent};
+
+pub fn hooks(command: HooksCommand, dir: &Path) -> anyhow::Result<()> {
+    let mut stderr = std::io::stderr().lock();
+    match command {
+        HooksCommand::Install(all) => {
+            let gitkit = std::env::current_exe().context("cannot tell where gitkit is")?;
+            for repo in repositories(&all, dir)? {
+                let installed = hooks::install(&repo, &gitkit)?;
+                let what = if installed.unchanged {
+                    "already installed"
+                } else {
+                    "installed"
+                };
+                writeln!(stderr, "{what}: {}", installed.hook.display())?;
+                if let Some(chained) = &installed.chained {
+                    writeln!(
+                        stderr,
+                        "  the hook that was there runs first, kept as {}",
+                        chained.display()
+                    )?;
+                }
+                if installed.in_worktree {
+                    writeln!(
+                        stderr,
+                        "  note: core.hooksPath puts hooks inside the working tree; a tool that \
+                         regenerates that folder (husky) may drop gitkit's hook: run \
+                         `gitkit hooks install` again after it does"
+                    )?;
+                }
+            }
+        }
+        HooksCommand::Uninstall(all) => {
+            for repo in repositories(&all, dir)? {
+                match hooks::uninstall(&repo)? {
+                    Removed::Restored(hook) => writeln!(
+                        stderr,
+                        "removed; the original hook is back: {}",
+                        hook.display()
+                    )?,
+                    Removed::Removed(hook) => writeln!(stderr, "removed: {}", hook.display())?,
+                    Removed::NotInstalled => {
+                        writeln!(stderr, "not installed in {}", repo.display())?
+                    }
+                }
+            }
+        }
+        HooksCommand::Status { json } => {
+            let (installed, hook) = hooks::install::is_installed(dir)?;
+            let status = hooks::status(&state_dir(dir)?, installed, hook)?;
+            let mut stdout = std::io::stdout().lock();
+            if json {
+                serde_json::to_writer_pretty(&mut stdout, &status)?;
+                writeln!(stdout)?;
+            } else {
+                let yes_no = |b: bool| if b { "yes" } else { "no" };
+                writeln!(
+                    stdout,
+                    "hook installed: {} ({})",
+                    yes_no(status.installed),
+                    status.hook.display()
+                )?;
+                writeln!(
+                    stdout,
+                    "snapshot running: {}, pending: {}",
+                    yes_no(status.running),
+                    yes_no(status.pending)
+                )?;
+                match &status.record.last_snapshot {
+                    Some(last) => writeln!(stdout, "last snapshot: {} at {}", last.id, last.at)?,
+                    None => writeln!(stdout, "last snapshot: none")?,
+                }
+                match &status.record.last_error {
+                    Some(error) => writeln!(
+                        stdout,
+                        "last error: {} at {}{}",
+                        error.message,
+                        error.at,
+                        if status.record.failing {
+                            ""
+                        } else {
+                            " (since succeeded)"
+                        }
+                    )?,
+                    None => writeln!(stdout, "last error: none")?,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn schedule(args: ScheduleArgs, dir: &Path) -> anyhow::Result<()> {
+    let target = match &args.all.all {
+        Some(all) => Target::All(absolute(all)?),
+        None => Target::Repository(toplevel(dir)?),
+    };
+    let gitkit = std::env::current_exe().context("cannot tell where gitkit is")?;
+    let line = match &args.every {
+        Some(every) => {
+            let schedule = Schedule::parse(every)
+                .map_err(|e| Hinted::new(e, "use minutes that divide an hour (15m, 30m), hours that divide a day (1h, 6h), or 1d"))?;
+            let env: Vec<(String, String)> = std::env::vars().collect();
+            Some(hooks::schedule::line(schedule, &target, &gitkit, &env))
+        }
+        None => None,
+    };
+    let changed = hooks::schedule::update(&target, line.as_deref())?;
+    let mut stderr = std::io::stderr().lock();
+    match (&line, changed) {
+        (Some(line), true) => writeln!(stderr, "scheduled: {line}")?,
+        (Some(_), false) => writeln!(stderr, "already scheduled")?,
+        (None, true) => writeln!(stderr, "schedule removed")?,
+        (None, false) => writeln!(stderr, "nothing was scheduled")?,
+    }
+    Ok(())
+}
+
+pub fn hook(command: HookCommand, dir: &Path) -> anyhow::Result<()> {
+    match command {
+        HookCommand::PostCommit => {
+            // Git runs hooks at the top of the working tree with GIT_DIR set: open the
+            // repository from that, spawning nothing (this runs inside every commit).
+            let repo = git2::Repository::open_from_env().context("not in a git repository")?;
+            let root = repo.workdir().unwrap_or(dir).to_path_buf();
+            hooks::post_commit(&repo.path().join(STATE_DIR), &root)
+                .context("cannot start the snapshot")?;
+        }
+        HookCommand::Run => {
+            run_worker(dir)?;
+        }
+        HookCommand::Scheduled(all) => {
+            for repo in repositories(&all, dir)? {
+                hooks::worker::want_snapshot(&state_dir(&repo)?)?;
+                run_worker(&repo)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn run_worker(repo: &Path) -> anyhow::Result<()> {
+    let state = state_dir(repo)?;
+    hooks::run(&state, || {
+        let (outcome, location) = take(repo, &StoreArgs::default(), false, Arc::new(Silent))?;
+        let summary = &outcome.summary;
+        Ok(hooks::worker::Snapshotted {
+            id: summary.id.clone(),
+            commit: summary.commit.clone(),
+            summary: if outcome.unchanged {
+                format!("unchanged since {}", summary.id)
+            } else {
+                format!(
+                    "snapshot {} to {location}: {} files, {} new",
+                    summary.id,
+                    summary.files,
+                    human_bytes(outcome.new_bytes)
+                )
+            },
+        })
+    })?;
+    Ok(())
+}
+
+/// The repositories a command acts on: those under `--all DIR`, else the one containing `dir`.
+fn repositories(all: &AllArgs, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    match &all.all {
+        Some(root) => {
+            let found = hooks::repositories_under(root);
+            if found.is_empty() {
+                anyhow::bail!("no git repository under {}", root.display());
+            }
+            Ok(found)
+        }
+        None => Ok(vec![toplevel(dir)?]),
+    }
+}
+
+fn toplevel(dir: &Path) -> anyhow::Result<PathBuf> {
+    let (_, top) = hooks::install::hooks_dir(dir)?;
+    Ok(top)
+}
+
+fn state_dir(dir: &Path) -> anyhow::Result<PathBuf> {
+    let repo = git2::Repository::discover(dir)
+        .with_context(|| format!("{} is not in a git repository", dir.display()))?;
+    Ok(repo.path().join(STATE_DIR))
+}
+
+fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
+    path.canonicalize()
+        .with_context(|| format!("cannot find {}", path.display()))
+}

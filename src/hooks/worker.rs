@@ -1,0 +1,277 @@
+//! What the hook starts: one snapshot at a time per repository, commits that arrive meanwhile
+//! folded into one more run, and every outcome written down under `.git/gitkit/`.
+//!
+//! The hook marks a snapshot as wanted (`pending`) and starts a worker detached from git (a new
+//! session, no pipes to git's callers), then returns. A worker takes the lock, clears the mark
+//! and snapshots, again while the mark comes back; one that finds the lock taken leaves the work
+//! to its holder, which looks for the mark once more after letting the lock go.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::SystemTime;
+
+use rustix::fs::{FlockOperation, flock};
+use serde::{Deserialize, Serialize};
+
+const PENDING: &str = "pending";
+const LOCK: &str = "snapshot.lock";
+const LOG: &str = "hook.log";
+const RECORD: &str = "hook-status.json";
+/// The log is rotated to `hook.log.1` past this size.
+const LOG_LIMIT: u64 = 256 * 1024;
+
+/// The last outcomes, as `gitkit hooks status` shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub last_snapshot: Option<LastSnapshot>,
+    pub last_error: Option<LastError>,
+    /// Whether the most recent run failed.
+    pub failing: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastSnapshot {
+    pub id: String,
+    pub commit: Option<String>,
+    /// When the run finished, RFC 3339.
+    pub at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastError {
+    pub message: String,
+    pub at: String,
+}
+
+/// `gitkit hooks status`.
+#[derive(Debug, Clone, Serialize)]
+pub struct HookStatus {
+    pub installed: bool,
+    pub hook: PathBuf,
+    /// A snapshot is running now.
+    pub running: bool,
+    /// A snapshot is wanted and not yet started.
+    pub pending: bool,
+    #[serde(flatten)]
+    pub record: Record,
+}
+
+/// What a worker did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunOutcome {
+    /// Snapshots run (0: another worker holds the lock and will do the work).
+    pub runs: usize,
+}
+
+/// One snapshot's result, as the worker records it.
+pub struct Snapshotted {
+    pub id: String,
+    pub commit: Option<String>,
+    /// A one-line summary for the log.
+    pub summary: String,
+}
+
+/// The post-commit hook: marks a snapshot as wanted, starts a detached worker, returns.
+pub fn post_commit(state_dir: &Path, root: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(state_dir)?;
+    std::fs::write(state_dir.join(PENDING), b"")?;
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["hook", "run"])
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        // Never take the index lock from under the user, and never read a temporary index
+        // that git is about to delete.
+        .env("GIT_OPTIONAL_LOCKS", "0")
+        .env_remove("GIT_INDEX_FILE");
+    // SAFETY: setsid is async-signal-safe and touches no memory of this process.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        command.pre_exec(|| {
+            rustix::process::setsid()
+                .map(drop)
+                .map_err(std::io::Error::from)
+        });
+    }
+    command.spawn()?;
+    Ok(())
+}
+
+/// Runs snapshots while one is wanted, unless another worker holds the lock.
+pub fn run(
+    state_dir: &Path,
+    mut snapshot: impl FnMut() -> anyhow::Result<Snapshotted>,
+) -> std::io::Result<RunOutcome> {
+    std::fs::create_dir_all(state_dir)?;
+    let mut runs = 0;
+    loop {
+        let Some(lock) = try_lock(state_dir)? else {
+            return Ok(RunOutcome { runs });
+        };
+        while take_pending(state_dir)? {
+            runs += 1;
+            log(state_dir, &format!("pid {} start", std::process::id()))?;
+            let mut record = load_record(state_dir);
+            let now = crate::time::rfc3339(SystemTime::now());
+            match snapshot() {
+                Ok(done) => {
+                    log(
+                        state_dir,
+                        &format!("pid {} ok {}", std::process::id(), done.summary),
+                    )?;
+                    record.last_snapshot = Some(LastSnapshot {
+                        id: done.id,
+                        commit: done.commit,
+                        at: now,
+                    });
+                    record.failing = false;
+                }
+                Err(error) => {
+                    let message = crate::error::chain_text(error.as_ref());
+                    log(
+                        state_dir,
+                        &format!("pid {} error: {message}", std::process::id()),
+                    )?;
+                    record.last_error = Some(LastError { message, at: now });
+                    record.failing = true;
+                }
+            }
+            save_record(state_dir, &record)?;
+        }
+        drop(lock);
+        // A commit may have marked work between the last look and the unlock.
+        if !state_dir.join(PENDING).exists() {
+            return Ok(RunOutcome { runs });
+        }
+    }
+}
+
+/// Marks a snapshot as wanted, for a run started other than by the hook (cron).
+pub fn want_snapshot(state_dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(state_dir)?;
+    std::fs::write(state_dir.join(PENDING), b"")
+}
+
+pub fn status(state_dir: &Path, installed: bool, hook: PathBuf) -> std::io::Result<HookStatus> {
+    let running = std::fs::metadata(state_dir.join(LOCK)).is_ok() && try_lock(state_dir)?.is_none();
+    Ok(HookStatus {
+        installed,
+        hook,
+        running,
+        pending: state_dir.join(PENDING).exists(),
+        record: load_record(state_dir),
+    })
+}
+
+fn try_lock(state_dir: &Path) -> std::io::Result<Option<File>> {
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(state_dir.join(LOCK))?;
+    match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(Some(file)),
+        Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn take_pending(state_dir: &Path) -> std::io::Result<bool> {
+    match std::fs::remove_file(state_dir.join(PENDING)) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+fn log(state_dir: &Path, line: &str) -> std::io::Result<()> {
+    let path = state_dir.join(LOG);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() > LOG_LIMIT) {
+        std::fs::rename(&path, state_dir.join(format!("{LOG}.1")))?;
+    }
+    let mut file = File::options().create(true).append(true).open(path)?;
+    writeln!(file, "{} {line}", crate::time::rfc3339(SystemTime::now()))
+}
+
+fn load_record(state_dir: &Path) -> Record {
+    std::fs::read(state_dir.join(RECORD))
+        .ok()
+        .and_then(|data| serde_json::from_slice(&data).ok())
+        .unwrap_or_default()
+}
+
+fn save_record(state_dir: &Path, record: &Record) -> std::io::Result<()> {
+    let data = serde_json::to_vec_pretty(record).expect("serializes");
+    crate::fs::write_cache(&state_dir.join(RECORD), &data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(id: &str) -> anyhow::Result<Snapshotted> {
+        Ok(Snapshotted {
+            id: id.into(),
+            commit: None,
+            summary: id.into(),
+        })
+    }
+
+    #[test]
+    fn runs_only_when_wanted_and_records_outcomes() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        assert_eq!(run(dir.path(), || done("never")).expect("run").runs, 0);
+
+        want_snapshot(dir.path()).expect("mark");
+        assert_eq!(run(dir.path(), || done("s1")).expect("run").runs, 1);
+        assert_eq!(
+            load_record(dir.path()).last_snapshot.expect("recorded").id,
+            "s1"
+        );
+
+        want_snapshot(dir.path()).expect("mark");
+        run(dir.path(), || Err(anyhow::anyhow!("store unreachable"))).expect("run");
+        let record = load_record(dir.path());
+        assert!(record.failing);
+        assert_eq!(
+            record.last_error.expect("recorded").message,
+            "store unreachable"
+        );
+        assert_eq!(record.last_snapshot.expect("kept").id, "s1");
+    }
+
+    #[test]
+    fn work_marked_during_a_run_gets_one_more_run() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        want_snapshot(dir.path()).expect("mark");
+        let mut calls = 0;
+        let outcome = run(dir.path(), || {
+            calls += 1;
+            if calls <= 2 {
+                // Two commits land while this snapshot runs: they fold into one more run.
+                want_snapshot(dir.path()).expect("mark");
+                want_snapshot(dir.path()).expect("mark");
+            }
+            done("s")
+        })
+        .expect("run");
+        assert_eq!(outcome.runs, 3);
+    }
+
+    #[test]
+    fn a_second_worker_leaves_the_work_to_the_lock_holder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let held = try_lock(dir.path()).expect("lock").expect("free");
+        want_snapshot(dir.path()).expect("mark");
+        assert_eq!(run(dir.path(), || done("no")).expect("run").runs, 0);
+        assert!(
+            dir.path().join(PENDING).exists(),
+            "the mark stays for the holder"
+        );
+        drop(held);
+    }
+}
