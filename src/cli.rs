@@ -38,6 +38,10 @@ pub enum Command {
     /// Snapshot periodically through cron (only when something changed).
     Schedule(ScheduleArgs),
 
+    /// Set up GitHub over SSH: a key kept under GITKIT_HOME, GitHub's host keys pinned, the key
+    /// registered with your account (token from GITHUB_TOKEN, GH_TOKEN or --token-stdin).
+    GithubKey(GithubKeyArgs),
+
     /// Entry points the hooks and cron call.
     #[command(subcommand, hide = true)]
     Hook(HookCommand),
@@ -154,6 +158,25 @@ pub enum HookCommand {
     Run,
     /// Called by cron: snapshot if anything changed.
     Scheduled(AllArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GithubKeyArgs {
+    /// The key's title on GitHub (default: the notebook's or machine's name).
+    #[arg(long)]
+    pub title: Option<String>,
+
+    /// The API: https://HOST/api/v3 for GitHub Enterprise Server, https://api.TENANT.ghe.com.
+    #[arg(long, value_name = "URL", default_value = "https://api.github.com")]
+    pub api_url: String,
+
+    /// Read the token from standard input instead of GITHUB_TOKEN / GH_TOKEN.
+    #[arg(long)]
+    pub token_stdin: bool,
+
+    /// Set up the key and SSH, but do not register the key with GitHub.
+    #[arg(long)]
+    pub no_register: bool,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ pub mod credential;
 pub mod error;
 pub mod fs;
 pub mod gitconfig;
+pub mod github;
 pub mod home;
 pub mod hooks;
 pub mod logging;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Hooks(command) => commands::hooks::hooks(command, dir),
         Command::Schedule(args) => commands::hooks::schedule(args, dir),
         Command::Hook(command) => commands::hooks::hook(command, dir),
+        Command::GithubKey(args) => commands::github::github_key(args),
     };
     if let Err(error) = &result {
         error::report(error, io::stderr());

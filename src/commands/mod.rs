@@ -1,5 +1,6 @@
 //! The command edge: turns parsed arguments into calls on the core, and results into output.
 
+pub mod github;
 pub mod hooks;
 pub mod snapshot;
 

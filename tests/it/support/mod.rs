@@ -1,6 +1,7 @@
 //! Test support: a hermetic environment, a command builder, and real peers on 127.0.0.1.
 
 pub mod git_http;
+pub mod github;
 pub mod http;
 pub mod proxy;
 pub mod s3;
