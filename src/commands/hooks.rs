@@ -139,6 +139,7 @@ pub fn hook(command: HookCommand, dir: &Path) -> anyhow::Result<()> {
                 .context("cannot start the snapshot")?;
         }
         HookCommand::Run => {
+            hooks::worker::detach();
             run_worker(dir)?;
         }
         HookCommand::Scheduled(all) => {

@@ -2,15 +2,17 @@
 //! folded into one more run, and every outcome written down under `.git/gitkit/`.
 //!
 //! The hook marks a snapshot as wanted (`pending`) and starts a worker detached from git (a new
-//! session, no pipes to git's callers), then returns. A worker takes the lock, clears the mark
-//! and snapshots, again while the mark comes back; one that finds the lock taken leaves the work
-//! to its holder, which looks for the mark once more after letting the lock go.
+//! session, no pipes to git's callers), then returns; while a worker holds the lock, the hook
+//! only marks. A worker takes the lock, waits for the mark to settle (a burst of commits makes
+//! one snapshot), clears it and snapshots, again while the mark comes back; one that finds the
+//! lock taken leaves the work to its holder, which looks for the mark once more after letting
+//! the lock go.
 
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use rustix::fs::{FlockOperation, flock};
 use serde::{Deserialize, Serialize};
@@ -19,6 +21,8 @@ const PENDING: &str = "pending";
 const LOCK: &str = "snapshot.lock";
 const LOG: &str = "hook.log";
 const RECORD: &str = "hook-status.json";
+/// How long after the last commit the snapshot starts.
+const SETTLE: Duration = Duration::from_millis(500);
 /// The log is rotated to `hook.log.1` past this size.
 const LOG_LIMIT: u64 = 256 * 1024;
 
@@ -77,6 +81,10 @@ pub struct Snapshotted {
 pub fn post_commit(state_dir: &Path, root: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(state_dir)?;
     std::fs::write(state_dir.join(PENDING), b"")?;
+    // A worker holds the lock: it will see the mark, as it looks again after letting go.
+    if try_lock(state_dir)?.is_none() {
+        return Ok(());
+    }
     let mut command = Command::new(std::env::current_exe()?);
     command
         .args(["hook", "run"])
@@ -88,17 +96,17 @@ pub fn post_commit(state_dir: &Path, root: &Path) -> std::io::Result<()> {
         // that git is about to delete.
         .env("GIT_OPTIONAL_LOCKS", "0")
         .env_remove("GIT_INDEX_FILE");
-    // SAFETY: setsid is async-signal-safe and touches no memory of this process.
-    unsafe {
-        use std::os::unix::process::CommandExt;
-        command.pre_exec(|| {
-            rustix::process::setsid()
-                .map(drop)
-                .map_err(std::io::Error::from)
-        });
-    }
+    // No pre_exec hook: that would force a full fork. The worker leaves git's session itself,
+    // first thing (see `detach`).
     command.spawn()?;
     Ok(())
+}
+
+/// Called first by the worker: a session of its own, so that nothing aimed at git's terminal
+/// or process group reaches it, and a lower priority, so the user's next command comes first.
+pub fn detach() {
+    let _ = rustix::process::setsid();
+    let _ = rustix::process::nice(10);
 }
 
 /// Runs snapshots while one is wanted, unless another worker holds the lock.
@@ -112,7 +120,7 @@ pub fn run(
         let Some(lock) = try_lock(state_dir)? else {
             return Ok(RunOutcome { runs });
         };
-        while take_pending(state_dir)? {
+        while settled_pending(state_dir, SETTLE)? && take_pending(state_dir)? {
             runs += 1;
             log(state_dir, &format!("pid {} start", std::process::id()))?;
             let mut record = load_record(state_dir);
@@ -177,6 +185,25 @@ fn try_lock(state_dir: &Path) -> std::io::Result<Option<File>> {
         Ok(()) => Ok(Some(file)),
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
         Err(e) => Err(e.into()),
+    }
+}
+
+/// Waits until the last mark is `settle` old, so that a burst of commits (a rebase, a script)
+/// makes one snapshot after it rather than many during it; whether there is a mark at all.
+fn settled_pending(state_dir: &Path, settle: Duration) -> std::io::Result<bool> {
+    loop {
+        let modified = match std::fs::metadata(state_dir.join(PENDING)) {
+            Ok(metadata) => metadata.modified()?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let age = SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or_default();
+        if age >= settle {
+            return Ok(true);
+        }
+        std::thread::sleep(settle - age);
     }
 }
 

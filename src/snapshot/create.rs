@@ -27,7 +27,7 @@ use super::{manifest_key, state};
 use crate::store::{Store, StoreError};
 
 /// Packs uploading at once; with one more queued and one filling, this bounds memory.
-const UPLOAD_CONCURRENCY: usize = 3;
+const UPLOAD_CONCURRENCY: usize = 4;
 /// A file that keeps changing while it is read is read this many times at most.
 const READ_ATTEMPTS: usize = 3;
 

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 /// A pack is sealed once it holds this much.
-pub const PACK_TARGET: usize = 6 << 20;
+pub const PACK_TARGET: usize = 4 << 20;
 /// Files larger than this are split into chunks of this size, each a blob.
 pub const CHUNK_SIZE: usize = 2 << 20;
 
