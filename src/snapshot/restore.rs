@@ -376,19 +376,26 @@ fn finish_files(
     Ok(())
 }
 
-/// Hashes the file as written, on every core, a few MiB at a time: this read-back is on the
-/// restore's critical path, and memory stays bounded (a memory map would count the whole file).
+/// Hashes the file as written, on every core: this read-back is on the restore's critical
+/// path. It maps the file a window at a time (no copy, and no more of it resident at once).
 fn has_content(path: &Path, hash: &str) -> std::io::Result<bool> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
+    const WINDOW: u64 = 16 << 20;
+    let file = std::fs::File::open(path)?;
+    let length = file.metadata()?.len();
     let mut hasher = blake3::Hasher::new();
-    let mut buffer = vec![0u8; 4 << 20];
-    loop {
-        let n = file.read(&mut buffer)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update_rayon(&buffer[..n]);
+    let mut offset = 0;
+    while offset < length {
+        let len = WINDOW.min(length - offset);
+        // SAFETY: the file is gitkit's own temporary, which nothing else writes while it is
+        // mapped; the mapping lives only for this iteration.
+        let window = unsafe {
+            memmap2::MmapOptions::new()
+                .offset(offset)
+                .len(len as usize)
+                .map(&file)?
+        };
+        hasher.update_rayon(&window);
+        offset += len;
     }
     Ok(hasher.finalize().to_hex().as_str() == hash)
 }
