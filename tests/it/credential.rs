@@ -13,6 +13,11 @@ fn request(host: &str, path: &str) -> String {
     format!("protocol=https\nhost={host}\npath={path}\n\n")
 }
 
+/// A request for the usual test repository.
+fn demo_request() -> String {
+    request("git-codecommit.us-east-1.amazonaws.com", "v1/repos/demo")
+}
+
 /// Lines of a helper answer that start with `key=`.
 fn field(output: &str, key: &str) -> Option<String> {
     output
@@ -44,29 +49,12 @@ fn use_gitkit_for(env: &Env, server: &GitHttp) {
     }
 }
 
-fn served_repository(env: &Env) -> std::path::PathBuf {
-    let source = env.repo_with_commit("source");
-    let served = env.dir("served");
-    env.git(
-        &served,
-        [
-            "clone",
-            "-q",
-            "--bare",
-            source.to_str().expect("utf-8"),
-            "demo.git",
-        ],
-    )
-    .success();
-    served
-}
-
 #[test]
 fn clone_and_push_through_git_http_backend_with_signed_passwords() {
     let mut env = Env::new();
     env.set_aws_keys();
     env.set("AWS_SESSION_TOKEN", SESSION_TOKEN);
-    let served = served_repository(&env);
+    let served = env.served_repository("demo.git");
     let server = GitHttp::start(
         &served,
         Expected {
@@ -109,7 +97,7 @@ fn wrong_secret_key_gets_403_and_the_clone_fails() {
     let mut env = Env::new();
     env.set("AWS_ACCESS_KEY_ID", ACCESS_KEY);
     env.set("AWS_SECRET_ACCESS_KEY", "not-the-secret-the-server-knows");
-    let served = served_repository(&env);
+    let served = env.served_repository("demo.git");
     let expected = Expected {
         access_key: ACCESS_KEY.into(),
         secret: SECRET_KEY.into(),
@@ -315,10 +303,7 @@ fn no_credentials_gives_one_line_with_a_hint_without_waiting_on_metadata() {
     let started = Instant::now();
     let output = env
         .gitkit(["credential", "get"])
-        .stdin(request(
-            "git-codecommit.us-east-1.amazonaws.com",
-            "v1/repos/demo",
-        ))
+        .stdin(demo_request())
         .success();
     let waited = started.elapsed();
     assert_eq!(stdout(&output), "");
@@ -340,10 +325,7 @@ fn secrets_never_reach_the_log() {
     env.set("GITKIT_LOG", "trace");
     let output = env
         .gitkit(["credential", "get"])
-        .stdin(request(
-            "git-codecommit.us-east-1.amazonaws.com",
-            "v1/repos/demo",
-        ))
+        .stdin(demo_request())
         .success();
     let log = stderr(&output);
     assert!(log.contains("signing"), "the log says what happened: {log}");
@@ -365,7 +347,7 @@ fn profile_from_the_shared_credentials_file() {
          [work]\naws_access_key_id = AKIAWORK\naws_secret_access_key = s2\n",
     )
     .expect("write");
-    let input = request("git-codecommit.us-east-1.amazonaws.com", "v1/repos/demo");
+    let input = demo_request();
     let username =
         |cmd: crate::support::Cmd| field(&stdout(&cmd.stdin(input.clone()).success()), "username");
     assert_eq!(
@@ -408,10 +390,7 @@ fn credential_process_profile() {
     .expect("write");
     let output = env
         .gitkit(["credential", "--profile", "proc", "get"])
-        .stdin(request(
-            "git-codecommit.us-east-1.amazonaws.com",
-            "v1/repos/demo",
-        ))
+        .stdin(demo_request())
         .success();
     assert_eq!(
         field(&stdout(&output), "username").as_deref(),
@@ -439,10 +418,7 @@ fn container_credentials_endpoint() {
     env.set("AWS_CONTAINER_AUTHORIZATION_TOKEN", "container-auth-token");
     let output = env
         .gitkit(["credential", "get"])
-        .stdin(request(
-            "git-codecommit.us-east-1.amazonaws.com",
-            "v1/repos/demo",
-        ))
+        .stdin(demo_request())
         .success();
     assert_eq!(
         field(&stdout(&output), "username").as_deref(),
@@ -480,10 +456,7 @@ fn instance_metadata_v2() {
     env.set("AWS_EC2_METADATA_SERVICE_ENDPOINT", server.url());
     let output = env
         .gitkit(["credential", "get"])
-        .stdin(request(
-            "git-codecommit.us-east-1.amazonaws.com",
-            "v1/repos/demo",
-        ))
+        .stdin(demo_request())
         .success();
     assert_eq!(
         field(&stdout(&output), "username").as_deref(),

@@ -313,19 +313,7 @@ fn clone_and_push_over_ssh_through_the_configuration_gitkit_wrote() {
         format!("ssh -F {} -o BatchMode=yes", ssh_config.display()),
     );
 
-    let source = env.repo_with_commit("source");
-    let served = env.dir("served");
-    env.git(
-        &served,
-        [
-            "clone",
-            "-q",
-            "--bare",
-            source.to_str().expect("utf-8"),
-            "remote.git",
-        ],
-    )
-    .success();
+    let served = env.served_repository("remote.git");
     let url = format!("ssh://127.0.0.1{}", served.join("remote.git").display());
     let work = env.dir("work");
     env.git(&work, ["clone", "-q", &url, "clone"]).success();

@@ -115,6 +115,20 @@ fn snapshot_json(env: &Env, repo: &Path, store: &str) -> Value {
     serde_json::from_str(stdout(&output).trim()).expect("one JSON object")
 }
 
+/// `gitkit restore` of workspace `project` from `store` into `target`.
+fn restore_project(env: &Env, store: &str, target: &Path) -> crate::support::Cmd {
+    let target = target.to_str().expect("utf-8");
+    env.gitkit([
+        "restore",
+        "--store",
+        store,
+        "--workspace",
+        "project",
+        "--to",
+        target,
+    ])
+}
+
 #[track_caller]
 fn assert_restored(env: &Env, original: &Path, restored: &Path) {
     let mut expected = tree(original);
@@ -282,16 +296,7 @@ fn edit_keeping_size_and_mtime_is_never_missed() {
     assert_eq!(edited["unchanged"], false);
 
     let target = env.root_path().join("restored");
-    env.gitkit([
-        "restore",
-        "--store",
-        store,
-        "--workspace",
-        "project",
-        "--to",
-        target.to_str().expect("utf-8"),
-    ])
-    .success();
+    restore_project(&env, store, &target).success();
     assert_eq!(
         std::fs::read(target.join("weights.txt")).expect("read"),
         b"BBBB"
@@ -340,16 +345,7 @@ fn ignored_files_only_with_include_ignored_and_gitkit_exclude_leaves_files_out()
     ])
     .success();
     let target = env.root_path().join("restored");
-    env.gitkit([
-        "restore",
-        "--store",
-        store,
-        "--workspace",
-        "project",
-        "--to",
-        target.to_str().expect("utf-8"),
-    ])
-    .success();
+    restore_project(&env, store, &target).success();
     assert!(target.join("train.log").exists());
     assert!(target.join("cache/blob.bin").exists());
     assert!(!target.join("data/results.csv").exists());
@@ -373,16 +369,7 @@ fn large_file_is_chunked_and_restored_exactly() {
     let store = store.to_str().expect("utf-8");
     snapshot_json(&env, &repo, store);
     let target = env.root_path().join("restored");
-    env.gitkit([
-        "restore",
-        "--store",
-        store,
-        "--workspace",
-        "project",
-        "--to",
-        target.to_str().expect("utf-8"),
-    ])
-    .success();
+    restore_project(&env, store, &target).success();
     assert!(std::fs::read(target.join("model.bin")).expect("read") == data);
 }
 
@@ -396,17 +383,7 @@ fn restore_refuses_a_non_empty_folder_unless_forced() {
     let target = env.dir("occupied");
     std::fs::write(target.join("mine.txt"), b"keep me").expect("write");
 
-    let refused = env
-        .gitkit([
-            "restore",
-            "--store",
-            store,
-            "--workspace",
-            "project",
-            "--to",
-            target.to_str().expect("utf-8"),
-        ])
-        .failure();
+    let refused = restore_project(&env, store, &target).failure();
     assert!(
         stderr(&refused).contains("not empty"),
         "{}",
@@ -492,17 +469,7 @@ fn restore_refuses_manifests_that_escape_the_folder() {
         snapshot_json(&env, &repo, store.to_str().expect("utf-8"));
         tamper_manifest(&store, edit);
         let target = env.root_path().join("nested").join("restored");
-        let output = env
-            .gitkit([
-                "restore",
-                "--store",
-                store.to_str().expect("utf-8"),
-                "--workspace",
-                "project",
-                "--to",
-                target.to_str().expect("utf-8"),
-            ])
-            .failure();
+        let output = restore_project(&env, store.to_str().expect("utf-8"), &target).failure();
         assert!(
             stderr(&output).contains("manifest"),
             "{name}: {}",
@@ -541,17 +508,7 @@ fn corrupt_object_fails_the_restore_and_leaves_no_wrong_file() {
     std::fs::write(&pack, data).expect("write");
 
     let target = env.root_path().join("restored");
-    let output = env
-        .gitkit([
-            "restore",
-            "--store",
-            store.to_str().expect("utf-8"),
-            "--workspace",
-            "project",
-            "--to",
-            target.to_str().expect("utf-8"),
-        ])
-        .failure();
+    let output = restore_project(&env, store.to_str().expect("utf-8"), &target).failure();
     assert!(
         stderr(&output).contains("precious.txt"),
         "{}",
@@ -647,16 +604,7 @@ fn s3_server_stopping_mid_snapshot_fails_cleanly_and_the_next_run_reuses_the_upl
         "the first pack was reused: {new} new of {total}"
     );
     let target = env.root_path().join("restored");
-    env.gitkit([
-        "restore",
-        "--store",
-        &store,
-        "--workspace",
-        "project",
-        "--to",
-        target.to_str().expect("utf-8"),
-    ])
-    .success();
+    restore_project(&env, &store, &target).success();
     assert_eq!(
         std::fs::read(target.join("part5.bin")).expect("read"),
         std::fs::read(repo.join("part5.bin")).expect("read")

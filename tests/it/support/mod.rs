@@ -122,6 +122,17 @@ impl Env {
         self.command("git").current_dir(dir).args(args)
     }
 
+    /// A bare clone of a one-commit repository at `served/NAME`, as a server holds it;
+    /// returns the `served` folder.
+    pub fn served_repository(&self, name: &str) -> PathBuf {
+        let source = self.repo_with_commit("source");
+        let served = self.dir("served");
+        let source = source.to_str().expect("utf-8 temp path");
+        self.git(&served, ["clone", "-q", "--bare", source, name])
+            .success();
+        served
+    }
+
     /// A repository with one commit holding `README.md`.
     pub fn repo_with_commit(&self, name: &str) -> PathBuf {
         let dir = self.dir(name);
