@@ -38,7 +38,9 @@ pub enum Command {
     /// Snapshot periodically through cron (only when something changed).
     Schedule(ScheduleArgs),
 
-    /// Set up GitHub over SSH: a key kept under GITKIT_HOME, GitHub's host keys pinned, the key
+    /// Set up GitHub over SSH: a key that survives restarts, registered once.
+    ///
+    /// The key is kept under GITKIT_HOME, GitHub's host keys are pinned, and the key is
     /// registered with your account (token from GITHUB_TOKEN, GH_TOKEN or --token-stdin).
     GithubKey(GithubKeyArgs),
 

@@ -21,7 +21,12 @@ pub fn take(
     include_ignored: bool,
     progress: Arc<dyn snapshot::Progress>,
 ) -> anyhow::Result<(snapshot::SnapshotOutcome, store::Location)> {
-    let workspace = Workspace::discover(dir)?;
+    let workspace = Workspace::discover(dir).map_err(|e| match e {
+        e @ snapshot::WorkspaceError::NotARepository(_) => {
+            Hinted::new(e, "run it inside a repository, or name one with -C DIR").into()
+        }
+        other => anyhow::Error::from(other),
+    })?;
     let location = location(store_args, workspace.store.as_deref())?;
     let options = snapshot::SnapshotOptions {
         include_ignored,
@@ -150,7 +155,11 @@ async fn only_workspace(store: &AnyStore) -> anyhow::Result<String> {
     let mut names = snapshot::workspaces(store).await.map_err(store_error)?;
     match names.len() {
         1 => Ok(names.remove(0)),
-        0 => Err(anyhow::anyhow!("{} holds no snapshots", store.name())),
+        0 => Err(Hinted::new(
+            anyhow::anyhow!("{} holds no snapshots", store.name()),
+            "name the store with --store URL (or GITKIT_STORE, or git config gitkit.store)",
+        )
+        .into()),
         _ => Err(Hinted::new(
             anyhow::anyhow!(
                 "{} holds several workspaces: {}",

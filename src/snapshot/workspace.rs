@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 pub enum WorkspaceError {
     #[error("{0} is not inside a git repository")]
-    NotARepository(PathBuf, #[source] git2::Error),
+    NotARepository(PathBuf),
     #[error("{0} is a bare repository; snapshots need a working tree")]
     Bare(PathBuf),
     #[error("could not read the repository's configuration")]
@@ -30,8 +30,9 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn discover(dir: &Path) -> Result<Self, WorkspaceError> {
-        let repo = git2::Repository::discover(dir)
-            .map_err(|e| WorkspaceError::NotARepository(dir.to_path_buf(), e))?;
+        let repo = git2::Repository::discover(dir).map_err(|_| {
+            WorkspaceError::NotARepository(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()))
+        })?;
         let root = repo
             .workdir()
             .ok_or_else(|| WorkspaceError::Bare(dir.to_path_buf()))?;
