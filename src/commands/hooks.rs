@@ -17,8 +17,17 @@ pub fn hooks(command: HooksCommand, dir: &Path) -> anyhow::Result<()> {
     match command {
         HooksCommand::Install(all) => {
             let gitkit = std::env::current_exe().context("cannot tell where gitkit is")?;
+            let mut failed = 0;
             for repo in repositories(&all, dir)? {
-                let installed = hooks::install(&repo, &gitkit)?;
+                // With --all, one repository's trouble does not stop the others.
+                let installed = match hooks::install(&repo, &gitkit) {
+                    Ok(installed) => installed,
+                    Err(e) => {
+                        failed += 1;
+                        writeln!(stderr, "error: {}", crate::error::chain_text(&e))?;
+                        continue;
+                    }
+                };
                 let what = if installed.unchanged {
                     "already installed"
                 } else {
@@ -41,6 +50,10 @@ pub fn hooks(command: HooksCommand, dir: &Path) -> anyhow::Result<()> {
                     )?;
                 }
             }
+            anyhow::ensure!(
+                failed == 0,
+                "the hook could not be installed in {failed} repositories"
+            );
         }
         HooksCommand::Uninstall(all) => {
             for repo in repositories(&all, dir)? {

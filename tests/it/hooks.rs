@@ -447,3 +447,27 @@ fn scheduled_run_snapshots_only_when_something_changed() {
     env.gitkit(["-C", repo_arg, "hook", "scheduled"]).success();
     assert_eq!(count(&env), 2);
 }
+
+/// Guards against guessing: a foreign hook where gitkit's chained copy already is would lose
+/// one of them, so install refuses there and goes on with the other repositories.
+#[test]
+fn install_refuses_to_guess_and_goes_on_with_the_rest() {
+    let env = Env::new();
+    let root = env.dir("SageMaker");
+    let tangled = env.repo_with_commit("SageMaker/tangled");
+    env.repo_with_commit("SageMaker/fine");
+    let hooks = tangled.join(".git/hooks");
+    std::fs::write(hooks.join("post-commit"), ORIGINAL_HOOK).expect("write");
+    std::fs::write(hooks.join("post-commit.gitkit-chained"), "#!/bin/sh\n").expect("write");
+
+    let output = env
+        .gitkit(["hooks", "install", "--all", root.to_str().expect("utf-8")])
+        .failure();
+    let said = stderr(&output);
+    assert!(said.contains("refusing to guess"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(hooks.join("post-commit")).expect("read"),
+        ORIGINAL_HOOK
+    );
+    assert_eq!(status(&env, &root.join("fine"))["installed"], true);
+}
