@@ -600,8 +600,8 @@ fn s3_server_stopping_mid_snapshot_fails_cleanly_and_the_next_run_reuses_the_upl
     let total = done["summary"]["bytes"].as_u64().expect("number");
     let new = done["new_bytes"].as_u64().expect("number");
     assert!(
-        new < total - (5 << 20),
-        "the first pack was reused: {new} new of {total}"
+        new <= total - (4 << 20),
+        "at least the first pack (4 MiB or more) was reused: {new} new of {total}"
     );
     let target = env.root_path().join("restored");
     restore_project(&env, &store, &target).success();
