@@ -114,6 +114,10 @@ pub struct RestoreArgs {
     /// Restore into a folder that is not empty, replacing the files the snapshot holds.
     #[arg(long)]
     pub force: bool,
+
+    /// Keep setuid, setgid and sticky bits, which are dropped unless asked for.
+    #[arg(long)]
+    pub keep_setuid: bool,
 }
 
 #[derive(Debug, Subcommand)]

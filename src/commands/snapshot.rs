@@ -27,7 +27,7 @@ pub fn take(
         }
         other => anyhow::Error::from(other),
     })?;
-    let location = location(store_args, workspace.store.as_deref())?;
+    let location = location(store_args, Some(&workspace))?;
     let options = snapshot::SnapshotOptions {
         include_ignored,
         host: host_name(),
@@ -50,8 +50,8 @@ pub fn snapshot(args: SnapshotArgs, dir: &Path) -> anyhow::Result<()> {
     let (outcome, location) = take(dir, &args.store, args.include_ignored, progress)?;
     let summary = &outcome.summary;
     let mut stderr = std::io::stderr().lock();
-    for path in &outcome.skipped {
-        writeln!(stderr, "warning: could not read {path}; left out")?;
+    for warning in &outcome.warnings {
+        writeln!(stderr, "warning: {warning}")?;
     }
     if outcome.unchanged {
         writeln!(
@@ -85,10 +85,7 @@ pub fn snapshot(args: SnapshotArgs, dir: &Path) -> anyhow::Result<()> {
 
 pub fn snapshots(args: SnapshotsArgs, dir: &Path) -> anyhow::Result<()> {
     let workspace = Workspace::discover(dir).ok();
-    let location = location(
-        &args.store,
-        workspace.as_ref().and_then(|w| w.store.as_deref()),
-    )?;
+    let location = location(&args.store, workspace.as_ref())?;
     let named = args.workspace.clone().or_else(|| workspace.map(|w| w.name));
     let summaries = super::runtime().block_on(async {
         let store = open(&location, &args.store);
@@ -100,6 +97,8 @@ pub fn snapshots(args: SnapshotsArgs, dir: &Path) -> anyhow::Result<()> {
             .await
             .map_err(find_error)
     })?;
+    warn_damaged(&summaries.damaged)?;
+    let summaries = summaries.summaries;
     let mut stdout = std::io::stdout().lock();
     if args.json {
         serde_json::to_writer_pretty(&mut stdout, &summaries)?;
@@ -112,10 +111,7 @@ pub fn snapshots(args: SnapshotsArgs, dir: &Path) -> anyhow::Result<()> {
 
 pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
     let workspace = Workspace::discover(dir).ok();
-    let location = location(
-        &args.store,
-        workspace.as_ref().and_then(|w| w.store.as_deref()),
-    )?;
+    let location = location(&args.store, workspace.as_ref())?;
     let target = args.to.clone();
     let outcome = super::runtime().block_on(async {
         let store = open(&location, &args.store);
@@ -123,9 +119,13 @@ pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
             Some(name) => name,
             None => only_workspace(&store).await?,
         };
-        let manifest = snapshot::find(&store, &name, &args.snapshot).await.map_err(find_error)?;
+        let (manifest, damaged) = snapshot::find(&store, &name, &args.snapshot).await.map_err(find_error)?;
+        warn_damaged(&damaged)?;
         let progress = progress_bar::for_terminal("restore");
-        let options = snapshot::RestoreOptions { force: args.force };
+        let options = snapshot::RestoreOptions {
+            force: args.force,
+            special_bits: args.keep_setuid,
+        };
         let outcome = snapshot::restore(&store, &manifest, &target, &options, progress).await.map_err(|e| match e {
             snapshot::RestoreError::NotEmpty(path) => Hinted::new(
                 snapshot::RestoreError::NotEmpty(path),
@@ -172,15 +172,30 @@ async fn only_workspace(store: &AnyStore) -> anyhow::Result<String> {
     }
 }
 
-fn location(args: &StoreArgs, config: Option<&str>) -> anyhow::Result<store::Location> {
-    let env = std::env::var("GITKIT_STORE").ok();
-    store::choose(
+/// The store to use, a folder made absolute before anything is keyed on it: relative to the
+/// current folder when given by flag or environment, to the work tree when by git config.
+fn location(args: &StoreArgs, workspace: Option<&Workspace>) -> anyhow::Result<store::Location> {
+    let env = std::env::var("GITKIT_STORE")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let config = workspace.and_then(|w| w.store.as_deref());
+    let location = store::choose(
         args.store.as_deref(),
         env.as_deref(),
         config,
         &home::gitkit_home(),
     )
-    .context("cannot use the store")
+    .context("cannot use the store")?;
+    let store::Location::Dir(path) = location else {
+        return Ok(location);
+    };
+    let base = match workspace {
+        Some(workspace) if args.store.is_none() && env.is_none() && config.is_some() => {
+            workspace.root.clone()
+        }
+        _ => std::env::current_dir().context("cannot tell the current folder")?,
+    };
+    Ok(store::Location::Dir(store::absolute(&base.join(path))))
 }
 
 fn open(location: &store::Location, args: &StoreArgs) -> AnyStore {
@@ -209,6 +224,15 @@ fn find_error(error: snapshot::FindError) -> anyhow::Error {
         }
         other => other.into(),
     }
+}
+
+/// Names each manifest that was passed over because it could not be read.
+fn warn_damaged(damaged: &[String]) -> std::io::Result<()> {
+    let mut stderr = std::io::stderr().lock();
+    for reason in damaged {
+        writeln!(stderr, "warning: skipped: {reason}")?;
+    }
+    Ok(())
 }
 
 fn host_name() -> String {

@@ -17,11 +17,14 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::cache::{Content, FileCache, Stat};
+use super::id::IdError;
 use super::index::BlobIndex;
-use super::manifest::{BlobRef, Entry, FORMAT_VERSION, Kind, Manifest, RelPath, Summary};
-use super::pack::{CHUNK_SIZE, Pack, Packer, data_key, index_key};
+use super::manifest::{
+    BlobRef, Entry, FORMAT_VERSION, Kind, Manifest, ManifestError, RelPath, Summary,
+};
+use super::pack::{CHUNK_SIZE, Pack, PackIndex, Packer, data_key, index_key};
 use super::progress::Progress;
-use super::scan::{self, Found, STATE_DIR, ScanError};
+use super::scan::{self, Found, STATE_DIR, ScanError, Warning};
 use super::workspace::Workspace;
 use super::{manifest_key, state};
 use crate::store::{Store, StoreError};
@@ -39,6 +42,12 @@ pub enum SnapshotError {
     Store(#[from] StoreError),
     #[error("could not write gitkit's state in {0}")]
     State(String, #[source] std::io::Error),
+    #[error("{0} packs in the store do not hold what their index objects say, even after reading the files again")]
+    Untrustworthy(usize),
+    #[error("the snapshot would not restore, so it was not written")]
+    Invalid(#[source] ManifestError),
+    #[error(transparent)]
+    Name(#[from] IdError),
 }
 
 pub struct Options {
@@ -59,10 +68,14 @@ pub struct Outcome {
     /// Bytes of new content uploaded, and in how many packs.
     pub new_bytes: u64,
     pub new_packs: usize,
-    /// Files that could not be read (permission denied), left out.
-    pub skipped: Vec<String>,
+    /// What was left out, or kept from before, and why.
+    pub warnings: Vec<Warning>,
     pub seconds: f64,
 }
+
+/// Passes over the workspace at most: a second and third only when a pack written elsewhere
+/// turned out not to hold what its index says, and the files that relied on it are read again.
+const PASSES: usize = 3;
 
 pub async fn create<S: Store>(
     store: &S,
@@ -78,22 +91,37 @@ pub async fn create<S: Store>(
     let index_cache = BlobIndex::cache_path(&state_dir, store.name());
     let mut index = BlobIndex::load(&index_cache);
     debug!("index cache loaded");
-    let last = state::Last::load(&state_dir, store.name());
-    let (found, cache) = {
+    let (found, scan_warnings, cache) = {
         let workspace = workspace.clone();
         let state_dir = state_dir.clone();
         let include_ignored = options.include_ignored;
         tokio::task::spawn_blocking(move || {
-            let found = scan::scan(&workspace, &scan::Options { include_ignored })?;
+            let (found, warnings) = scan::scan(&workspace, &scan::Options { include_ignored })?;
             debug!(found = found.len(), "scanned");
             let cache = FileCache::load(&state_dir);
             debug!("file cache loaded");
-            Ok::<_, ScanError>((found, cache))
+            Ok::<_, ScanError>((Arc::new(found), warnings, cache))
         })
         .await
         .expect("the scan does not panic")?
     };
-    // Nothing to read and nothing changed since the last snapshot: the store need not be asked.
+    // What the caches say is checked against the store: the last snapshot must still be there
+    // (one small request). If it is gone, the store was emptied or is another one: nothing
+    // this machine knows of it is trusted.
+    let mut last = state::Last::load(&state_dir, store.name());
+    if let Some(known) = &last {
+        let key = manifest_key(&known.summary.workspace, &known.summary.id);
+        let present = match key {
+            Ok(key) => store.exists(&key).await?,
+            Err(_) => false,
+        };
+        if !present {
+            debug!("the last snapshot is gone from the store; local caches dropped");
+            last = None;
+            index.clear();
+        }
+    }
+    // Nothing to read and nothing changed since the last snapshot: no more need be asked.
     let mut cached = Reader::without_reading(&index, cache);
     let unchanged = cached
         .entries(&found)
@@ -103,61 +131,76 @@ pub async fn create<S: Store>(
                 last.describes(workspace) && state::digest(&locate(entries, &index)) == last.digest;
             same.then_some(last)
         });
-    let cache = cached.cache;
+    let mut cache = cached.cache;
     debug!(
         unchanged = unchanged.is_some(),
         "compared with the last snapshot"
     );
     if let Some(last) = unchanged {
+        index.save(&index_cache).map_err(state_error)?;
         return Ok(Outcome {
             summary: last.summary,
             unchanged: true,
             read_bytes: 0,
             new_bytes: 0,
             new_packs: 0,
-            skipped: Vec::new(),
+            warnings: scan_warnings,
             seconds: started.elapsed().as_secs_f64(),
         });
     }
 
-    let fetched = index.refresh(store).await?;
-    debug!(fetched, "pack indexes fetched");
-    let index = Arc::new(index);
-    let (packs_tx, packs_rx) = mpsc::channel::<Pack>(1);
-    let reader = {
-        let index = Arc::clone(&index);
-        tokio::task::spawn_blocking(move || {
-            progress.start(found.len() as u64, 0);
-            let mut reader = Reader::new(&index, cache, Some(packs_tx), progress);
-            let entries = reader
-                .entries(&found)
-                .expect("a reading reader has every entry");
-            reader.progress.finish();
-            let Reader {
-                cache,
-                read_bytes,
-                skipped,
-                ..
-            } = reader;
-            (entries, cache, read_bytes, skipped)
-        })
+    let refreshed = index.refresh(store).await?;
+    debug!(?refreshed, "pack indexes checked against the store");
+    let (mut read_bytes, mut new_bytes, mut new_pack_count) = (0, 0, 0);
+    let mut pass = 0;
+    let (entries, warnings) = loop {
+        pass += 1;
+        let shared = Arc::new(index);
+        let done = read_and_upload(store, &shared, &found, cache, Arc::clone(&progress)).await;
+        index = Arc::into_inner(shared).expect("the reader is done with the index");
+        let (pending, returned_cache, read, warnings) = done.reader;
+        cache = returned_cache;
+        read_bytes += read;
+        // Packs that did upload are in the store: keep them known whatever else failed.
+        let uploaded = done.uploaded;
+        for pack in &uploaded.done {
+            new_bytes += pack.blobs.iter().map(|b| b.len).sum::<u64>();
+        }
+        new_pack_count += uploaded.done.len();
+        for pack in uploaded.done {
+            index.add_written(pack);
+        }
+        if let Some(e) = uploaded.error {
+            cache.save(&state_dir).map_err(state_error)?;
+            index.save(&index_cache).map_err(state_error)?;
+            return Err(e.into());
+        }
+        let entries = locate(pending, &index);
+        // A pack another machine wrote is believed only once its bytes were seen to hold what
+        // its index says; one that does not is refused, and the files on it are read again.
+        let foreign: HashSet<String> = entries
+            .iter()
+            .flat_map(|e| match &e.kind {
+                Kind::File { blobs, .. } => blobs.as_slice(),
+                _ => &[],
+            })
+            .filter(|blob| !index.is_verified(&blob.pack))
+            .map(|blob| blob.pack.clone())
+            .collect();
+        let refused = index.verify(store, foreign).await?;
+        if refused.is_empty() {
+            break (entries, warnings);
+        }
+        warn!(packs = refused.len(), "packs in the store do not hold what their index says");
+        if pass == PASSES {
+            index.save(&index_cache).map_err(state_error)?;
+            return Err(SnapshotError::Untrustworthy(refused.len()));
+        }
     };
-    let uploaded = upload(store, packs_rx).await;
-    let (entries, cache, read_bytes, skipped) = reader.await.expect("the reader does not panic");
-    let new_packs = uploaded?;
-
-    let mut index = Arc::into_inner(index).expect("the reader is done with the index");
-    let new_bytes: u64 = new_packs
-        .iter()
-        .map(|p| p.blobs.iter().map(|b| b.len).sum::<u64>())
-        .sum();
-    let new_pack_count = new_packs.len();
-    for pack in new_packs {
-        index.add(pack);
-    }
-    let entries = locate(entries, &index);
     cache.save(&state_dir).map_err(state_error)?;
     index.save(&index_cache).map_err(state_error)?;
+    let mut all_warnings = scan_warnings;
+    all_warnings.extend(warnings);
 
     let files = entries
         .iter()
@@ -180,7 +223,7 @@ pub async fn create<S: Store>(
         read_bytes,
         new_bytes,
         new_packs: new_pack_count,
-        skipped: skipped.clone(),
+        warnings: all_warnings.clone(),
         seconds: started.elapsed().as_secs_f64(),
     };
     if let Some(last) = last.filter(|last| last.digest == digest && last.describes(workspace)) {
@@ -202,13 +245,11 @@ pub async fn create<S: Store>(
         summary: summary.clone(),
         entries,
     };
+    // What is published must restore: the same checks restore makes, before it is written.
+    manifest.validate().map_err(SnapshotError::Invalid)?;
+    let key = manifest_key(&summary.workspace, &summary.id).map_err(SnapshotError::Name)?;
     let data = serde_json::to_vec(&manifest).expect("a manifest serializes");
-    store
-        .put(
-            &manifest_key(&summary.workspace, &summary.id),
-            Bytes::from(data),
-        )
-        .await?;
+    store.put(&key, Bytes::from(data)).await?;
     state::Last {
         digest,
         summary: summary.clone(),
@@ -216,6 +257,45 @@ pub async fn create<S: Store>(
     .save(&state_dir, store.name())
     .map_err(state_error)?;
     Ok(outcome(summary, false))
+}
+
+/// What one pass of reading and uploading gave.
+struct Pass {
+    reader: (Vec<Pending>, FileCache, u64, Vec<Warning>),
+    uploaded: Uploaded,
+}
+
+/// Reads what changed on a blocking thread while new packs upload.
+async fn read_and_upload<S: Store>(
+    store: &S,
+    index: &Arc<BlobIndex>,
+    found: &Arc<Vec<Found>>,
+    cache: FileCache,
+    progress: Arc<dyn Progress>,
+) -> Pass {
+    let (packs_tx, packs_rx) = mpsc::channel::<Pack>(1);
+    let reader = {
+        let index = Arc::clone(index);
+        let found = Arc::clone(found);
+        tokio::task::spawn_blocking(move || {
+            progress.start(found.len() as u64, 0);
+            let mut reader = Reader::new(&index, cache, Some(packs_tx), progress);
+            let entries = reader
+                .entries(&found)
+                .expect("a reading reader has every entry");
+            reader.progress.finish();
+            let Reader {
+                cache,
+                read_bytes,
+                warnings,
+                ..
+            } = reader;
+            (entries, cache, read_bytes, warnings)
+        })
+    };
+    let uploaded = upload(store, packs_rx).await;
+    let reader = reader.await.expect("the reader does not panic");
+    Pass { reader, uploaded }
 }
 
 /// `20261128T093000.123Z-1a2b3c`: sorts by time to the millisecond; the suffix keeps two
@@ -231,11 +311,14 @@ fn snapshot_id(now: SystemTime, digest: &str) -> String {
     format!("{second}.{:03}Z-{}", nanos / 1_000_000, &salt.to_hex()[..6])
 }
 
+/// The packs that were uploaded, and the first error, which stopped the rest.
+struct Uploaded {
+    done: Vec<PackIndex>,
+    error: Option<StoreError>,
+}
+
 /// Uploads packs as they come, a few at a time; each pack's index object after its data.
-async fn upload<S: Store>(
-    store: &S,
-    mut packs: mpsc::Receiver<Pack>,
-) -> Result<Vec<super::pack::PackIndex>, StoreError> {
+async fn upload<S: Store>(store: &S, mut packs: mpsc::Receiver<Pack>) -> Uploaded {
     let mut running = JoinSet::new();
     let mut done = Vec::new();
     let mut first_error = None;
@@ -265,8 +348,10 @@ async fn upload<S: Store>(
         let store = store.clone();
         running.spawn(async move {
             debug!(pack = %pack.id, bytes = pack.data.len(), "uploading pack");
-            store.put(&data_key(&pack.id), pack.data.clone()).await?;
-            store.put(&index_key(&pack.id), pack.index_bytes()).await?;
+            let data_key = data_key(&pack.id).expect("a pack's id is its hash");
+            let index_key = index_key(&pack.id).expect("a pack's id is its hash");
+            store.put(&data_key, pack.data.clone()).await?;
+            store.put(&index_key, pack.index_bytes()).await?;
             Ok::<_, StoreError>(pack.index)
         });
     }
@@ -280,9 +365,9 @@ async fn upload<S: Store>(
             }
         }
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(done),
+    Uploaded {
+        done,
+        error: first_error,
     }
 }
 
@@ -351,7 +436,7 @@ struct Reader<'a> {
     /// A file had to be read and this reader may not.
     needs_reading: bool,
     read_bytes: u64,
-    skipped: Vec<String>,
+    warnings: Vec<Warning>,
     /// The uploader stopped (an upload failed): stop reading.
     cancelled: bool,
 }
@@ -376,7 +461,7 @@ impl<'a> Reader<'a> {
             packs,
             progress,
             read_bytes: 0,
-            skipped: Vec::new(),
+            warnings: Vec::new(),
             cancelled: false,
             needs_reading: false,
         }
@@ -440,11 +525,13 @@ impl<'a> Reader<'a> {
                     return None;
                 }
                 None => match self.read(&path, full) {
-                    Ok(read) => read,
+                    Ok(Some(read)) => read,
+                    Ok(None) => return self.previous_version(&path),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
                     Err(e) => {
                         warn!(path = %path, error = %e, "cannot read; left out of the snapshot");
-                        self.skipped.push(path.to_string());
+                        let message = format!("could not be read ({e}); left out");
+                        self.warnings.push(Warning::new(&path, message));
                         return None;
                     }
                 },
@@ -462,7 +549,22 @@ impl<'a> Reader<'a> {
         Some(Pending { path, kind })
     }
 
-    /// A file git never rewrites, as the cache last saw it, if its blobs are stored.
+    /// A file that never held still while it was read: the version the last snapshot holds,
+    /// if there is one, else nothing. Never a mix of two versions.
+    fn previous_version(&mut self, path: &RelPath) -> Option<Pending> {
+        let previous = self.known_immutable(path);
+        let message = if previous.is_some() {
+            "kept changing while it was read; the previous snapshot's version is kept"
+        } else {
+            "kept changing while it was read; left out (no earlier version to keep)"
+        };
+        warn!(path = %path, message);
+        self.warnings.push(Warning::new(path, message));
+        previous
+    }
+
+    /// A file as the cache last saw it, whatever its stat says now, if its blobs are stored:
+    /// for files git never rewrites, and the earlier version of a file that will not hold still.
     fn known_immutable(&self, path: &RelPath) -> Option<Pending> {
         let known = self.cache.lookup_immutable(path)?;
         let stored = known
@@ -494,13 +596,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads a file once, chunk by chunk, hashing and packing as it goes; reads again if it
-    /// changed meanwhile.
-    fn read(&mut self, path: &RelPath, full: &Path) -> std::io::Result<(Content, Stat)> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+    /// changed meanwhile. `None` when it never held still: what was read is not one version.
+    fn read(&mut self, path: &RelPath, full: &Path) -> std::io::Result<Option<(Content, Stat)>> {
+        for attempt in 1..=READ_ATTEMPTS {
             let read_at = SystemTime::now();
-            let mut file = File::open(full)?;
+            let mut file = open_no_follow(full)?;
             let before = Stat::of(&file.metadata()?);
             let mut hasher = blake3::Hasher::new();
             let mut blobs = Vec::new();
@@ -523,25 +623,24 @@ impl<'a> Reader<'a> {
                     chunk.resize(CHUNK_SIZE, 0); // the file grew past what its size said
                 }
             }
+            // Whole only if nothing changed from before the first byte to after the last: the
+            // same stat through the open file and through the path, and as many bytes as the
+            // size said.
+            let held = Stat::of(&file.metadata()?);
             let after = Stat::of(&std::fs::symlink_metadata(full)?);
             let total: u64 = blobs.iter().map(|(_, n)| n).sum();
-            let settled = after == before && total == before.size;
-            if settled || attempt == READ_ATTEMPTS {
+            if held == before && after == before && total == before.size {
                 let content = Content {
                     hash: hasher.finalize().to_hex().to_string(),
                     blobs,
                 };
-                if settled {
-                    self.cache
-                        .record(path.clone(), after, content.clone(), read_at);
-                } else {
-                    // Not cached: the next snapshot reads it again.
-                    warn!(path = %path, "kept changing while read; the snapshot holds the last read");
-                }
-                return Ok((content, after));
+                self.cache
+                    .record(path.clone(), after, content.clone(), read_at);
+                return Ok(Some((content, after)));
             }
             debug!(path = %path, attempt, "changed while read; reading again");
         }
+        Ok(None)
     }
 
     fn store_blob(&mut self, hash: &str, data: &[u8]) {
@@ -562,6 +661,23 @@ impl<'a> Reader<'a> {
             self.cancelled = true;
         }
     }
+}
+
+/// Opens a file for reading without following a link in its last component (it is recorded as
+/// a link instead) and without blocking on a FIFO that took a file's place.
+fn open_no_follow(path: &Path) -> std::io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = File::options()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no longer a regular file",
+        ));
+    }
+    Ok(file)
 }
 
 /// Fills `buffer` unless the file ends first; returns how much was read.

@@ -1,7 +1,7 @@
 //! A snapshot's manifest: what the workspace held, and where each piece of content is stored.
 //! See `docs/FORMAT.md`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -147,17 +147,48 @@ pub enum ManifestError {
     ThroughNonDirectory { path: RelPath, parent: RelPath },
     #[error("the manifest's blobs for {0:?} do not add up to its size")]
     BadBlobs(RelPath),
+    #[error("the manifest names a bad hash or pack id for {0:?}")]
+    BadId(RelPath),
+    #[error("the manifest's hash for {0:?} disagrees with its only blob's")]
+    HashMismatch(RelPath),
+    #[error("the manifest places two different blobs at overlapping bytes of pack {0}")]
+    Overlap(String),
+    #[error("the manifest names a bad link target for {0:?}")]
+    BadTarget(RelPath),
+    #[error("the manifest is for snapshot `{found}`, not `{expected}`")]
+    WrongSnapshot { expected: String, found: String },
     #[error("manifest format {0} is newer than this gitkit understands (format {FORMAT_VERSION})")]
     Version(u32),
 }
 
+/// No pack is larger than this; a place past it is not believed.
+pub const MAX_PACK_LEN: u64 = 1 << 30;
+
+impl Summary {
+    /// Checks that a manifest read from `workspace/id` says it is that snapshot.
+    pub fn check(&self, workspace: &str, id: &str) -> Result<(), ManifestError> {
+        if self.id != id || self.workspace != workspace {
+            return Err(ManifestError::WrongSnapshot {
+                expected: format!("{workspace}/{id}"),
+                found: format!("{}/{}", self.workspace, self.id)
+                    .escape_debug()
+                    .to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Manifest {
     /// Checks everything restore relies on before it writes a single file: every path relative
-    /// and clean, none twice, none below a symbolic link or a file, blobs consistent.
+    /// and clean, none twice, none below a symbolic link or a file; every hash and pack id well
+    /// formed; blobs that add up to their file, with checked arithmetic, and never two different
+    /// blobs claiming the same bytes of a pack.
     pub fn validate(&self) -> Result<(), ManifestError> {
         if self.version > FORMAT_VERSION {
             return Err(ManifestError::Version(self.version));
         }
+        let mut places: HashMap<&str, Vec<&BlobRef>> = HashMap::new();
         let mut seen = HashSet::new();
         let mut non_dirs = HashSet::new();
         for entry in &self.entries {
@@ -173,10 +204,31 @@ impl Manifest {
             if !matches!(entry.kind, Kind::Dir { .. }) {
                 non_dirs.insert(path.0.as_slice());
             }
-            if let Kind::File { size, blobs, .. } = &entry.kind
-                && blobs.iter().map(|b| b.len).sum::<u64>() != *size
-            {
-                return Err(ManifestError::BadBlobs(path.clone()));
+            match &entry.kind {
+                Kind::File {
+                    size, blobs, hash, ..
+                } => {
+                    check_blobs(path, *size, hash, blobs)?;
+                    for blob in blobs {
+                        places.entry(&blob.pack).or_default().push(blob);
+                    }
+                }
+                Kind::Symlink { target } => {
+                    if target.0.is_empty() || target.0.contains(&0) {
+                        return Err(ManifestError::BadTarget(path.clone()));
+                    }
+                }
+                Kind::Dir { .. } => {}
+            }
+        }
+        for (pack, mut blobs) in places {
+            blobs.sort_by_key(|b| (b.offset, b.len));
+            blobs.dedup_by(|a, b| a == b);
+            for pair in blobs.windows(2) {
+                // Sorted by offset: a blob must end before the next one starts.
+                if pair[0].offset + pair[0].len > pair[1].offset {
+                    return Err(ManifestError::Overlap(pack.to_string()));
+                }
             }
         }
         for entry in &self.entries {
@@ -189,6 +241,41 @@ impl Manifest {
         }
         Ok(())
     }
+}
+
+/// A file's blobs: well-formed ids, places inside a pack, lengths that add up to the size
+/// without overflow, and a file of one blob (or none) whose hash is that blob's.
+fn check_blobs(path: &RelPath, size: u64, hash: &str, blobs: &[BlobRef]) -> Result<(), ManifestError> {
+    use super::id::is_hash;
+    let bad_id = || ManifestError::BadId(path.clone());
+    if !is_hash(hash) {
+        return Err(bad_id());
+    }
+    let mut total = 0u64;
+    for blob in blobs {
+        if !is_hash(&blob.hash) || !is_hash(&blob.pack) {
+            return Err(bad_id());
+        }
+        let end = blob.offset.checked_add(blob.len);
+        if end.is_none_or(|end| end > MAX_PACK_LEN) {
+            return Err(ManifestError::BadBlobs(path.clone()));
+        }
+        total = total
+            .checked_add(blob.len)
+            .ok_or_else(|| ManifestError::BadBlobs(path.clone()))?;
+    }
+    if total != size {
+        return Err(ManifestError::BadBlobs(path.clone()));
+    }
+    let whole = match blobs {
+        [] => blake3::hash(b"").to_hex().to_string(),
+        [only] => only.hash.clone(),
+        _ => return Ok(()), // hashed whole again when restored
+    };
+    if whole != hash {
+        return Err(ManifestError::HashMismatch(path.clone()));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -218,11 +305,75 @@ mod tests {
             kind: Kind::File {
                 mode: 0o644,
                 size: 0,
-                hash: String::new(),
+                hash: blake3::hash(b"").to_hex().to_string(),
                 mtime_ns: 0,
                 blobs: vec![],
             },
         }
+    }
+
+    /// A file of one blob each, with the hash, pack and place given.
+    fn stored(path: &str, hash: &str, blob: BlobRef) -> Entry {
+        Entry {
+            path: RelPath(path.as_bytes().to_vec()),
+            kind: Kind::File {
+                mode: 0o644,
+                size: blob.len,
+                hash: hash.to_string(),
+                mtime_ns: 0,
+                blobs: vec![blob],
+            },
+        }
+    }
+
+    fn blob(hash: &str, offset: u64, len: u64) -> BlobRef {
+        BlobRef {
+            hash: hash.to_string(),
+            pack: "c".repeat(64),
+            offset,
+            len,
+        }
+    }
+
+    /// Guards the hash-check bypass: a second file naming the first one's place with another
+    /// hash got the first file's bytes, and a one-blob file's own hash was never checked.
+    #[test]
+    fn refuses_blobs_that_would_dodge_the_hash_check() {
+        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        assert_eq!(
+            manifest(vec![stored("x", &a, blob(&a, 0, 5)), stored("y", &a, blob(&a, 0, 5))])
+                .validate(),
+            Ok(()),
+            "the same blob twice is fine"
+        );
+        assert!(matches!(
+            manifest(vec![stored("x", &a, blob(&a, 0, 5)), stored("y", &b, blob(&b, 0, 5))])
+                .validate(),
+            Err(ManifestError::Overlap(_))
+        ));
+        assert!(matches!(
+            manifest(vec![stored("x", &a, blob(&a, 0, 5)), stored("y", &b, blob(&b, 4, 5))])
+                .validate(),
+            Err(ManifestError::Overlap(_))
+        ));
+        assert!(matches!(
+            manifest(vec![stored("x", &b, blob(&a, 0, 5))]).validate(),
+            Err(ManifestError::HashMismatch(_))
+        ));
+        assert!(matches!(
+            manifest(vec![stored("x", "../../etc/hostname", blob(&a, 0, 5))]).validate(),
+            Err(ManifestError::BadId(_))
+        ));
+        let mut short_pack = blob(&a, 0, 5);
+        short_pack.pack = "a".into();
+        assert!(matches!(
+            manifest(vec![stored("x", &a, short_pack)]).validate(),
+            Err(ManifestError::BadId(_))
+        ));
+        assert!(matches!(
+            manifest(vec![stored("x", &a, blob(&a, u64::MAX, 5))]).validate(),
+            Err(ManifestError::BadBlobs(_))
+        ));
     }
 
     fn symlink(path: &str, target: &str) -> Entry {

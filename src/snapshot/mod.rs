@@ -3,6 +3,7 @@
 
 mod cache;
 mod create;
+pub mod id;
 mod index;
 mod manifest;
 mod pack;
@@ -12,7 +13,7 @@ mod scan;
 mod state;
 mod workspace;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 
 pub use create::{Options as SnapshotOptions, Outcome as SnapshotOutcome, SnapshotError, create};
 pub use manifest::{Manifest, ManifestError, Summary};
@@ -22,18 +23,24 @@ pub use scan::STATE_DIR;
 pub use workspace::{Workspace, WorkspaceError};
 
 use crate::store::{Store, StoreError};
+use id::IdError;
 
 const SNAPSHOTS: &str = "snapshots/";
 const LIST_CONCURRENCY: usize = 16;
 
-fn manifest_key(workspace: &str, id: &str) -> String {
-    format!("{SNAPSHOTS}{workspace}/{id}.json")
+/// The key of a snapshot's manifest; refuses a workspace or id that is not one safe segment.
+fn manifest_key(workspace: &str, id: &str) -> Result<String, IdError> {
+    id::check_workspace(workspace)?;
+    id::check_snapshot(id)?;
+    Ok(format!("{SNAPSHOTS}{workspace}/{id}.json"))
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum FindError {
     #[error("workspace `{workspace}` has no snapshots in {store}")]
     NoSnapshots { workspace: String, store: String },
+    #[error("no snapshot of workspace `{workspace}` can be read; the newest: {newest}")]
+    AllDamaged { workspace: String, newest: String },
     #[error("no snapshot `{id}` of workspace `{workspace}` in {store}")]
     NoSuchSnapshot {
         id: String,
@@ -42,20 +49,31 @@ pub enum FindError {
     },
     #[error("the manifest of snapshot `{0}` is not valid")]
     BadManifest(String, #[source] serde_json::Error),
+    #[error("the manifest of snapshot `{0}` is damaged")]
+    Damaged(String, #[source] ManifestError),
+    #[error(transparent)]
+    Id(#[from] IdError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-/// The workspaces that have snapshots in `store`.
+/// Snapshots listed, and the manifests that could not be read, each with why.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub summaries: Vec<Summary>,
+    pub damaged: Vec<String>,
+}
+
+/// The workspaces that have snapshots in `store` (names that are not safe are passed over).
 pub async fn workspaces<S: Store>(store: &S) -> Result<Vec<String>, StoreError> {
     let mut names: Vec<String> = store
         .list(SNAPSHOTS)
         .await?
         .iter()
-        .filter_map(|key| {
-            key.strip_prefix(SNAPSHOTS)?
-                .split_once('/')
-                .map(|(ws, _)| ws.to_string())
+        .filter_map(|object| {
+            let (name, _) = object.key.strip_prefix(SNAPSHOTS)?.split_once('/')?;
+            id::check_workspace(name).ok()?;
+            Some(name.to_string())
         })
         .collect();
     names.sort();
@@ -63,26 +81,27 @@ pub async fn workspaces<S: Store>(store: &S) -> Result<Vec<String>, StoreError> 
     Ok(names)
 }
 
-/// Snapshot ids of `workspace`, oldest first.
-async fn ids<S: Store>(store: &S, workspace: &str) -> Result<Vec<String>, StoreError> {
+/// Snapshot ids of `workspace`, oldest first (keys that are not snapshot ids are passed over).
+async fn ids<S: Store>(store: &S, workspace: &str) -> Result<Vec<String>, FindError> {
+    id::check_workspace(workspace)?;
     let prefix = format!("{SNAPSHOTS}{workspace}/");
     let mut ids: Vec<String> = store
         .list(&prefix)
         .await?
         .iter()
-        .filter_map(|key| {
-            key.strip_prefix(&prefix)?
-                .strip_suffix(".json")
-                .map(str::to_string)
+        .filter_map(|object| {
+            let id = object.key.strip_prefix(&prefix)?.strip_suffix(".json")?;
+            id::check_snapshot(id).ok()?;
+            Some(id.to_string())
         })
-        .filter(|id| !id.contains('/'))
         .collect();
     ids.sort();
     Ok(ids)
 }
 
-/// The snapshots of each of `workspaces`, newest first.
-pub async fn list<S: Store>(store: &S, workspaces: &[String]) -> Result<Vec<Summary>, FindError> {
+/// The snapshots of each of `workspaces`, newest first. A manifest that cannot be read is
+/// passed over and named in [`Listing::damaged`]: one bad object does not hide the others.
+pub async fn list<S: Store>(store: &S, workspaces: &[String]) -> Result<Listing, FindError> {
     let mut keys = Vec::new();
     for workspace in workspaces {
         keys.extend(
@@ -92,41 +111,85 @@ pub async fn list<S: Store>(store: &S, workspaces: &[String]) -> Result<Vec<Summ
                 .map(|id| (workspace.clone(), id)),
         );
     }
-    let mut summaries: Vec<Summary> = futures::stream::iter(keys)
+    let read: Vec<Result<Summary, FindError>> = futures::stream::iter(keys)
         .map(|(workspace, id)| async move {
-            let data = store.get(&manifest_key(&workspace, &id)).await?;
-            serde_json::from_slice::<Summary>(&data).map_err(|e| FindError::BadManifest(id, e))
+            let data = store.get(&manifest_key(&workspace, &id)?).await?;
+            let summary = serde_json::from_slice::<Summary>(&data)
+                .map_err(|e| FindError::BadManifest(id.clone(), e))?;
+            summary.check(&workspace, &id).map_err(|e| FindError::Damaged(id, e))?;
+            Ok(summary)
         })
         .buffer_unordered(LIST_CONCURRENCY)
-        .try_collect()
-        .await?;
-    summaries.sort_by(|a, b| b.id.cmp(&a.id));
-    Ok(summaries)
+        .collect()
+        .await;
+    let mut listing = Listing::default();
+    for result in read {
+        match result {
+            Ok(summary) => listing.summaries.push(summary),
+            Err(FindError::Store(e)) if !matches!(e, StoreError::NotFound { .. }) => {
+                return Err(FindError::Store(e));
+            }
+            Err(damaged) => listing
+                .damaged
+                .push(crate::error::chain_text(&damaged)),
+        }
+    }
+    listing.summaries.sort_by(|a, b| b.id.cmp(&a.id));
+    Ok(listing)
 }
 
-/// The manifest of snapshot `id` (or the newest, for `latest`) of `workspace`.
-pub async fn find<S: Store>(store: &S, workspace: &str, id: &str) -> Result<Manifest, FindError> {
-    let id = if id == "latest" {
-        ids(store, workspace)
-            .await?
-            .pop()
-            .ok_or_else(|| FindError::NoSnapshots {
-                workspace: workspace.to_string(),
-                store: store.name().to_string(),
-            })?
-    } else {
-        id.to_string()
-    };
+/// The manifest of snapshot `id` of `workspace`, checked for everything restore relies on.
+/// For `latest`, the newest one that is whole: damaged ones are passed over and returned.
+pub async fn find<S: Store>(
+    store: &S,
+    workspace: &str,
+    id: &str,
+) -> Result<(Manifest, Vec<String>), FindError> {
+    if id != "latest" {
+        id::check_snapshot(id)?;
+        return Ok((read_manifest(store, workspace, id).await?, Vec::new()));
+    }
+    let mut damaged = Vec::new();
+    for id in ids(store, workspace).await?.iter().rev() {
+        match read_manifest(store, workspace, id).await {
+            Ok(manifest) => return Ok((manifest, damaged)),
+            Err(FindError::Store(e)) => return Err(FindError::Store(e)),
+            Err(e) => damaged.push(crate::error::chain_text(&e)),
+        }
+    }
+    if let Some(newest) = damaged.into_iter().next() {
+        return Err(FindError::AllDamaged {
+            workspace: workspace.to_string(),
+            newest,
+        });
+    }
+    Err(FindError::NoSnapshots {
+        workspace: workspace.to_string(),
+        store: store.name().to_string(),
+    })
+}
+
+async fn read_manifest<S: Store>(
+    store: &S,
+    workspace: &str,
+    id: &str,
+) -> Result<Manifest, FindError> {
     let data = store
-        .get(&manifest_key(workspace, &id))
+        .get(&manifest_key(workspace, id)?)
         .await
         .map_err(|e| match e {
             StoreError::NotFound { .. } => FindError::NoSuchSnapshot {
-                id: id.clone(),
+                id: id.to_string(),
                 workspace: workspace.to_string(),
                 store: store.name().to_string(),
             },
             other => FindError::Store(other),
         })?;
-    serde_json::from_slice(&data).map_err(|e| FindError::BadManifest(id, e))
+    let manifest: Manifest =
+        serde_json::from_slice(&data).map_err(|e| FindError::BadManifest(id.to_string(), e))?;
+    manifest
+        .validate()
+        .and_then(|()| manifest.summary.check(workspace, id))
+        .map_err(|e| FindError::Damaged(id.to_string(), e))?;
+    Ok(manifest)
 }

@@ -4,17 +4,23 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::id::{IdError, check_hash};
+
 /// A pack is sealed once it holds this much.
 pub const PACK_TARGET: usize = 4 << 20;
 /// Files larger than this are split into chunks of this size, each a blob.
 pub const CHUNK_SIZE: usize = 2 << 20;
 
-pub fn data_key(pack: &str) -> String {
-    format!("data/{}/{pack}", &pack[..2])
+/// The key of pack `pack`'s data; refuses anything but a pack id.
+pub fn data_key(pack: &str) -> Result<String, IdError> {
+    check_hash(pack)?;
+    Ok(format!("data/{}/{pack}", &pack[..2]))
 }
 
-pub fn index_key(pack: &str) -> String {
-    format!("index/{pack}")
+/// The key of pack `pack`'s index object; refuses anything but a pack id.
+pub fn index_key(pack: &str) -> Result<String, IdError> {
+    check_hash(pack)?;
+    Ok(format!("index/{pack}"))
 }
 
 /// One blob inside a pack.
@@ -30,6 +36,52 @@ pub struct Packed {
 pub struct PackIndex {
     pub pack: String,
     pub blobs: Vec<Packed>,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BadIndex {
+    #[error("the index object names pack `{0}`, not the pack it is stored for")]
+    WrongPack(String),
+    #[error("the index object names a blob that is not a content hash")]
+    BadHash,
+    #[error("the index object places blobs out of order or past the pack's end")]
+    BadPlace,
+}
+
+impl PackIndex {
+    /// Checks an index object read from the store for pack `pack` of `size` bytes: it names
+    /// that pack, and its blobs are content hashes lying one after another inside the pack.
+    pub fn check(&self, pack: &str, size: u64) -> Result<(), BadIndex> {
+        if self.pack != pack || check_hash(pack).is_err() {
+            return Err(BadIndex::WrongPack(self.pack.escape_debug().to_string()));
+        }
+        let mut end = 0u64;
+        for blob in &self.blobs {
+            if check_hash(&blob.hash).is_err() {
+                return Err(BadIndex::BadHash);
+            }
+            let blob_end = blob.offset.checked_add(blob.len).ok_or(BadIndex::BadPlace)?;
+            if blob.offset < end || blob_end > size {
+                return Err(BadIndex::BadPlace);
+            }
+            end = blob_end;
+        }
+        Ok(())
+    }
+
+    /// Whether `data` is this pack: its hash is the pack id and every blob hashes right.
+    /// Call after [`PackIndex::check`] with the data's length.
+    pub fn matches(&self, data: &[u8]) -> bool {
+        let whole = blake3::hash(data).to_hex();
+        whole.as_str() == self.pack
+            && self.blobs.iter().all(|blob| {
+                let range = usize::try_from(blob.offset)
+                    .ok()
+                    .zip(usize::try_from(blob.offset.saturating_add(blob.len)).ok())
+                    .and_then(|(start, end)| data.get(start..end));
+                range.is_some_and(|bytes| blake3::hash(bytes).to_hex().as_str() == blob.hash)
+            })
+    }
 }
 
 /// A sealed pack, ready to upload.

@@ -1,9 +1,12 @@
 //! `gitkit restore`: write a snapshot's files into a folder, each verified against its hash.
 //!
 //! Everything that could refuse is checked before the first write: the manifest (no path out of
-//! the folder, none twice, none through a link), and on disk, that no folder on the way is a
-//! link or a file. Files are written under temporary names and renamed into place only once
-//! their content matches its hash, so no file is ever left with wrong content.
+//! the folder, none twice, none through a link, every id and length well formed, no two blobs
+//! claiming the same bytes), and on disk, that no folder on the way is a link or a file.
+//! Everything is then written into a staging folder inside the target, each blob checked
+//! against its hash as it arrives and each file hashed whole, and only once all of it is right
+//! is it moved into place. A restore that fails removes its staging folder: the target is left
+//! as it was found.
 
 use std::collections::{HashMap, HashSet};
 use std::os::unix::fs::{FileExt, PermissionsExt};
@@ -13,6 +16,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
 
+use super::id::IdError;
 use super::manifest::{Entry, Kind, Manifest, ManifestError, RelPath};
 use super::pack::data_key;
 use super::progress::Progress;
@@ -21,11 +25,15 @@ use crate::store::{Store, StoreError};
 
 /// Packs streamed at once.
 const PACKS_AT_ONCE: usize = 8;
+/// setuid, setgid and sticky: restored only when asked for.
+const SPECIAL_BITS: u32 = 0o7000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Id(#[from] IdError),
     #[error("{0} is not empty")]
     NotEmpty(PathBuf),
     #[error("{0} is in the way: it is a link or a file where the snapshot has a folder")]
@@ -43,6 +51,8 @@ pub enum RestoreError {
 pub struct Options {
     /// Restore into a folder that is not empty, replacing what the snapshot names.
     pub force: bool,
+    /// Keep setuid, setgid and sticky bits (dropped otherwise).
+    pub special_bits: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -61,9 +71,52 @@ pub async fn restore<S: Store>(
 ) -> Result<Outcome, RestoreError> {
     let started = Instant::now();
     manifest.validate()?;
-    prepare_target(target, options.force)?;
+    let created_target = prepare_target(target, options.force)?;
     check_disk(target, &manifest.entries)?;
+    let staging = match tempfile::Builder::new()
+        .prefix(&format!("{TEMPORARY_PREFIX}restore-"))
+        .tempdir_in(target)
+    {
+        Ok(staging) => staging,
+        Err(e) => {
+            if created_target {
+                let _ = std::fs::remove_dir(target);
+            }
+            return Err(RestoreError::Write(target.to_path_buf(), e));
+        }
+    };
+    let written = write_all(store, manifest, staging.path(), options, &progress).await;
+    let result = written.and_then(|()| {
+        merge(staging.path(), target)?;
+        set_dir_modes(target, &manifest.entries, options)
+    });
+    // Whatever is left in the staging folder (everything, after a failure) goes with it.
+    let _ = staging.close();
+    if result.is_err() && created_target {
+        let _ = std::fs::remove_dir_all(target);
+    }
+    result?;
+    progress.finish();
+    let bytes = manifest.entries.iter().map(file_size).sum();
+    Ok(Outcome {
+        files: manifest
+            .entries
+            .iter()
+            .filter(|e| !matches!(e.kind, Kind::Dir { .. }))
+            .count() as u64,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
 
+/// Writes every folder, file and link of the manifest under `root`, each file verified whole.
+async fn write_all<S: Store>(
+    store: &S,
+    manifest: &Manifest,
+    root: &Path,
+    options: &Options,
+    progress: &Arc<dyn Progress>,
+) -> Result<(), RestoreError> {
     let files: Vec<&Entry> = manifest
         .entries
         .iter()
@@ -71,28 +124,10 @@ pub async fn restore<S: Store>(
         .collect();
     let total_bytes = files.iter().map(|e| file_size(e)).sum();
     progress.start(files.len() as u64, total_bytes);
-
-    create_dirs(target, &manifest.entries)?;
-    let mut temps = Temporaries::default();
-    if let Err(e) = write_files(store, target, &files, &mut temps, &progress).await {
-        temps.remove_all();
-        return Err(e);
-    }
-    let finished = finish_files(target, &files, &mut temps);
-    temps.remove_all();
-    finished?;
-    create_symlinks(target, &manifest.entries)?;
-    set_dir_modes(target, &manifest.entries)?;
-    progress.finish();
-    Ok(Outcome {
-        files: manifest
-            .entries
-            .iter()
-            .filter(|e| !matches!(e.kind, Kind::Dir { .. }))
-            .count() as u64,
-        bytes: total_bytes,
-        seconds: started.elapsed().as_secs_f64(),
-    })
+    create_dirs(root, &manifest.entries)?;
+    write_files(store, root, &files, progress).await?;
+    finish_files(root, &files, options)?;
+    create_symlinks(root, &manifest.entries)
 }
 
 fn file_size(entry: &Entry) -> u64 {
@@ -103,16 +138,20 @@ fn file_size(entry: &Entry) -> u64 {
     }
 }
 
-fn prepare_target(target: &Path, force: bool) -> Result<(), RestoreError> {
+/// Makes sure the target exists and may be written; whether this created it.
+fn prepare_target(target: &Path, force: bool) -> Result<bool, RestoreError> {
     match std::fs::read_dir(target) {
         Ok(mut entries) => {
             if entries.next().is_some() && !force {
                 return Err(RestoreError::NotEmpty(target.to_path_buf()));
             }
-            Ok(())
+            Ok(false)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir_all(target)
-            .map_err(|e| RestoreError::Write(target.to_path_buf(), e)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let created = std::fs::create_dir_all(target);
+            created.map_err(|e| RestoreError::Write(target.to_path_buf(), e))?;
+            Ok(true)
+        }
         Err(e) => Err(RestoreError::Write(target.to_path_buf(), e)),
     }
 }
@@ -147,7 +186,7 @@ fn check_disk(target: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
     Ok(())
 }
 
-fn create_dirs(target: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
+fn create_dirs(root: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
     let mut folders: Vec<&[u8]> = entries.iter().flat_map(|e| e.path.ancestors()).collect();
     folders.extend(
         entries
@@ -158,7 +197,7 @@ fn create_dirs(target: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
     folders.sort();
     folders.dedup();
     for folder in folders {
-        let path = target.join(RelPath(folder.to_vec()).as_path());
+        let path = root.join(RelPath(folder.to_vec()).as_path());
         match std::fs::create_dir(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -168,31 +207,34 @@ fn create_dirs(target: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
     Ok(())
 }
 
-/// Temporary files written so far, by entry index.
-#[derive(Default)]
-struct Temporaries(HashMap<usize, PathBuf>);
-
-impl Temporaries {
-    fn create(&mut self, index: usize, final_path: &Path) -> Result<PathBuf, RestoreError> {
-        if let Some(path) = self.0.get(&index) {
-            return Ok(path.clone());
+/// Moves what was staged into the target: a folder the target lacks moves whole, one it has is
+/// merged into, and a file or link replaces the target's (only with --force is there one).
+fn merge(staged: &Path, target: &Path) -> Result<(), RestoreError> {
+    let entries = std::fs::read_dir(staged).map_err(|e| RestoreError::Write(staged.into(), e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| RestoreError::Write(staged.into(), e))?;
+        let from = entry.path();
+        let to = target.join(entry.file_name());
+        let is_dir = entry
+            .file_type()
+            .map_err(|e| RestoreError::Write(from.clone(), e))?
+            .is_dir();
+        if is_dir && std::fs::symlink_metadata(&to).is_ok_and(|m| m.is_dir()) {
+            merge(&from, &to)?;
+        } else {
+            std::fs::rename(&from, &to).map_err(|e| RestoreError::Write(to, e))?;
         }
-        let dir = final_path.parent().expect("a file has a parent");
-        let file = tempfile::Builder::new()
-            .prefix(TEMPORARY_PREFIX)
-            .tempfile_in(dir)
-            .map_err(|e| RestoreError::Write(final_path.to_path_buf(), e))?;
-        let (_, path) = file
-            .keep()
-            .map_err(|e| RestoreError::Write(final_path.to_path_buf(), e.error))?;
-        self.0.insert(index, path.clone());
-        Ok(path)
     }
+    Ok(())
+}
 
-    fn remove_all(&mut self) {
-        for (_, path) in self.0.drain() {
-            let _ = std::fs::remove_file(path);
-        }
+/// The permission bits to give: setuid, setgid and sticky only when asked for.
+fn restored_mode(mode: u32, options: &Options) -> u32 {
+    let mode = mode & 0o7777;
+    if options.special_bits {
+        mode
+    } else {
+        mode & !SPECIAL_BITS
     }
 }
 
@@ -207,24 +249,27 @@ struct Stretch {
 
 /// What every pack write needs to know of the files.
 struct Files {
-    temps: Vec<PathBuf>,
+    paths: Vec<PathBuf>,
     names: Vec<RelPath>,
     progress: Arc<dyn Progress>,
 }
 
 async fn write_files<S: Store>(
     store: &S,
-    target: &Path,
+    root: &Path,
     files: &[&Entry],
-    temps: &mut Temporaries,
     progress: &Arc<dyn Progress>,
 ) -> Result<(), RestoreError> {
-    // Every file gets its temporary now: empty files are then done, and the rest have
-    // somewhere to receive their pieces in whatever order the packs arrive.
+    // Every file is created now: empty files are then done, and the rest have somewhere to
+    // receive their pieces in whatever order the packs arrive. A stretch is one blob: the same
+    // place, length and hash (validation refused two different blobs at overlapping places).
     let mut packs: Vec<String> = Vec::new();
-    let mut stretches: HashMap<String, HashMap<u64, Stretch>> = HashMap::new();
+    let mut stretches: HashMap<String, HashMap<(u64, u64, String), Stretch>> = HashMap::new();
+    let mut paths = Vec::with_capacity(files.len());
     for (index, entry) in files.iter().enumerate() {
-        temps.create(index, &target.join(entry.path.as_path()))?;
+        let path = root.join(entry.path.as_path());
+        std::fs::File::create(&path).map_err(|e| RestoreError::Write(path.clone(), e))?;
+        paths.push(path);
         let Kind::File { blobs, .. } = &entry.kind else {
             continue;
         };
@@ -235,7 +280,7 @@ async fn write_files<S: Store>(
                 HashMap::new()
             });
             in_pack
-                .entry(blob.offset)
+                .entry((blob.offset, blob.len, blob.hash.clone()))
                 .or_insert_with(|| Stretch {
                     pack_offset: blob.offset,
                     len: blob.len,
@@ -248,7 +293,7 @@ async fn write_files<S: Store>(
         }
     }
     let shared = Arc::new(Files {
-        temps: (0..files.len()).map(|i| temps.0[&i].clone()).collect(),
+        paths,
         names: files.iter().map(|e| e.path.clone()).collect(),
         progress: Arc::clone(progress),
     });
@@ -268,7 +313,8 @@ async fn write_files<S: Store>(
 }
 
 /// Streams one pack into the files that need it, checking each blob against its hash as it
-/// passes; nothing of the pack is held beyond the piece in hand.
+/// passes; nothing of the pack is held beyond the piece in hand, and nothing past the last
+/// blob wanted is read.
 async fn write_pack<S: Store>(
     store: &S,
     pack: String,
@@ -279,7 +325,7 @@ async fn write_pack<S: Store>(
         path: files.names[stretch.places[0].0].clone(),
         pack: pack.clone(),
     };
-    let mut body = store.get_stream(&data_key(&pack)).await?;
+    let mut body = store.get_stream(&data_key(&pack)?).await?;
     let mut position = 0u64;
     let mut next = 0;
     let mut hasher = blake3::Hasher::new();
@@ -301,7 +347,7 @@ async fn write_pack<S: Store>(
             let take = (stretch.len - done).min(data.len() as u64) as usize;
             if open.is_empty() {
                 for (file, _) in &stretch.places {
-                    let path = &files.temps[*file];
+                    let path = &files.paths[*file];
                     let handle = std::fs::OpenOptions::new()
                         .write(true)
                         .open(path)
@@ -312,7 +358,7 @@ async fn write_pack<S: Store>(
             for ((file, offset), handle) in stretch.places.iter().zip(&open) {
                 handle
                     .write_all_at(&data[..take], offset + done)
-                    .map_err(|e| RestoreError::Write(files.temps[*file].clone(), e))?;
+                    .map_err(|e| RestoreError::Write(files.paths[*file].clone(), e))?;
             }
             hasher.update(&data[..take]);
             data = &data[take..];
@@ -333,45 +379,43 @@ async fn write_pack<S: Store>(
     Ok(())
 }
 
-/// Verifies each whole file, sets its mode and time, and renames it into place.
-fn finish_files(
-    target: &Path,
-    files: &[&Entry],
-    temps: &mut Temporaries,
-) -> Result<(), RestoreError> {
-    for (index, entry) in files.iter().enumerate() {
+/// Verifies each whole file, and sets its mode and time.
+fn finish_files(root: &Path, files: &[&Entry], options: &Options) -> Result<(), RestoreError> {
+    for entry in files {
         let Kind::File {
             mode,
+            size,
             hash,
             mtime_ns,
             blobs,
-            ..
         } = &entry.kind
         else {
             continue;
         };
-        let temp = temps.0.remove(&index).expect("every file has a temporary");
-        let write_error = |e| RestoreError::Write(temp.clone(), e);
-        // Each blob was checked as it was written; a file of one blob is then checked whole,
-        // and a file of several is read back and hashed whole.
-        if blobs.len() != 1 && !has_content(&temp, hash).map_err(write_error)? {
-            let pack = blobs.first().map(|b| b.pack.clone()).unwrap_or_default();
-            let _ = std::fs::remove_file(&temp);
+        let path = root.join(entry.path.as_path());
+        let write_error = |e| RestoreError::Write(path.clone(), e);
+        // Each blob was checked as it was written, and a file of one blob (or none) has that
+        // blob's hash (the manifest was validated): a file of several is hashed whole again.
+        let whole = if blobs.len() > 1 {
+            has_content(&path, hash).map_err(write_error)?
+        } else {
+            std::fs::metadata(&path).map_err(write_error)?.len() == *size
+        };
+        if !whole {
             return Err(RestoreError::Corrupt {
                 path: entry.path.clone(),
-                pack,
+                pack: blobs.first().map(|b| b.pack.clone()).unwrap_or_default(),
             });
         }
-        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(*mode))
+        let mode = restored_mode(*mode, options);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
             .map_err(write_error)?;
         let mtime = UNIX_EPOCH + Duration::from_nanos((*mtime_ns).max(0) as u64);
         let file = std::fs::File::options()
             .write(true)
-            .open(&temp)
+            .open(&path)
             .map_err(write_error)?;
         file.set_modified(mtime).map_err(write_error)?;
-        let final_path = target.join(entry.path.as_path());
-        std::fs::rename(&temp, &final_path).map_err(|e| RestoreError::Write(final_path, e))?;
     }
     Ok(())
 }
@@ -400,23 +444,20 @@ fn has_content(path: &Path, hash: &str) -> std::io::Result<bool> {
     Ok(hasher.finalize().to_hex().as_str() == hash)
 }
 
-fn create_symlinks(target: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
+fn create_symlinks(root: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
     for entry in entries {
         let Kind::Symlink { target: link } = &entry.kind else {
             continue;
         };
-        let path = target.join(entry.path.as_path());
-        let temp = path.with_file_name(format!("{TEMPORARY_PREFIX}link-{}", std::process::id()));
-        let _ = std::fs::remove_file(&temp);
-        std::os::unix::fs::symlink(link.as_path(), &temp)
-            .map_err(|e| RestoreError::Write(path.clone(), e))?;
-        std::fs::rename(&temp, &path).map_err(|e| RestoreError::Write(path, e))?;
+        let path = root.join(entry.path.as_path());
+        std::os::unix::fs::symlink(link.as_path(), &path)
+            .map_err(|e| RestoreError::Write(path, e))?;
     }
     Ok(())
 }
 
 /// Folder modes last, deepest first, so a read-only folder is filled before it is closed.
-fn set_dir_modes(target: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
+fn set_dir_modes(target: &Path, entries: &[Entry], options: &Options) -> Result<(), RestoreError> {
     let mut dirs: Vec<(&RelPath, u32)> = entries
         .iter()
         .filter_map(|e| {
@@ -430,6 +471,7 @@ fn set_dir_modes(target: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
     dirs.sort_by(|a, b| b.0.cmp(a.0));
     for (path, mode) in dirs {
         let path = target.join(path.as_path());
+        let mode = restored_mode(mode, options);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
             .map_err(|e| RestoreError::Write(path, e))?;
     }

@@ -1,6 +1,7 @@
 //! What a snapshot holds: the working tree's files as git sees them (tracked, and untracked
 //! but not ignored) and the whole `.git` folder, minus gitkit's own state.
 
+use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,59 +36,248 @@ pub struct Found {
     pub metadata: Option<std::fs::Metadata>,
 }
 
+/// Something the snapshot leaves out or keeps from before, and why: said on stderr and in
+/// `gitkit hooks status`, never silently.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Warning {
+    pub path: String,
+    pub message: String,
+}
+
+impl Warning {
+    pub fn new(path: impl std::fmt::Display, message: impl Into<String>) -> Self {
+        Self {
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Warning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path.escape_debug(), self.message)
+    }
+}
+
 pub struct Options {
     pub include_ignored: bool,
 }
 
-/// Everything to snapshot, sorted by path.
-pub fn scan(workspace: &Workspace, options: &Options) -> Result<Vec<Found>, ScanError> {
-    let mut found = worktree_files(workspace, options)?;
-    found.extend(git_dir(workspace)?);
+/// Everything to snapshot, sorted by path, and what could not be looked at.
+pub fn scan(
+    workspace: &Workspace,
+    options: &Options,
+) -> Result<(Vec<Found>, Vec<Warning>), ScanError> {
+    let exclude = exclude_matcher(&workspace.root, &workspace.exclude)?;
+    let mut scan = Scan {
+        root: &workspace.root,
+        options,
+        exclude,
+        found: Vec::new(),
+        warnings: Vec::new(),
+        folders: HashMap::new(),
+    };
+    scan.worktree(&[])?;
+    scan.git_dir(&[])?;
+    let Scan {
+        mut found,
+        warnings,
+        ..
+    } = scan;
     found.sort_by(|a, b| a.path.cmp(&b.path));
     found.dedup_by(|a, b| a.path == b.path);
-    Ok(found)
+    Ok((found, warnings))
 }
 
-fn worktree_files(workspace: &Workspace, options: &Options) -> Result<Vec<Found>, ScanError> {
-    let mut command = Command::new("git");
-    command
-        .current_dir(&workspace.root)
-        .env("GIT_OPTIONAL_LOCKS", "0")
-        .args(["ls-files", "-z", "--cached", "--others"]);
-    if !options.include_ignored {
-        command.arg("--exclude-standard");
-    }
-    let output = command.output().map_err(ScanError::Spawn)?;
-    if !output.status.success() {
-        return Err(ScanError::LsFiles(
-            String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        ));
-    }
-    let exclude = exclude_matcher(&workspace.root, &workspace.exclude)?;
-    let mut found = Vec::new();
-    for path in output.stdout.split(|&b| b == 0).filter(|p| !p.is_empty()) {
-        let relative = Path::new(std::ffi::OsStr::from_bytes(path));
-        if exclude
-            .matched_path_or_any_parents(relative, false)
-            .is_ignore()
-        {
-            continue;
+struct Scan<'a> {
+    root: &'a Path,
+    options: &'a Options,
+    exclude: Gitignore,
+    found: Vec<Found>,
+    warnings: Vec<Warning>,
+    /// Whether each folder seen on the way to a file is a real folder (not a link).
+    folders: HashMap<Vec<u8>, bool>,
+}
+
+impl Scan<'_> {
+    /// The files of the work tree at `prefix` (the workspace's own, or a submodule's or nested
+    /// repository's) as git lists them, and the work trees nested in it, each with its `.git`.
+    fn worktree(&mut self, prefix: &[u8]) -> Result<(), ScanError> {
+        let dir = self.root.join(Path::new(std::ffi::OsStr::from_bytes(prefix)));
+        let mut command = Command::new("git");
+        command
+            .current_dir(&dir)
+            .env("GIT_OPTIONAL_LOCKS", "0")
+            .env_remove("GIT_DIR")
+            .env_remove("GIT_WORK_TREE")
+            .env_remove("GIT_INDEX_FILE")
+            .args(["ls-files", "-z", "--cached", "--others"]);
+        if !self.options.include_ignored {
+            command.arg("--exclude-standard");
         }
-        let full = workspace.root.join(relative);
-        // Tracked but deleted, or a submodule's folder: nothing to keep here.
-        let Ok(metadata) = std::fs::symlink_metadata(&full) else {
-            continue;
+        let output = command.output().map_err(ScanError::Spawn)?;
+        if !output.status.success() {
+            return Err(ScanError::LsFiles(
+                String::from_utf8_lossy(&output.stderr).trim().to_string(),
+            ));
+        }
+        self.git_warnings(prefix, &output.stderr);
+        for listed in output.stdout.split(|&b| b == 0).filter(|p| !p.is_empty()) {
+            // An untracked nested repository is listed as `nested/`.
+            let listed = listed.strip_suffix(b"/").unwrap_or(listed);
+            let path = join(prefix, listed);
+            let relative = Path::new(std::ffi::OsStr::from_bytes(&path));
+            if self
+                .exclude
+                .matched_path_or_any_parents(relative, false)
+                .is_ignore()
+            {
+                continue;
+            }
+            // A path git still lists under a folder that became a link is not read through it.
+            if !self.under_real_folders(&path) {
+                tracing::debug!(path = %String::from_utf8_lossy(&path), "under a link; not followed");
+                continue;
+            }
+            let full = self.root.join(relative);
+            let metadata = match std::fs::symlink_metadata(&full) {
+                Ok(metadata) => metadata,
+                // Tracked but deleted: nothing to keep.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    self.warn(&path, format!("cannot be looked at ({e}); left out"));
+                    continue;
+                }
+            };
+            if metadata.is_dir() {
+                // A submodule, or a repository nested inside this one: its work tree and its
+                // `.git` belong to the workspace too. Any other folder holds nothing to keep.
+                if std::fs::symlink_metadata(full.join(".git")).is_ok() {
+                    self.worktree(&path)?;
+                    self.git_dir(&path)?;
+                }
+                continue;
+            }
+            self.found.push(Found {
+                path: RelPath(path),
+                full,
+                metadata: Some(metadata),
+            });
+        }
+        Ok(())
+    }
+
+    /// git's own warnings about folders it could not read: each becomes a warning.
+    fn git_warnings(&mut self, prefix: &[u8], stderr: &[u8]) {
+        for line in String::from_utf8_lossy(stderr).lines() {
+            if let Some(rest) = line.strip_prefix("warning: could not open directory '")
+                && let Some((folder, why)) = rest.split_once("': ")
+            {
+                let folder = join(prefix, folder.trim_end_matches('/').as_bytes());
+                let message = format!("folder cannot be read ({why}); left out");
+                self.warn(&folder, message);
+            }
+        }
+    }
+
+    fn warn(&mut self, path: &[u8], message: String) {
+        tracing::warn!(path = %String::from_utf8_lossy(path), %message);
+        self.warnings
+            .push(Warning::new(String::from_utf8_lossy(path), message));
+    }
+
+    /// Whether every folder on the way to `path` is a real folder, not a link or a file.
+    fn under_real_folders(&mut self, path: &[u8]) -> bool {
+        let ancestors = path
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'/')
+            .map(|(i, _)| &path[..i]);
+        for folder in ancestors {
+            let real = match self.folders.get(folder) {
+                Some(real) => *real,
+                None => {
+                    let full = self.root.join(Path::new(std::ffi::OsStr::from_bytes(folder)));
+                    let real = std::fs::symlink_metadata(full).is_ok_and(|m| m.is_dir());
+                    self.folders.insert(folder.to_vec(), real);
+                    real
+                }
+            };
+            if !real {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// The `.git` of the work tree at `prefix`: folders, files and links, except gitkit's state
+    /// and git's lock files; a `.git` file (a submodule's, a linked worktree's) as it is.
+    fn git_dir(&mut self, prefix: &[u8]) -> Result<(), ScanError> {
+        let path = join(prefix, b".git");
+        let dot_git = self.root.join(Path::new(std::ffi::OsStr::from_bytes(&path)));
+        let Ok(metadata) = std::fs::symlink_metadata(&dot_git) else {
+            return Ok(());
         };
-        if metadata.is_dir() {
-            continue;
+        if !metadata.is_dir() {
+            self.found.push(Found {
+                path: RelPath(path),
+                full: dot_git,
+                metadata: Some(metadata),
+            });
+            return Ok(());
         }
-        found.push(Found {
-            path: RelPath(path.to_vec()),
-            full,
-            metadata: Some(metadata),
-        });
+        let walk = walkdir::WalkDir::new(&dot_git)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|entry| {
+                let ours = entry.depth() == 1 && entry.file_name() == STATE_DIR;
+                let lock = entry.file_name().as_bytes().ends_with(b".lock");
+                !(ours || lock)
+            });
+        for entry in walk {
+            // git may remove a file while we walk (a gc, a lock released): that is not an error.
+            let vanished = |e: &walkdir::Error| {
+                e.io_error()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+            };
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(e) if vanished(&e) => continue,
+                Err(e) => return Err(ScanError::Walk(dot_git.clone(), e)),
+            };
+            let relative = entry
+                .path()
+                .strip_prefix(self.root)
+                .expect("under the root");
+            let path = RelPath(relative.as_os_str().as_bytes().to_vec());
+            let metadata = if entry.file_type().is_file() && is_immutable(&path) {
+                None
+            } else {
+                match entry.metadata() {
+                    Ok(metadata) => Some(metadata),
+                    Err(e) if vanished(&e) => continue,
+                    Err(e) => return Err(ScanError::Walk(dot_git.clone(), e)),
+                }
+            };
+            self.found.push(Found {
+                path,
+                full: entry.path().to_path_buf(),
+                metadata,
+            });
+        }
+        Ok(())
     }
-    Ok(found)
+}
+
+/// `prefix/name`, or `name` at the top.
+fn join(prefix: &[u8], name: &[u8]) -> Vec<u8> {
+    if prefix.is_empty() {
+        return name.to_vec();
+    }
+    let mut path = prefix.to_vec();
+    path.push(b'/');
+    path.extend_from_slice(name);
+    path
 }
 
 fn exclude_matcher(root: &Path, patterns: &[String]) -> Result<Gitignore, ScanError> {
@@ -98,63 +288,6 @@ fn exclude_matcher(root: &Path, patterns: &[String]) -> Result<Gitignore, ScanEr
             .map_err(ScanError::Pattern)?;
     }
     builder.build().map_err(ScanError::Pattern)
-}
-
-/// The `.git` folder: folders, files and links, except gitkit's state and git's lock files.
-fn git_dir(workspace: &Workspace) -> Result<Vec<Found>, ScanError> {
-    let dot_git = workspace.root.join(".git");
-    let Ok(metadata) = std::fs::symlink_metadata(&dot_git) else {
-        return Ok(Vec::new());
-    };
-    if !metadata.is_dir() {
-        // A linked worktree's `.git` file: keep the file; its git folder lives elsewhere.
-        return Ok(vec![Found {
-            path: RelPath(b".git".to_vec()),
-            full: dot_git,
-            metadata: Some(metadata),
-        }]);
-    }
-    let walk = walkdir::WalkDir::new(&dot_git)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(|entry| {
-            let ours = entry.depth() == 1 && entry.file_name() == STATE_DIR;
-            let lock = entry.file_name().as_bytes().ends_with(b".lock");
-            !(ours || lock)
-        });
-    let mut found = Vec::new();
-    for entry in walk {
-        // git may remove a file while we walk (a gc, a lock released): that is not an error.
-        let vanished = |e: &walkdir::Error| {
-            e.io_error()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
-        };
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) if vanished(&e) => continue,
-            Err(e) => return Err(ScanError::Walk(dot_git.clone(), e)),
-        };
-        let relative = entry
-            .path()
-            .strip_prefix(&workspace.root)
-            .expect("under the root");
-        let path = RelPath(relative.as_os_str().as_bytes().to_vec());
-        let metadata = if entry.file_type().is_file() && is_immutable(&path) {
-            None
-        } else {
-            match entry.metadata() {
-                Ok(metadata) => Some(metadata),
-                Err(e) if vanished(&e) => continue,
-                Err(e) => return Err(ScanError::Walk(dot_git.clone(), e)),
-            }
-        };
-        found.push(Found {
-            path,
-            full: entry.path().to_path_buf(),
-            metadata,
-        });
-    }
-    Ok(found)
 }
 
 /// Files git names after their content and never rewrites: loose objects

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{ByteStream, Store, StoreError};
+use super::{ByteStream, Object, Store, StoreError};
+use crate::fs::TEMPORARY_PREFIX;
 
 #[derive(Debug, Clone)]
 pub struct DirStore {
@@ -22,8 +23,15 @@ impl DirStore {
         }
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        self.root.join(key)
+    /// The file of `key`, which must be relative and clean: no `..`, `.` or empty segment.
+    fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        if !is_clean_key(key) {
+            return Err(StoreError::BadKey {
+                store: self.name.to_string(),
+                key: key.escape_debug().to_string(),
+            });
+        }
+        Ok(self.root.join(key))
     }
 
     fn io_error(&self, action: &'static str, key: &str, source: std::io::Error) -> StoreError {
@@ -45,7 +53,7 @@ impl Store for DirStore {
         let store = self.clone();
         let key = key.to_string();
         tokio::task::spawn_blocking(move || {
-            crate::fs::write_atomically(&store.path(&key), &data)
+            crate::fs::write_atomically(&store.path(&key)?, &data)
                 .map_err(|e| store.io_error("writing", &key, e))
         })
         .await
@@ -53,7 +61,7 @@ impl Store for DirStore {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        match tokio::fs::read(self.path(key)).await {
+        match tokio::fs::read(self.path(key)?).await {
             Ok(data) => Ok(Bytes::from(data)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound {
                 store: self.name.to_string(),
@@ -66,7 +74,7 @@ impl Store for DirStore {
     async fn get_stream(&self, key: &str) -> Result<ByteStream, StoreError> {
         use tokio::io::AsyncReadExt;
         const PIECE: usize = 1 << 20;
-        let file = match tokio::fs::File::open(self.path(key)).await {
+        let file = match tokio::fs::File::open(self.path(key)?).await {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(StoreError::NotFound {
@@ -76,6 +84,15 @@ impl Store for DirStore {
             }
             Err(e) => return Err(self.io_error("reading", key, e)),
         };
+        // Only a regular file is an object: never a device or a pipe that streams forever.
+        match file.metadata().await {
+            Ok(metadata) if metadata.is_file() => {}
+            Ok(_) => {
+                let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file");
+                return Err(self.io_error("reading", key, e));
+            }
+            Err(e) => return Err(self.io_error("reading", key, e)),
+        }
         let (store, key) = (self.clone(), key.to_string());
         let pieces = futures::stream::try_unfold(file, move |mut file| {
             let (store, key) = (store.clone(), key.clone());
@@ -97,7 +114,20 @@ impl Store for DirStore {
         Ok(Box::pin(pieces))
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        match tokio::fs::symlink_metadata(self.path(key)?).await {
+            Ok(metadata) => Ok(metadata.is_file()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(self.io_error("checking", key, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Object>, StoreError> {
+        // The prefix up to its last `/` must be a clean key; what follows is a name's start.
+        let folder = prefix.rfind('/').map_or("", |end| &prefix[..end]);
+        if !folder.is_empty() {
+            self.path(folder)?;
+        }
         let store = self.clone();
         let prefix = prefix.to_string();
         tokio::task::spawn_blocking(move || {
@@ -126,7 +156,11 @@ impl Store for DirStore {
                 };
                 let key = relative.to_string_lossy().replace('\\', "/");
                 if key.starts_with(&prefix) {
-                    keys.push(key);
+                    let size = entry
+                        .metadata()
+                        .map_err(|e| store.io_error("listing", &prefix, e.into()))?
+                        .len();
+                    keys.push(Object { key, size });
                 }
             }
             Ok(keys)
@@ -136,9 +170,29 @@ impl Store for DirStore {
     }
 }
 
-use crate::fs::TEMPORARY_PREFIX;
-
 fn is_temporary(path: &Path) -> bool {
     path.file_name()
         .is_some_and(|name| name.to_string_lossy().starts_with(TEMPORARY_PREFIX))
+}
+
+/// A relative key of non-empty segments, none `.` or `..`, with no NUL or backslash.
+fn is_clean_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.contains(['\0', '\\'])
+        && key
+            .split('/')
+            .all(|segment| !matches!(segment, "" | "." | ".."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_never_leave_the_folder() {
+        assert!(is_clean_key("data/ab/abcdef"));
+        for bad in ["", "/etc/hostname", "data/../../etc", "a//b", "./a", "a/", "a\0b"] {
+            assert!(!is_clean_key(bad), "{bad:?}");
+        }
+    }
 }

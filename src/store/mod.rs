@@ -30,6 +30,8 @@ pub enum StoreError {
         key: String,
         detail: String,
     },
+    #[error("{store}: `{key}` is not a key gitkit writes")]
+    BadKey { store: String, key: String },
     #[error("{store}: {action} {key} failed")]
     Io {
         store: String,
@@ -54,7 +56,7 @@ impl StoreError {
             StoreError::Failed { .. } | StoreError::Io { .. } => {
                 Some("check that the store is reachable, then run the command again")
             }
-            StoreError::NotFound { .. } => None,
+            StoreError::NotFound { .. } | StoreError::BadKey { .. } => None,
         }
     }
 }
@@ -76,8 +78,18 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// held whole in memory.
     fn get_stream(&self, key: &str) -> impl Future<Output = Result<ByteStream, StoreError>> + Send;
 
-    /// Every key that starts with `prefix`.
-    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, StoreError>> + Send;
+    /// Every object whose key starts with `prefix`, with its size.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<Object>, StoreError>> + Send;
+
+    /// Whether an object is at `key`, without reading it.
+    fn exists(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// An object as a listing shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub key: String,
+    pub size: u64,
 }
 
 /// A store as the user writes it: `s3://bucket/prefix`, `file:///path`, or a folder path.
@@ -201,11 +213,33 @@ impl Store for AnyStore {
         }
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<Object>, StoreError> {
         match self {
             AnyStore::S3(store) => store.list(prefix).await,
             AnyStore::Dir(store) => store.list(prefix).await,
         }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        match self {
+            AnyStore::S3(store) => store.exists(key).await,
+            AnyStore::Dir(store) => store.exists(key).await,
+        }
+    }
+}
+
+/// A folder store's path as one name whichever way it was reached: resolved where it exists
+/// (or where its parent does), else as given. `path` must be absolute.
+pub fn absolute(path: &std::path::Path) -> PathBuf {
+    if let Ok(resolved) = path.canonicalize() {
+        return resolved;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => parent
+            .canonicalize()
+            .map(|parent| parent.join(name))
+            .unwrap_or_else(|_| path.to_path_buf()),
+        _ => path.to_path_buf(),
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 
 use futures::TryStreamExt;
 
-use super::{ByteStream, Store, StoreError};
+use super::{ByteStream, Object, Store, StoreError};
 use crate::aws::{self, Profile};
 
 /// Where no region is configured anywhere: S3's own default.
@@ -200,7 +200,23 @@ impl Store for S3Store {
         Ok(self.open_object(key).await?.1)
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let result = self
+            .client()
+            .await
+            .head_object()
+            .bucket(&*self.bucket)
+            .key(self.key(key))
+            .send()
+            .await;
+        match result.map_err(|e| self.error("checking", key, e)) {
+            Ok(_) => Ok(true),
+            Err(StoreError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<Object>, StoreError> {
         let full_prefix = self.key(prefix);
         let strip = if self.prefix.is_empty() {
             0
@@ -218,12 +234,13 @@ impl Store for S3Store {
         let mut keys = Vec::new();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| self.error("listing", prefix, e))?;
-            keys.extend(
-                page.contents()
-                    .iter()
-                    .filter_map(|object| object.key())
-                    .map(|key| key[strip.min(key.len())..].to_string()),
-            );
+            keys.extend(page.contents().iter().filter_map(|object| {
+                let key = object.key()?;
+                Some(Object {
+                    key: key.get(strip..)?.to_string(),
+                    size: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
+                })
+            }));
         }
         Ok(keys)
     }
