@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -33,6 +33,10 @@ use crate::store::{Store, StoreError};
 const UPLOAD_CONCURRENCY: usize = 4;
 /// A file that keeps changing while it is read is read this many times at most.
 const READ_ATTEMPTS: usize = 3;
+/// File times tick coarser than the clock (a jiffy: 4 to 10 ms): a read proves a file whole
+/// only if it started this long after the file's last change, so that a write during the read
+/// cannot leave the same ctime behind.
+const TICK_MARGIN: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
@@ -598,7 +602,9 @@ impl<'a> Reader<'a> {
     /// Reads a file once, chunk by chunk, hashing and packing as it goes; reads again if it
     /// changed meanwhile. `None` when it never held still: what was read is not one version.
     fn read(&mut self, path: &RelPath, full: &Path) -> std::io::Result<Option<(Content, Stat)>> {
-        for attempt in 1..=READ_ATTEMPTS {
+        let (mut attempts, mut waits) = (0, 0);
+        while attempts < READ_ATTEMPTS {
+            attempts += 1;
             let read_at = SystemTime::now();
             let mut file = open_no_follow(full)?;
             let before = Stat::of(&file.metadata()?);
@@ -624,21 +630,35 @@ impl<'a> Reader<'a> {
                 }
             }
             // Whole only if nothing changed from before the first byte to after the last: the
-            // same stat through the open file and through the path, and as many bytes as the
-            // size said.
+            // same stat through the open file and through the path, as many bytes as the size
+            // said, and a ctime old enough that a write during the read would have moved it.
             let held = Stat::of(&file.metadata()?);
             let after = Stat::of(&std::fs::symlink_metadata(full)?);
             let total: u64 = blobs.iter().map(|(_, n)| n).sum();
-            if held == before && after == before && total == before.size {
-                let content = Content {
-                    hash: hasher.finalize().to_hex().to_string(),
-                    blobs,
-                };
-                self.cache
-                    .record(path.clone(), after, content.clone(), read_at);
-                return Ok(Some((content, after)));
+            if held != before || after != before || total != before.size {
+                debug!(path = %path, attempts, "changed while read; reading again");
+                continue;
             }
-            debug!(path = %path, attempt, "changed while read; reading again");
+            match too_fresh(read_at, before.ctime_ns) {
+                Some(wait) if waits < READ_ATTEMPTS => {
+                    // Written a moment ago: read once more when its ctime can prove it.
+                    debug!(path = %path, "changed just before it was read; reading again");
+                    std::thread::sleep(wait);
+                    attempts -= 1;
+                    waits += 1;
+                    continue;
+                }
+                Some(_) => continue, // rewritten again and again between reads
+                None => {
+                    let content = Content {
+                        hash: hasher.finalize().to_hex().to_string(),
+                        blobs,
+                    };
+                    self.cache
+                        .record(path.clone(), after, content.clone(), read_at);
+                    return Ok(Some((content, after)));
+                }
+            }
         }
         Ok(None)
     }
@@ -661,6 +681,16 @@ impl<'a> Reader<'a> {
             self.cancelled = true;
         }
     }
+}
+
+/// How long to wait before a read that started at `read_at` can prove a file whose ctime is
+/// `ctime_ns` whole; `None` when it already does. A ctime further ahead than a few ticks (a
+/// clock that disagrees, on a network file system) proves nothing either way and is not waited
+/// for.
+fn too_fresh(read_at: SystemTime, ctime_ns: i64) -> Option<Duration> {
+    let read_ns = read_at.duration_since(UNIX_EPOCH).ok()?.as_nanos() as i64;
+    let wait = ctime_ns + TICK_MARGIN.as_nanos() as i64 - read_ns;
+    (wait > 0 && wait <= 2 * TICK_MARGIN.as_nanos() as i64).then(|| Duration::from_nanos(wait as u64))
 }
 
 /// Opens a file for reading without following a link in its last component (it is recorded as

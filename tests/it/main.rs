@@ -5,3 +5,4 @@ mod github;
 mod hooks;
 mod snapshot;
 mod support;
+mod trust;

@@ -16,7 +16,7 @@ use crate::support::{Env, stderr, stdout};
 /// A repository with everything a snapshot must bring back: tracked, untracked and ignored
 /// files, an executable, a symlink, an empty file, a non-UTF-8 name, an unpushed commit on a
 /// second branch, and a stash.
-fn rich_repository(env: &Env) -> PathBuf {
+pub(crate) fn rich_repository(env: &Env) -> PathBuf {
     let repo = env.repo_with_commit("project");
     let write = |path: &str, content: &[u8]| {
         let path = repo.join(path);
@@ -50,7 +50,7 @@ fn rich_repository(env: &Env) -> PathBuf {
 }
 
 /// What a working tree holds outside `.git`: path -> kind, mode and content or link target.
-fn tree(root: &Path) -> BTreeMap<Vec<u8>, String> {
+pub(crate) fn tree(root: &Path) -> BTreeMap<Vec<u8>, String> {
     let mut found = BTreeMap::new();
     for entry in walkdir::WalkDir::new(root)
         .min_depth(1)
@@ -89,7 +89,7 @@ fn tree(root: &Path) -> BTreeMap<Vec<u8>, String> {
 }
 
 /// What git says of a repository: status, branches with their commits, stashes.
-fn git_state(env: &Env, repo: &Path) -> Vec<String> {
+pub(crate) fn git_state(env: &Env, repo: &Path) -> Vec<String> {
     [
         vec!["status", "--porcelain=v1", "--untracked-files=all"],
         vec!["for-each-ref", "--format=%(refname) %(objectname)"],
@@ -101,7 +101,7 @@ fn git_state(env: &Env, repo: &Path) -> Vec<String> {
     .collect()
 }
 
-fn snapshot_json(env: &Env, repo: &Path, store: &str) -> Value {
+pub(crate) fn snapshot_json(env: &Env, repo: &Path, store: &str) -> Value {
     let output = env
         .gitkit([
             "-C",
@@ -116,7 +116,7 @@ fn snapshot_json(env: &Env, repo: &Path, store: &str) -> Value {
 }
 
 /// `gitkit restore` of workspace `project` from `store` into `target`.
-fn restore_project(env: &Env, store: &str, target: &Path) -> crate::support::Cmd {
+pub(crate) fn restore_project(env: &Env, store: &str, target: &Path) -> crate::support::Cmd {
     let target = target.to_str().expect("utf-8");
     env.gitkit([
         "restore",
@@ -130,7 +130,7 @@ fn restore_project(env: &Env, store: &str, target: &Path) -> crate::support::Cmd
 }
 
 #[track_caller]
-fn assert_restored(env: &Env, original: &Path, restored: &Path) {
+pub(crate) fn assert_restored(env: &Env, original: &Path, restored: &Path) {
     let mut expected = tree(original);
     expected.retain(|path, _| !path.ends_with(b".log") && !path.starts_with(b"cache/"));
     assert_eq!(tree(restored), expected);
@@ -418,7 +418,7 @@ fn restore_refuses_a_non_empty_folder_unless_forced() {
 }
 
 /// Rewrites the only manifest in a folder store with `edit`.
-fn tamper_manifest(store: &Path, edit: impl FnOnce(&mut Value)) {
+pub(crate) fn tamper_manifest(store: &Path, edit: impl FnOnce(&mut Value)) {
     let manifests: Vec<PathBuf> = walkdir::WalkDir::new(store.join("snapshots"))
         .into_iter()
         .filter_map(Result::ok)

@@ -1,0 +1,492 @@
+//! A snapshot that says it succeeded always restores, whatever the workspace did meanwhile and
+//! whatever the store holds; a tampered or damaged store never harms the machine.
+
+use std::os::unix::fs::{PermissionsExt, symlink};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+
+use serde_json::Value;
+
+use crate::snapshot::{
+    assert_restored, rich_repository, snapshot_json, tamper_manifest, tree,
+};
+use crate::support::s3::{BUCKET, Weed};
+use crate::support::{Env, stderr, stdout};
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("utf-8 temp path")
+}
+
+/// Restores the newest snapshot of `project` into `target`.
+fn restore(env: &Env, store: &str, target: &Path) -> crate::support::Cmd {
+    env.gitkit(["restore", "--store", store, "--workspace", "project", "--to", utf8(target)])
+}
+
+/// A python process that writes to `file` until killed; started and running when this returns.
+struct Writer(Child);
+
+impl Writer {
+    fn start(file: &Path, program: &str) -> Self {
+        let ready = file.with_extension("ready");
+        let script = format!(
+            "import os, sys\n\
+             path, ready = sys.argv[1], sys.argv[2]\n{program}"
+        );
+        let child = Command::new("python3")
+            .args(["-c", &script, utf8(file), utf8(&ready)])
+            .spawn()
+            .expect("start python3");
+        // The writer touches `ready` once it is writing: no sleep, a condition.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !ready.exists() {
+            assert!(std::time::Instant::now() < deadline, "the writer never started");
+            std::thread::yield_now();
+        }
+        Self(child)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const APPENDER: &str = "f = open(path, 'ab', 0)\nopen(ready, 'w').close()\n\
+                        while True: f.write(b'epoch 1 loss 0.123\\n' * 50)\n";
+
+/// Guards item 1: a log appended to during the snapshot produced a manifest whose size did not
+/// match its blobs, and restore refused the whole snapshot.
+#[test]
+fn a_file_appended_to_while_snapshotted_is_never_stored_torn() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let log = repo.join("train.log");
+    std::fs::write(&log, b"epoch 0 loss 1.0\n".repeat(1_000_000)).expect("write");
+    let earlier = std::fs::read(&log).expect("read");
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, utf8(&store));
+
+    let writer = Writer::start(&log, APPENDER);
+    let second = env
+        .gitkit(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+        .success();
+    drop(writer);
+    let now = std::fs::read(&log).expect("read");
+
+    let target = env.root_path().join("restored");
+    restore(&env, utf8(&store), &target).success();
+    let restored = std::fs::read(target.join("train.log")).expect("the log is restored");
+    if restored == earlier {
+        assert!(
+            stderr(&second).contains("train.log: kept changing while it was read; the previous snapshot's version is kept"),
+            "keeping the earlier version is said: {}",
+            stderr(&second)
+        );
+    } else {
+        assert!(
+            now.starts_with(&restored) && restored.len() > earlier.len(),
+            "one version the file really had, never a mix ({} bytes)",
+            restored.len()
+        );
+    }
+    assert_eq!(
+        std::fs::read(target.join("README.md")).expect("the rest restores"),
+        b"hello\n"
+    );
+}
+
+/// A file rewritten in place, over and over, comes back as one version or the other.
+#[test]
+fn a_file_rewritten_in_place_is_one_version_never_a_mix() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let data = repo.join("weights.bin");
+    let size = 3 << 20;
+    std::fs::write(&data, vec![b'A'; size]).expect("write");
+    let store = env.dir("store");
+
+    let program = format!(
+        "fd = os.open(path, os.O_WRONLY)\nopen(ready, 'w').close()\n\
+         while True:\n    for b in (b'B', b'A'):\n        os.pwrite(fd, b * {size}, 0)\n"
+    );
+    let writer = Writer::start(&data, &program);
+    let output = env
+        .gitkit(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+        .success();
+    drop(writer);
+
+    let target = env.root_path().join("restored");
+    restore(&env, utf8(&store), &target).success();
+    match std::fs::read(target.join("weights.bin")) {
+        Ok(restored) => {
+            assert_eq!(restored.len(), size);
+            assert!(
+                restored.iter().all(|&b| b == b'A') || restored.iter().all(|&b| b == b'B'),
+                "a mix of two versions was stored"
+            );
+        }
+        Err(_) => assert!(
+            stderr(&output).contains("weights.bin: kept changing while it was read; left out"),
+            "leaving it out is said: {}",
+            stderr(&output)
+        ),
+    }
+}
+
+/// Guards item 2: `rm -rf data && ln -s /mnt/efs data` put both the link and the files read
+/// through it into the manifest, and restore refused it.
+#[test]
+fn a_tracked_folder_replaced_by_a_link_is_recorded_as_the_link() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    std::fs::create_dir_all(repo.join("data")).expect("mkdir");
+    std::fs::write(repo.join("data/README"), b"tracked\n").expect("write");
+    std::fs::write(repo.join("notes.txt"), b"tracked too\n").expect("write");
+    env.git(&repo, ["add", "."]).success();
+    env.git(&repo, ["commit", "-q", "-m", "data"]).success();
+    let outside = env.dir("efs");
+    std::fs::write(outside.join("README"), b"outside the repository\n").expect("write");
+    std::fs::write(outside.join("secret"), b"not ours\n").expect("write");
+    std::fs::remove_dir_all(repo.join("data")).expect("rm -rf data");
+    symlink(&outside, repo.join("data")).expect("ln -s folder");
+    std::fs::remove_file(repo.join("notes.txt")).expect("rm");
+    symlink(outside.join("secret"), repo.join("notes.txt")).expect("ln -s file");
+
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, utf8(&store));
+    let target = env.root_path().join("restored");
+    restore(&env, utf8(&store), &target).success();
+
+    for (link, points_to) in [("data", outside.clone()), ("notes.txt", outside.join("secret"))] {
+        let restored = target.join(link);
+        assert!(
+            std::fs::symlink_metadata(&restored)
+                .expect("restored")
+                .file_type()
+                .is_symlink(),
+            "{link} is a link again"
+        );
+        assert_eq!(std::fs::read_link(&restored).expect("link"), points_to);
+    }
+    let manifest = std::fs::read_to_string(
+        walkdir::WalkDir::new(store.join("snapshots"))
+            .into_iter()
+            .filter_map(Result::ok)
+            .find(|e| e.file_type().is_file())
+            .expect("a manifest")
+            .path(),
+    )
+    .expect("read");
+    assert!(!manifest.contains("data/README"), "nothing read through the link");
+}
+
+/// Guards item 3: after the store was emptied, the next snapshot said "unchanged", and after an
+/// edit the new manifest pointed at packs that no longer existed.
+#[test]
+fn an_emptied_folder_store_is_noticed_and_written_again() {
+    let env = Env::new();
+    let repo = rich_repository(&env);
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, utf8(&store));
+    std::fs::remove_dir_all(&store).expect("rm -rf store");
+
+    let again = snapshot_json(&env, &repo, utf8(&store));
+    assert_eq!(again["unchanged"], false, "{again}");
+    let target = env.root_path().join("restored");
+    restore(&env, utf8(&store), &target).success();
+    assert_restored(&env, &repo, &target);
+
+    // Only the packs go: the manifest stays, the listing no longer shows them.
+    std::fs::remove_dir_all(store.join("data")).expect("rm -rf data");
+    std::fs::write(repo.join("src/model.py"), b"print('edited')\n").expect("edit");
+    snapshot_json(&env, &repo, utf8(&store));
+    let target = env.root_path().join("restored-after-edit");
+    restore(&env, utf8(&store), &target).success();
+    assert_restored(&env, &repo, &target);
+}
+
+/// The same, through the S3 API: every object of the prefix deleted from the bucket.
+#[test]
+fn an_emptied_bucket_is_noticed_and_written_again() {
+    let mut env = Env::new();
+    let weed = Weed::shared();
+    weed.configure(&mut env);
+    let repo = rich_repository(&env);
+    let store = format!("s3://{BUCKET}/emptied");
+    snapshot_json(&env, &repo, &store);
+    env.command("aws")
+        .args(["s3", "rm", "--recursive", "--only-show-errors", &store])
+        .args(["--endpoint-url", &weed.endpoint()])
+        .success();
+
+    std::fs::write(repo.join("src/model.py"), b"print('edited')\n").expect("edit");
+    let again = snapshot_json(&env, &repo, &store);
+    assert_eq!(again["unchanged"], false);
+    let target = env.root_path().join("restored");
+    restore(&env, &store, &target).success();
+    assert_restored(&env, &repo, &target);
+}
+
+/// Guards item 3: `--store ../s` from a subfolder is another folder, yet it said "unchanged".
+#[test]
+fn a_relative_store_is_the_folder_it_names_from_where_it_is_given() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    std::fs::create_dir_all(repo.join("sub")).expect("mkdir");
+    std::fs::write(repo.join("sub/file"), b"x\n").expect("write");
+    let from_top = env
+        .gitkit(["snapshot", "--store", "../s", "--json"])
+        .current_dir(&repo)
+        .success();
+    assert!(env.root_path().join("s/snapshots").is_dir());
+    let from_sub: Value = serde_json::from_str(&stdout(
+        &env.gitkit(["snapshot", "--store", "../s", "--json"])
+            .current_dir(repo.join("sub"))
+            .success(),
+    ))
+    .expect("json");
+    assert_eq!(from_sub["unchanged"], false, "{}", stdout(&from_top));
+    assert!(repo.join("s/snapshots").is_dir(), "written where it was named");
+}
+
+/// Guards item 3: a made-up index object (blobs that are not in its pack) was believed, and the
+/// snapshot that relied on it could not be restored.
+#[test]
+fn a_made_up_index_object_is_not_believed() {
+    let env = Env::new();
+    let store = env.dir("store");
+    let content = b"the notebook everybody has\n";
+    let hash = blake3::hash(content).to_hex().to_string();
+    // An honest pack id for some other bytes, with an index object claiming `content` is in it.
+    let other = b"something else entirely, same length!";
+    let pack = blake3::hash(other).to_hex().to_string();
+    std::fs::create_dir_all(store.join("data").join(&pack[..2])).expect("mkdir");
+    std::fs::write(store.join("data").join(&pack[..2]).join(&pack), other).expect("write");
+    std::fs::create_dir_all(store.join("index")).expect("mkdir");
+    let index = serde_json::json!({
+        "pack": pack,
+        "blobs": [{"hash": hash, "offset": 0, "len": content.len()}],
+    });
+    std::fs::write(store.join("index").join(&pack), index.to_string()).expect("write");
+    // An index object naming a pack other than its own, and one that is not JSON.
+    let wrong = "f".repeat(64);
+    std::fs::write(store.join("index").join(&wrong), index.to_string()).expect("write");
+    std::fs::write(store.join("index").join("e".repeat(64)), b"{not json").expect("write");
+
+    let repo = env.repo_with_commit("project");
+    std::fs::write(repo.join("notebook.ipynb"), content).expect("write");
+    snapshot_json(&env, &repo, utf8(&store));
+    let target = env.root_path().join("restored");
+    restore(&env, utf8(&store), &target).success();
+    assert_eq!(
+        std::fs::read(target.join("notebook.ipynb")).expect("read"),
+        content
+    );
+}
+
+/// Guards item 4: a submodule's working tree was not in the snapshot; its edits and untracked
+/// files were lost and the restored repository showed `D sm`.
+#[test]
+fn a_submodule_working_tree_is_snapshotted_with_its_edits() {
+    let env = Env::new();
+    let library = env.repo_with_commit("library");
+    let repo = env.repo_with_commit("project");
+    env.git(&repo, ["-c", "protocol.file.allow=always", "submodule", "add", "-q"])
+        .args([utf8(&library), "sm"])
+        .success();
+    env.git(&repo, ["commit", "-q", "-m", "submodule"]).success();
+    std::fs::write(repo.join("sm/README.md"), b"edited in the submodule\n").expect("edit");
+    std::fs::write(repo.join("sm/untracked.txt"), b"new in the submodule\n").expect("write");
+
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, utf8(&store));
+    let target = env.root_path().join("restored");
+    restore(&env, utf8(&store), &target).success();
+
+    assert_eq!(tree(&target), tree(&repo));
+    let status = |dir: &Path| stdout(&env.git(dir, ["status", "--porcelain"]).success());
+    assert_eq!(status(&target), status(&repo));
+    assert!(!status(&target).contains("D sm"), "{}", status(&target));
+    assert_eq!(
+        stdout(&env.git(&target.join("sm"), ["status", "--porcelain"]).success()),
+        " M README.md\n?? untracked.txt\n"
+    );
+}
+
+/// A store holding one snapshot of a small repository, and its manifest's path.
+fn one_snapshot(env: &Env) -> PathBuf {
+    let repo = env.repo_with_commit("project");
+    std::fs::write(repo.join("second.txt"), b"second file\n").expect("write");
+    let store = env.dir("store");
+    snapshot_json(env, &repo, utf8(&store));
+    store
+}
+
+fn first_file(manifest: &mut Value) -> &mut Value {
+    manifest["entries"]
+        .as_array_mut()
+        .expect("entries")
+        .iter_mut()
+        .find(|e| e["path"] == "README.md")
+        .expect("README.md")
+}
+
+/// A change made to a stored manifest, to see restore refuse it cleanly.
+type Tamper = fn(&mut Value);
+
+/// Guards items 5 and 6: pack ids used unchecked (a panic, a local file read through `../`, a
+/// stream from /dev/zero), and blobs that dodged the hash check.
+#[test]
+fn restore_refuses_bad_ids_and_blobs_that_dodge_the_hash_check() {
+    let cases: [(&str, Tamper); 7] = [
+        ("short pack id", |m| first_file(m)["blobs"][0]["pack"] = "a".into()),
+        ("pack id off a character boundary", |m| {
+            first_file(m)["blobs"][0]["pack"] = "é".into()
+        }),
+        ("pack id leaving the store", |m| {
+            first_file(m)["blobs"][0]["pack"] = "../../../../../../etc/hostname".into()
+        }),
+        ("pack id of a device", |m| {
+            first_file(m)["blobs"][0]["pack"] = "../../../../../../dev/zero".into()
+        }),
+        ("another file's place with another hash", |m| {
+            let readme = first_file(m)["blobs"][0].clone();
+            let second = m["entries"]
+                .as_array_mut()
+                .expect("entries")
+                .iter_mut()
+                .find(|e| e["path"] == "second.txt")
+                .expect("second.txt");
+            second["blobs"][0]["pack"] = readme["pack"].clone();
+            second["blobs"][0]["offset"] = readme["offset"].clone();
+        }),
+        ("a file hash that is not its blob's", |m| {
+            first_file(m)["hash"] = "0".repeat(64).into()
+        }),
+        ("a length that overflows", |m| {
+            first_file(m)["blobs"][0]["offset"] = u64::MAX.into()
+        }),
+    ];
+    for (name, edit) in cases {
+        let env = Env::new();
+        let store = one_snapshot(&env);
+        tamper_manifest(&store, edit);
+        let target = env.root_path().join("restored");
+        let output = restore(&env, utf8(&store), &target).failure();
+        assert_eq!(output.status.code(), Some(1), "{name}: {}", stderr(&output));
+        assert!(stderr(&output).contains("error:"), "{name}: {}", stderr(&output));
+        assert!(!target.exists(), "{name}: the target was left behind");
+    }
+}
+
+/// Ids and names typed by the user are checked too, before they become a key.
+#[test]
+fn ids_and_workspace_names_from_the_command_line_are_checked() {
+    let env = Env::new();
+    let store = one_snapshot(&env);
+    let target = env.root_path().join("restored");
+    for args in [
+        vec!["restore", "../../x", "--workspace", "project"],
+        vec!["restore", "latest", "--workspace", "../.."],
+        vec!["snapshots", "--workspace", "../.."],
+    ] {
+        let output = env
+            .gitkit(&args)
+            .args(["--store", utf8(&store)])
+            .args(if args[0] == "restore" { vec!["--to", utf8(&target)] } else { vec![] })
+            .failure();
+        assert_eq!(output.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&output).contains("is not a"), "{args:?}: {}", stderr(&output));
+        assert!(!target.exists());
+    }
+}
+
+/// Guards item 7: a failed restore left a half-written target behind.
+#[test]
+fn a_failed_restore_leaves_the_target_as_it_found_it() {
+    let env = Env::new();
+    let repo = rich_repository(&env);
+    let big = repo.join("big.bin");
+    std::fs::write(&big, (0..3_000_000u32).flat_map(|i| i.to_le_bytes()).collect::<Vec<_>>())
+        .expect("write");
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, utf8(&store));
+    // Damage the last byte of every pack: some files restore before the damage is met.
+    for entry in walkdir::WalkDir::new(store.join("data")).into_iter().filter_map(Result::ok) {
+        if entry.file_type().is_file() {
+            let mut data = std::fs::read(entry.path()).expect("read");
+            let last = data.len() - 1;
+            data[last] ^= 0xff;
+            std::fs::write(entry.path(), data).expect("write");
+        }
+    }
+
+    let absent = env.root_path().join("absent");
+    restore(&env, utf8(&store), &absent).failure();
+    assert!(!absent.exists(), "a target that was not there is not there");
+
+    let empty = env.dir("empty");
+    restore(&env, utf8(&store), &empty).failure();
+    assert_eq!(std::fs::read_dir(&empty).expect("list").count(), 0);
+
+    let occupied = env.dir("occupied");
+    std::fs::write(occupied.join("mine.txt"), b"keep me").expect("write");
+    let before = tree(&occupied);
+    restore(&env, utf8(&store), &occupied)
+        .args(["--force"])
+        .failure();
+    assert_eq!(tree(&occupied), before, "nothing written, nothing left over");
+}
+
+#[test]
+fn setuid_setgid_and_sticky_bits_come_back_only_when_asked() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    std::fs::write(repo.join("tool"), b"#!/bin/sh\n").expect("write");
+    std::fs::set_permissions(repo.join("tool"), std::fs::Permissions::from_mode(0o6755))
+        .expect("chmod");
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, utf8(&store));
+    let mode = |dir: &Path| {
+        std::fs::metadata(dir.join("tool")).expect("stat").permissions().mode() & 0o7777
+    };
+
+    let plain = env.root_path().join("plain");
+    restore(&env, utf8(&store), &plain).success();
+    assert_eq!(mode(&plain), 0o755);
+    let kept = env.root_path().join("kept");
+    restore(&env, utf8(&store), &kept)
+        .args(["--keep-setuid"])
+        .success();
+    assert_eq!(mode(&kept), 0o6755);
+}
+
+/// Guards item 7: one damaged manifest stopped `snapshots` and `restore latest`.
+#[test]
+fn a_damaged_manifest_is_skipped_with_a_warning() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let store = env.dir("store");
+    let first = snapshot_json(&env, &repo, utf8(&store));
+    std::fs::write(repo.join("later.txt"), b"later\n").expect("write");
+    let second = snapshot_json(&env, &repo, utf8(&store));
+    let newest = store
+        .join("snapshots/project")
+        .join(format!("{}.json", second["summary"]["id"].as_str().expect("id")));
+    std::fs::write(&newest, b"{\"version\": 1, truncated").expect("damage");
+
+    let listed = env
+        .gitkit(["snapshots", "--json", "--store", utf8(&store), "--workspace", "project"])
+        .success();
+    let listed: Value = serde_json::from_str(&stdout(&listed)).expect("json");
+    assert_eq!(listed.as_array().expect("array").len(), 1);
+    assert_eq!(listed[0]["id"], first["summary"]["id"]);
+
+    let target = env.root_path().join("restored");
+    let output = restore(&env, utf8(&store), &target).success();
+    assert!(stderr(&output).contains("warning: skipped"), "{}", stderr(&output));
+    assert!(target.join("README.md").exists());
+    assert!(!target.join("later.txt").exists(), "the older snapshot");
+}
