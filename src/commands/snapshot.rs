@@ -175,9 +175,7 @@ async fn only_workspace(store: &AnyStore) -> anyhow::Result<String> {
 /// The store to use, a folder made absolute before anything is keyed on it: relative to the
 /// current folder when given by flag or environment, to the work tree when by git config.
 fn location(args: &StoreArgs, workspace: Option<&Workspace>) -> anyhow::Result<store::Location> {
-    let env = std::env::var("GITKIT_STORE")
-        .ok()
-        .filter(|s| !s.is_empty());
+    let env = std::env::var("GITKIT_STORE").ok().filter(|s| !s.is_empty());
     let config = workspace.and_then(|w| w.store.as_deref());
     let location = store::choose(
         args.store.as_deref(),

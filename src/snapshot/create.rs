@@ -46,7 +46,9 @@ pub enum SnapshotError {
     Store(#[from] StoreError),
     #[error("could not write gitkit's state in {0}")]
     State(String, #[source] std::io::Error),
-    #[error("{0} packs in the store do not hold what their index objects say, even after reading the files again")]
+    #[error(
+        "{0} packs in the store do not hold what their index objects say, even after reading the files again"
+    )]
     Untrustworthy(usize),
     #[error("the snapshot would not restore, so it was not written")]
     Invalid(#[source] ManifestError),
@@ -195,7 +197,10 @@ pub async fn create<S: Store>(
         if refused.is_empty() {
             break (entries, warnings);
         }
-        warn!(packs = refused.len(), "packs in the store do not hold what their index says");
+        warn!(
+            packs = refused.len(),
+            "packs in the store do not hold what their index says"
+        );
         if pass == PASSES {
             index.save(&index_cache).map_err(state_error)?;
             return Err(SnapshotError::Untrustworthy(refused.len()));
@@ -690,7 +695,8 @@ impl<'a> Reader<'a> {
 fn too_fresh(read_at: SystemTime, ctime_ns: i64) -> Option<Duration> {
     let read_ns = read_at.duration_since(UNIX_EPOCH).ok()?.as_nanos() as i64;
     let wait = ctime_ns + TICK_MARGIN.as_nanos() as i64 - read_ns;
-    (wait > 0 && wait <= 2 * TICK_MARGIN.as_nanos() as i64).then(|| Duration::from_nanos(wait as u64))
+    (wait > 0 && wait <= 2 * TICK_MARGIN.as_nanos() as i64)
+        .then(|| Duration::from_nanos(wait as u64))
 }
 
 /// Opens a file for reading without following a link in its last component (it is recorded as

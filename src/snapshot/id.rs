@@ -68,10 +68,19 @@ mod tests {
     fn hashes_are_64_lowercase_hex_digits() {
         let good = "a".repeat(64);
         assert!(is_hash(&good));
-        for bad in ["", "ab", "../../etc/hostname", &"A".repeat(64), &"a".repeat(65)] {
+        for bad in [
+            "",
+            "ab",
+            "../../etc/hostname",
+            &"A".repeat(64),
+            &"a".repeat(65),
+        ] {
             assert!(!is_hash(bad), "{bad:?}");
         }
-        assert!(!is_hash("é".repeat(32).as_str()), "not on a character boundary");
+        assert!(
+            !is_hash("é".repeat(32).as_str()),
+            "not on a character boundary"
+        );
     }
 
     #[test]

@@ -117,8 +117,7 @@ impl BlobIndex {
             .iter()
             .filter_map(|object| {
                 let pack = object.key.rsplit('/').next()?;
-                (is_hash(pack) && data_key(pack).ok()? == object.key)
-                    .then_some((pack, object.size))
+                (is_hash(pack) && data_key(pack).ok()? == object.key).then_some((pack, object.size))
             })
             .collect();
         let listed: HashSet<&str> = indexes
@@ -291,6 +290,9 @@ mod tests {
             pack.index.check(&"0".repeat(64), 5).is_err(),
             "an index object naming another pack"
         );
-        assert!(pack.index.check(&pack.id, 4).is_err(), "past the pack's end");
+        assert!(
+            pack.index.check(&pack.id, 4).is_err(),
+            "past the pack's end"
+        );
     }
 }

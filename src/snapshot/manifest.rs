@@ -245,7 +245,12 @@ impl Manifest {
 
 /// A file's blobs: well-formed ids, places inside a pack, lengths that add up to the size
 /// without overflow, and a file of one blob (or none) whose hash is that blob's.
-fn check_blobs(path: &RelPath, size: u64, hash: &str, blobs: &[BlobRef]) -> Result<(), ManifestError> {
+fn check_blobs(
+    path: &RelPath,
+    size: u64,
+    hash: &str,
+    blobs: &[BlobRef],
+) -> Result<(), ManifestError> {
     use super::id::is_hash;
     let bad_id = || ManifestError::BadId(path.clone());
     if !is_hash(hash) {
@@ -341,19 +346,28 @@ mod tests {
     fn refuses_blobs_that_would_dodge_the_hash_check() {
         let (a, b) = ("a".repeat(64), "b".repeat(64));
         assert_eq!(
-            manifest(vec![stored("x", &a, blob(&a, 0, 5)), stored("y", &a, blob(&a, 0, 5))])
-                .validate(),
+            manifest(vec![
+                stored("x", &a, blob(&a, 0, 5)),
+                stored("y", &a, blob(&a, 0, 5))
+            ])
+            .validate(),
             Ok(()),
             "the same blob twice is fine"
         );
         assert!(matches!(
-            manifest(vec![stored("x", &a, blob(&a, 0, 5)), stored("y", &b, blob(&b, 0, 5))])
-                .validate(),
+            manifest(vec![
+                stored("x", &a, blob(&a, 0, 5)),
+                stored("y", &b, blob(&b, 0, 5))
+            ])
+            .validate(),
             Err(ManifestError::Overlap(_))
         ));
         assert!(matches!(
-            manifest(vec![stored("x", &a, blob(&a, 0, 5)), stored("y", &b, blob(&b, 4, 5))])
-                .validate(),
+            manifest(vec![
+                stored("x", &a, blob(&a, 0, 5)),
+                stored("y", &b, blob(&b, 4, 5))
+            ])
+            .validate(),
             Err(ManifestError::Overlap(_))
         ));
         assert!(matches!(

@@ -116,7 +116,9 @@ pub async fn list<S: Store>(store: &S, workspaces: &[String]) -> Result<Listing,
             let data = store.get(&manifest_key(&workspace, &id)?).await?;
             let summary = serde_json::from_slice::<Summary>(&data)
                 .map_err(|e| FindError::BadManifest(id.clone(), e))?;
-            summary.check(&workspace, &id).map_err(|e| FindError::Damaged(id, e))?;
+            summary
+                .check(&workspace, &id)
+                .map_err(|e| FindError::Damaged(id, e))?;
             Ok(summary)
         })
         .buffer_unordered(LIST_CONCURRENCY)
@@ -129,9 +131,7 @@ pub async fn list<S: Store>(store: &S, workspaces: &[String]) -> Result<Listing,
             Err(FindError::Store(e)) if !matches!(e, StoreError::NotFound { .. }) => {
                 return Err(FindError::Store(e));
             }
-            Err(damaged) => listing
-                .damaged
-                .push(crate::error::chain_text(&damaged)),
+            Err(damaged) => listing.damaged.push(crate::error::chain_text(&damaged)),
         }
     }
     listing.summaries.sort_by(|a, b| b.id.cmp(&a.id));

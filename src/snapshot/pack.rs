@@ -60,7 +60,10 @@ impl PackIndex {
             if check_hash(&blob.hash).is_err() {
                 return Err(BadIndex::BadHash);
             }
-            let blob_end = blob.offset.checked_add(blob.len).ok_or(BadIndex::BadPlace)?;
+            let blob_end = blob
+                .offset
+                .checked_add(blob.len)
+                .ok_or(BadIndex::BadPlace)?;
             if blob.offset < end || blob_end > size {
                 return Err(BadIndex::BadPlace);
             }

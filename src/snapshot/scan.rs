@@ -103,7 +103,9 @@ impl Scan<'_> {
     /// The files of the work tree at `prefix` (the workspace's own, or a submodule's or nested
     /// repository's) as git lists them, and the work trees nested in it, each with its `.git`.
     fn worktree(&mut self, prefix: &[u8]) -> Result<(), ScanError> {
-        let dir = self.root.join(Path::new(std::ffi::OsStr::from_bytes(prefix)));
+        let dir = self
+            .root
+            .join(Path::new(std::ffi::OsStr::from_bytes(prefix)));
         let mut command = Command::new("git");
         command
             .current_dir(&dir)
@@ -170,13 +172,19 @@ impl Scan<'_> {
     /// git's own warnings about folders it could not read: each becomes a warning.
     fn git_warnings(&mut self, prefix: &[u8], stderr: &[u8]) {
         for line in String::from_utf8_lossy(stderr).lines() {
-            if let Some(rest) = line.strip_prefix("warning: could not open directory '")
-                && let Some((folder, why)) = rest.split_once("': ")
-            {
-                let folder = join(prefix, folder.trim_end_matches('/').as_bytes());
-                let message = format!("folder cannot be read ({why}); left out");
-                self.warn(&folder, message);
-            }
+            let Some(rest) = line.strip_prefix("warning: could not open directory '") else {
+                continue;
+            };
+            // `'secret/': Permission denied`, or for a path too long to open, the path alone.
+            let (folder, message) = match rest.split_once("': ") {
+                Some((folder, why)) => (folder, format!("folder cannot be read ({why}); left out")),
+                None => (
+                    rest.trim_end_matches('\''),
+                    "folder cannot be read; left out".to_string(),
+                ),
+            };
+            let folder = join(prefix, folder.trim_end_matches('/').as_bytes());
+            self.warn(&folder, message);
         }
     }
 
@@ -197,7 +205,9 @@ impl Scan<'_> {
             let real = match self.folders.get(folder) {
                 Some(real) => *real,
                 None => {
-                    let full = self.root.join(Path::new(std::ffi::OsStr::from_bytes(folder)));
+                    let full = self
+                        .root
+                        .join(Path::new(std::ffi::OsStr::from_bytes(folder)));
                     let real = std::fs::symlink_metadata(full).is_ok_and(|m| m.is_dir());
                     self.folders.insert(folder.to_vec(), real);
                     real
@@ -214,7 +224,9 @@ impl Scan<'_> {
     /// and git's lock files; a `.git` file (a submodule's, a linked worktree's) as it is.
     fn git_dir(&mut self, prefix: &[u8]) -> Result<(), ScanError> {
         let path = join(prefix, b".git");
-        let dot_git = self.root.join(Path::new(std::ffi::OsStr::from_bytes(&path)));
+        let dot_git = self
+            .root
+            .join(Path::new(std::ffi::OsStr::from_bytes(&path)));
         let Ok(metadata) = std::fs::symlink_metadata(&dot_git) else {
             return Ok(());
         };

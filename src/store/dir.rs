@@ -191,7 +191,15 @@ mod tests {
     #[test]
     fn keys_never_leave_the_folder() {
         assert!(is_clean_key("data/ab/abcdef"));
-        for bad in ["", "/etc/hostname", "data/../../etc", "a//b", "./a", "a/", "a\0b"] {
+        for bad in [
+            "",
+            "/etc/hostname",
+            "data/../../etc",
+            "a//b",
+            "./a",
+            "a/",
+            "a\0b",
+        ] {
             assert!(!is_clean_key(bad), "{bad:?}");
         }
     }

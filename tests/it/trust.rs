@@ -7,9 +7,7 @@ use std::process::{Child, Command};
 
 use serde_json::Value;
 
-use crate::snapshot::{
-    assert_restored, rich_repository, snapshot_json, tamper_manifest, tree,
-};
+use crate::snapshot::{assert_restored, rich_repository, snapshot_json, tamper_manifest, tree};
 use crate::support::s3::{BUCKET, Weed};
 use crate::support::{Env, stderr, stdout};
 
@@ -19,7 +17,15 @@ fn utf8(path: &Path) -> &str {
 
 /// Restores the newest snapshot of `project` into `target`.
 fn restore(env: &Env, store: &str, target: &Path) -> crate::support::Cmd {
-    env.gitkit(["restore", "--store", store, "--workspace", "project", "--to", utf8(target)])
+    env.gitkit([
+        "restore",
+        "--store",
+        store,
+        "--workspace",
+        "project",
+        "--to",
+        utf8(target),
+    ])
 }
 
 /// A python process that writes to `file` until killed; started and running when this returns.
@@ -39,7 +45,10 @@ impl Writer {
         // The writer touches `ready` once it is writing: no sleep, a condition.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         while !ready.exists() {
-            assert!(std::time::Instant::now() < deadline, "the writer never started");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the writer never started"
+            );
             std::thread::yield_now();
         }
         Self(child)
@@ -159,7 +168,10 @@ fn a_tracked_folder_replaced_by_a_link_is_recorded_as_the_link() {
     let target = env.root_path().join("restored");
     restore(&env, utf8(&store), &target).success();
 
-    for (link, points_to) in [("data", outside.clone()), ("notes.txt", outside.join("secret"))] {
+    for (link, points_to) in [
+        ("data", outside.clone()),
+        ("notes.txt", outside.join("secret")),
+    ] {
         let restored = target.join(link);
         assert!(
             std::fs::symlink_metadata(&restored)
@@ -179,7 +191,10 @@ fn a_tracked_folder_replaced_by_a_link_is_recorded_as_the_link() {
             .path(),
     )
     .expect("read");
-    assert!(!manifest.contains("data/README"), "nothing read through the link");
+    assert!(
+        !manifest.contains("data/README"),
+        "nothing read through the link"
+    );
 }
 
 /// Guards item 3: after the store was emptied, the next snapshot said "unchanged", and after an
@@ -248,7 +263,10 @@ fn a_relative_store_is_the_folder_it_names_from_where_it_is_given() {
     ))
     .expect("json");
     assert_eq!(from_sub["unchanged"], false, "{}", stdout(&from_top));
-    assert!(repo.join("s/snapshots").is_dir(), "written where it was named");
+    assert!(
+        repo.join("s/snapshots").is_dir(),
+        "written where it was named"
+    );
 }
 
 /// Guards item 3: a made-up index object (blobs that are not in its pack) was believed, and the
@@ -293,10 +311,14 @@ fn a_submodule_working_tree_is_snapshotted_with_its_edits() {
     let env = Env::new();
     let library = env.repo_with_commit("library");
     let repo = env.repo_with_commit("project");
-    env.git(&repo, ["-c", "protocol.file.allow=always", "submodule", "add", "-q"])
-        .args([utf8(&library), "sm"])
+    env.git(
+        &repo,
+        ["-c", "protocol.file.allow=always", "submodule", "add", "-q"],
+    )
+    .args([utf8(&library), "sm"])
+    .success();
+    env.git(&repo, ["commit", "-q", "-m", "submodule"])
         .success();
-    env.git(&repo, ["commit", "-q", "-m", "submodule"]).success();
     std::fs::write(repo.join("sm/README.md"), b"edited in the submodule\n").expect("edit");
     std::fs::write(repo.join("sm/untracked.txt"), b"new in the submodule\n").expect("write");
 
@@ -310,7 +332,10 @@ fn a_submodule_working_tree_is_snapshotted_with_its_edits() {
     assert_eq!(status(&target), status(&repo));
     assert!(!status(&target).contains("D sm"), "{}", status(&target));
     assert_eq!(
-        stdout(&env.git(&target.join("sm"), ["status", "--porcelain"]).success()),
+        stdout(
+            &env.git(&target.join("sm"), ["status", "--porcelain"])
+                .success()
+        ),
         " M README.md\n?? untracked.txt\n"
     );
 }
@@ -341,7 +366,9 @@ type Tamper = fn(&mut Value);
 #[test]
 fn restore_refuses_bad_ids_and_blobs_that_dodge_the_hash_check() {
     let cases: [(&str, Tamper); 7] = [
-        ("short pack id", |m| first_file(m)["blobs"][0]["pack"] = "a".into()),
+        ("short pack id", |m| {
+            first_file(m)["blobs"][0]["pack"] = "a".into()
+        }),
         ("pack id off a character boundary", |m| {
             first_file(m)["blobs"][0]["pack"] = "é".into()
         }),
@@ -376,7 +403,11 @@ fn restore_refuses_bad_ids_and_blobs_that_dodge_the_hash_check() {
         let target = env.root_path().join("restored");
         let output = restore(&env, utf8(&store), &target).failure();
         assert_eq!(output.status.code(), Some(1), "{name}: {}", stderr(&output));
-        assert!(stderr(&output).contains("error:"), "{name}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("error:"),
+            "{name}: {}",
+            stderr(&output)
+        );
         assert!(!target.exists(), "{name}: the target was left behind");
     }
 }
@@ -395,10 +426,18 @@ fn ids_and_workspace_names_from_the_command_line_are_checked() {
         let output = env
             .gitkit(&args)
             .args(["--store", utf8(&store)])
-            .args(if args[0] == "restore" { vec!["--to", utf8(&target)] } else { vec![] })
+            .args(if args[0] == "restore" {
+                vec!["--to", utf8(&target)]
+            } else {
+                vec![]
+            })
             .failure();
         assert_eq!(output.status.code(), Some(1), "{args:?}");
-        assert!(stderr(&output).contains("is not a"), "{args:?}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains("is not a"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
         assert!(!target.exists());
     }
 }
@@ -409,12 +448,20 @@ fn a_failed_restore_leaves_the_target_as_it_found_it() {
     let env = Env::new();
     let repo = rich_repository(&env);
     let big = repo.join("big.bin");
-    std::fs::write(&big, (0..3_000_000u32).flat_map(|i| i.to_le_bytes()).collect::<Vec<_>>())
-        .expect("write");
+    std::fs::write(
+        &big,
+        (0..3_000_000u32)
+            .flat_map(|i| i.to_le_bytes())
+            .collect::<Vec<_>>(),
+    )
+    .expect("write");
     let store = env.dir("store");
     snapshot_json(&env, &repo, utf8(&store));
     // Damage the last byte of every pack: some files restore before the damage is met.
-    for entry in walkdir::WalkDir::new(store.join("data")).into_iter().filter_map(Result::ok) {
+    for entry in walkdir::WalkDir::new(store.join("data"))
+        .into_iter()
+        .filter_map(Result::ok)
+    {
         if entry.file_type().is_file() {
             let mut data = std::fs::read(entry.path()).expect("read");
             let last = data.len() - 1;
@@ -437,7 +484,11 @@ fn a_failed_restore_leaves_the_target_as_it_found_it() {
     restore(&env, utf8(&store), &occupied)
         .args(["--force"])
         .failure();
-    assert_eq!(tree(&occupied), before, "nothing written, nothing left over");
+    assert_eq!(
+        tree(&occupied),
+        before,
+        "nothing written, nothing left over"
+    );
 }
 
 #[test]
@@ -450,7 +501,11 @@ fn setuid_setgid_and_sticky_bits_come_back_only_when_asked() {
     let store = env.dir("store");
     snapshot_json(&env, &repo, utf8(&store));
     let mode = |dir: &Path| {
-        std::fs::metadata(dir.join("tool")).expect("stat").permissions().mode() & 0o7777
+        std::fs::metadata(dir.join("tool"))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o7777
     };
 
     let plain = env.root_path().join("plain");
@@ -472,13 +527,21 @@ fn a_damaged_manifest_is_skipped_with_a_warning() {
     let first = snapshot_json(&env, &repo, utf8(&store));
     std::fs::write(repo.join("later.txt"), b"later\n").expect("write");
     let second = snapshot_json(&env, &repo, utf8(&store));
-    let newest = store
-        .join("snapshots/project")
-        .join(format!("{}.json", second["summary"]["id"].as_str().expect("id")));
+    let newest = store.join("snapshots/project").join(format!(
+        "{}.json",
+        second["summary"]["id"].as_str().expect("id")
+    ));
     std::fs::write(&newest, b"{\"version\": 1, truncated").expect("damage");
 
     let listed = env
-        .gitkit(["snapshots", "--json", "--store", utf8(&store), "--workspace", "project"])
+        .gitkit([
+            "snapshots",
+            "--json",
+            "--store",
+            utf8(&store),
+            "--workspace",
+            "project",
+        ])
         .success();
     let listed: Value = serde_json::from_str(&stdout(&listed)).expect("json");
     assert_eq!(listed.as_array().expect("array").len(), 1);
@@ -486,7 +549,56 @@ fn a_damaged_manifest_is_skipped_with_a_warning() {
 
     let target = env.root_path().join("restored");
     let output = restore(&env, utf8(&store), &target).success();
-    assert!(stderr(&output).contains("warning: skipped"), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("warning: skipped"),
+        "{}",
+        stderr(&output)
+    );
     assert!(target.join("README.md").exists());
     assert!(!target.join("later.txt").exists(), "the older snapshot");
+}
+
+/// A folder git cannot read and a path too long to open were left out silently: each is now
+/// named in a warning. Runs the snapshot as `nobody`, for whom mode 000 means something.
+#[test]
+fn folders_and_paths_that_cannot_be_read_are_named_in_a_warning() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    std::fs::create_dir_all(repo.join("secret")).expect("mkdir");
+    std::fs::write(repo.join("secret/keys.txt"), b"x\n").expect("write");
+    // A path of more than 4,096 bytes, made one folder at a time (no single call could).
+    let script = "import os\nfor _ in range(22):\n    os.mkdir('d' * 200)\n    os.chdir('d' * 200)\n\
+                  open('deep.txt', 'w').write('deep')\n";
+    env.command("python3")
+        .args(["-c", script])
+        .current_dir(&repo)
+        .success();
+    let store = env.dir("store");
+    for dir in [env.root_path(), &env.home()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    for path in [&repo, &store] {
+        env.command("chown")
+            .args(["-R", "nobody", utf8(path)])
+            .success();
+    }
+    std::fs::set_permissions(repo.join("secret"), std::fs::Permissions::from_mode(0o000))
+        .expect("chmod 000");
+
+    let output = env
+        .command("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .args([crate::support::gitkit_bin()])
+        .args(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+        .success();
+    let said = stderr(&output);
+    assert!(
+        said.contains("warning: secret: folder cannot be read (Permission denied); left out"),
+        "{said}"
+    );
+    let deep = said
+        .lines()
+        .find(|line| line.starts_with(&format!("warning: {}/{}", "d".repeat(200), "d".repeat(200))))
+        .unwrap_or_else(|| panic!("the deep path is named: {said}"));
+    assert!(deep.ends_with("left out"), "{deep}");
 }
