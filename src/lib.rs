@@ -16,6 +16,7 @@ pub mod progress_bar;
 pub mod secret;
 pub mod snapshot;
 pub mod store;
+pub mod text;
 pub mod time;
 
 use std::io::{self, Write};

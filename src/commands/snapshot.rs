@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 
@@ -12,6 +12,7 @@ use crate::cli::{RestoreArgs, SnapshotArgs, SnapshotsArgs, StoreArgs};
 use crate::error::Hinted;
 use crate::snapshot::{self, Summary, Workspace};
 use crate::store::{self, AnyStore, S3Options, Store, StoreError};
+use crate::text::printable;
 use crate::{home, progress_bar};
 
 /// Snapshots the repository containing `dir`.
@@ -32,6 +33,7 @@ pub fn take(
         include_ignored,
         host: host_name(),
         now: SystemTime::now(),
+        racy_window: racy_window(),
     };
     let outcome = super::runtime().block_on(async {
         let store = open(&location, store_args);
@@ -224,6 +226,15 @@ fn find_error(error: snapshot::FindError) -> anyhow::Error {
     }
 }
 
+/// The racy window: [`snapshot::RACY_WINDOW`], or for tests `GITKIT_TEST_RACY_WINDOW_MS`, so
+/// that they need not wait three seconds for a file to be trusted.
+fn racy_window() -> Duration {
+    std::env::var("GITKIT_TEST_RACY_WINDOW_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(snapshot::RACY_WINDOW, Duration::from_millis)
+}
+
 /// Names each manifest that was passed over because it could not be read.
 fn warn_damaged(damaged: &[String]) -> std::io::Result<()> {
     let mut stderr = std::io::stderr().lock();
@@ -241,29 +252,52 @@ fn write_table(out: &mut impl Write, summaries: &[Summary]) -> std::io::Result<(
     if summaries.is_empty() {
         return Ok(());
     }
-    writeln!(
-        out,
-        "{:<24} {:<20} {:<16} {:<12} {:<16} {:<16} {:>7} {:>10}",
-        "ID", "TIME", "WORKSPACE", "COMMIT", "BRANCH", "HOST", "FILES", "SIZE"
-    )?;
-    for s in summaries {
-        let commit = s
-            .commit
-            .as_deref()
-            .map(|c| &c[..c.len().min(12)])
-            .unwrap_or("-");
-        writeln!(
-            out,
-            "{:<24} {:<20} {:<16} {:<12} {:<16} {:<16} {:>7} {:>10}",
-            s.id,
-            s.time,
-            s.workspace,
-            commit,
-            s.branch.as_deref().unwrap_or("-"),
-            s.host,
-            s.files,
-            human_bytes(s.bytes)
-        )?;
+    let rows: Vec<[String; 8]> = summaries
+        .iter()
+        .map(|s| {
+            let commit = s.commit.as_deref().map_or("-", |c| &c[..c.len().min(12)]);
+            // What a store says is shown, never obeyed: no escape sequence reaches the terminal.
+            [
+                &s.id,
+                &s.time,
+                &s.workspace,
+                commit,
+                s.branch.as_deref().unwrap_or("-"),
+                &s.host,
+                &s.files.to_string(),
+                &human_bytes(s.bytes),
+            ]
+            .map(|cell| printable(cell).into_owned())
+        })
+        .collect();
+    let header = [
+        "ID",
+        "TIME",
+        "WORKSPACE",
+        "COMMIT",
+        "BRANCH",
+        "HOST",
+        "FILES",
+        "SIZE",
+    ];
+    let mut widths = header.map(str::len);
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let header = header.map(str::to_string);
+    for row in std::iter::once(&header).chain(&rows) {
+        let mut line = String::new();
+        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+            // Counts are right-aligned, text left-aligned; no padding after the last column.
+            match i {
+                6 | 7 => line.push_str(&format!("{cell:>width$}")),
+                _ => line.push_str(&format!("{cell:<width$}")),
+            }
+            line.push(' ');
+        }
+        writeln!(out, "{}", line.trim_end())?;
     }
     Ok(())
 }

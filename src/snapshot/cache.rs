@@ -17,7 +17,7 @@ use super::manifest::RelPath;
 
 /// Timestamps closer than this to the moment a file was read are not trusted: it covers the
 /// coarsest file system clocks (FAT's two seconds) with room to spare.
-const RACY_WINDOW: Duration = Duration::from_secs(3);
+pub const RACY_WINDOW: Duration = Duration::from_secs(3);
 
 const FILE_NAME: &str = "files.json";
 
@@ -67,6 +67,9 @@ pub struct FileCache {
     /// Changed since it was loaded.
     #[serde(skip)]
     dirty: bool,
+    /// [`RACY_WINDOW`], unless a test sets another.
+    #[serde(skip)]
+    racy_window: Option<Duration>,
 }
 
 impl FileCache {
@@ -75,11 +78,14 @@ impl FileCache {
     }
 
     /// The cache, or an empty one when it is missing or unreadable (it is only a cache).
-    pub fn load(state_dir: &Path) -> Self {
-        std::fs::read(Self::path(state_dir))
+    /// Entries are trusted only if they changed more than `racy_window` before they were read.
+    pub fn load(state_dir: &Path, racy_window: Duration) -> Self {
+        let mut cache: Self = std::fs::read(Self::path(state_dir))
             .ok()
             .and_then(|data| serde_json::from_slice(&data).ok())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        cache.racy_window = Some(racy_window);
+        cache
     }
 
     /// Writes the cache if it changed.
@@ -110,7 +116,8 @@ impl FileCache {
             .unwrap_or_default()
             .as_nanos() as i64;
         let newest_change = stat.mtime_ns.max(stat.ctime_ns);
-        let racy = newest_change > read_ns - RACY_WINDOW.as_nanos() as i64;
+        let window = self.racy_window.unwrap_or(RACY_WINDOW);
+        let racy = newest_change > read_ns - window.as_nanos() as i64;
         self.files.insert(
             path,
             Known {
@@ -174,11 +181,15 @@ mod tests {
     #[test]
     fn a_recorded_file_is_saved_and_loaded_back() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut cache = FileCache::load(dir.path());
+        let mut cache = FileCache::load(dir.path(), RACY_WINDOW);
         let path = RelPath(b"a".to_vec());
         cache.record(path.clone(), stat(1), content(), SystemTime::now());
         cache.save(dir.path()).expect("save");
-        assert!(FileCache::load(dir.path()).files.contains_key(&path));
+        assert!(
+            FileCache::load(dir.path(), RACY_WINDOW)
+                .files
+                .contains_key(&path)
+        );
     }
 
     fn content() -> Content {

@@ -60,6 +60,9 @@ pub struct Options {
     pub include_ignored: bool,
     pub host: String,
     pub now: SystemTime,
+    /// How close to its last change a file may be read and still be trusted unchanged next
+    /// time on its stat data alone ([`RACY_WINDOW`] but in tests).
+    pub racy_window: Duration,
 }
 
 /// What a snapshot run did.
@@ -100,11 +103,11 @@ pub async fn create<S: Store>(
     let (found, scan_warnings, cache) = {
         let workspace = workspace.clone();
         let state_dir = state_dir.clone();
-        let include_ignored = options.include_ignored;
+        let (include_ignored, racy_window) = (options.include_ignored, options.racy_window);
         tokio::task::spawn_blocking(move || {
             let (found, warnings) = scan::scan(&workspace, &scan::Options { include_ignored })?;
             debug!(found = found.len(), "scanned");
-            let cache = FileCache::load(&state_dir);
+            let cache = FileCache::load(&state_dir, racy_window);
             debug!("file cache loaded");
             Ok::<_, ScanError>((Arc::new(found), warnings, cache))
         })

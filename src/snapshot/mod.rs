@@ -15,6 +15,7 @@ mod workspace;
 
 use futures::StreamExt;
 
+pub use cache::RACY_WINDOW;
 pub use create::{Options as SnapshotOptions, Outcome as SnapshotOutcome, SnapshotError, create};
 pub use manifest::{Manifest, ManifestError, Summary};
 pub use progress::{Progress, Silent};

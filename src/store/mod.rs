@@ -134,40 +134,6 @@ impl std::fmt::Display for Location {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_store_locations() {
-        assert_eq!(
-            Location::parse("s3://bucket/team/ws/").expect("valid"),
-            Location::S3 {
-                bucket: "bucket".into(),
-                prefix: "team/ws".into()
-            }
-        );
-        assert_eq!(
-            Location::parse("s3://bucket").expect("valid"),
-            Location::S3 {
-                bucket: "bucket".into(),
-                prefix: String::new()
-            }
-        );
-        assert_eq!(
-            Location::parse("file:///mnt/efs/snapshots").expect("valid"),
-            Location::Dir("/mnt/efs/snapshots".into())
-        );
-        assert_eq!(
-            Location::parse("./snaps").expect("valid"),
-            Location::Dir("./snaps".into())
-        );
-        assert!(Location::parse("s3://").is_err());
-        assert!(Location::parse("gs://bucket").is_err());
-        assert!(Location::parse("").is_err());
-    }
-}
-
 /// Either kind of store, chosen at run time.
 #[derive(Debug, Clone)]
 pub enum AnyStore {
@@ -258,8 +224,37 @@ pub fn choose(
 }
 
 #[cfg(test)]
-mod choose_tests {
+mod tests {
     use super::*;
+
+    #[test]
+    fn parses_store_locations() {
+        assert_eq!(
+            Location::parse("s3://bucket/team/ws/").expect("valid"),
+            Location::S3 {
+                bucket: "bucket".into(),
+                prefix: "team/ws".into()
+            }
+        );
+        assert_eq!(
+            Location::parse("s3://bucket").expect("valid"),
+            Location::S3 {
+                bucket: "bucket".into(),
+                prefix: String::new()
+            }
+        );
+        assert_eq!(
+            Location::parse("file:///mnt/efs/snapshots").expect("valid"),
+            Location::Dir("/mnt/efs/snapshots".into())
+        );
+        assert_eq!(
+            Location::parse("./snaps").expect("valid"),
+            Location::Dir("./snaps".into())
+        );
+        assert!(Location::parse("s3://").is_err());
+        assert!(Location::parse("gs://bucket").is_err());
+        assert!(Location::parse("").is_err());
+    }
 
     #[test]
     fn flag_then_env_then_config_then_home() {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::support::http::{Response, Server};
 use crate::support::proxy::forward;
 use crate::support::s3::{BUCKET, Weed};
-use crate::support::{Env, stderr, stdout};
+use crate::support::{Env, pseudo_random_bytes, stderr, stdout};
 
 /// A repository with everything a snapshot must bring back: tracked, untracked and ignored
 /// files, an executable, a symlink, an empty file, a non-UTF-8 name, an unpushed commit on a
@@ -276,8 +276,8 @@ fn edit_keeping_size_and_mtime_is_never_missed() {
         .expect("stat")
         .modified()
         .expect("mtime");
-    // Let the file's change time settle, so the cache trusts its entry.
-    std::thread::sleep(std::time::Duration::from_millis(3100));
+    // With no racy window, the cache trusts the entry as soon as the file's ctime is past.
+    let env = env.with("GITKIT_TEST_RACY_WINDOW_MS", "0");
     snapshot_json(&env, &repo, store);
     let unchanged = snapshot_json(&env, &repo, store);
     assert_eq!(
@@ -355,15 +355,7 @@ fn ignored_files_only_with_include_ignored_and_gitkit_exclude_leaves_files_out()
 fn large_file_is_chunked_and_restored_exactly() {
     let env = Env::new();
     let repo = env.repo_with_commit("project");
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    let data: Vec<u8> = (0..(9 << 20) / 8)
-        .flat_map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()
-        })
-        .collect();
+    let data = pseudo_random_bytes(0x9e37_79b9_7f4a_7c15, 9 << 20);
     std::fs::write(repo.join("model.bin"), &data).expect("write");
     let store = env.dir("store");
     let store = store.to_str().expect("utf-8");
@@ -563,16 +555,8 @@ fn s3_server_stopping_mid_snapshot_fails_cleanly_and_the_next_run_reuses_the_upl
     env.set("AWS_MAX_ATTEMPTS", "2");
 
     let repo = env.repo_with_commit("project");
-    let mut state = 0x2545_f491_4f6c_dd1du64;
     for n in 0..6 {
-        let data: Vec<u8> = (0..(4 << 20) / 8)
-            .flat_map(|_| {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                state.to_le_bytes()
-            })
-            .collect();
+        let data = pseudo_random_bytes(0x2545_f491_4f6c_dd1d + n, 4 << 20);
         std::fs::write(repo.join(format!("part{n}.bin")), data).expect("write");
     }
     let store = format!("s3://{BUCKET}/interrupted");
@@ -706,5 +690,33 @@ fn listing_outside_a_repository_shows_every_workspace() {
         stderr(&ambiguous).contains("--workspace"),
         "{}",
         stderr(&ambiguous)
+    );
+}
+
+/// Guards the listing's columns: the ID column was wider than its header, so nothing lined up.
+#[test]
+fn the_snapshot_table_lines_up_under_its_headers() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    let first = snapshot_json(&env, &repo, store);
+    let listed = env
+        .gitkit(["snapshots", "--store", store, "--workspace", "project"])
+        .success();
+    let text = stdout(&listed);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    let header = lines[0];
+    let row = lines[1];
+    let id = first["summary"]["id"].as_str().expect("id");
+    let time = first["summary"]["time"].as_str().expect("time");
+    assert!(row.starts_with(id), "{text}");
+    assert_eq!(header.find("TIME"), row.find(time), "{text}");
+    assert_eq!(header.find("WORKSPACE"), row.find("project"), "{text}");
+    assert_eq!(
+        header.find("SIZE").map(|at| at + 4),
+        Some(row.len()),
+        "{text}"
     );
 }

@@ -70,6 +70,12 @@ impl Env {
         self.vars.push((key.to_string(), value.into()));
     }
 
+    /// This environment with one more variable set.
+    pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.set(key, value);
+        self
+    }
+
     pub fn remove(&mut self, key: &str) {
         self.vars.retain(|(k, _)| k != key);
     }
@@ -142,6 +148,21 @@ impl Env {
         self.git(&dir, ["commit", "-q", "-m", "first"]).success();
         dir
     }
+}
+
+/// `len` bytes that do not compress or repeat, the same for the same seed (xorshift64).
+pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed | 1;
+    let mut data: Vec<u8> = (0..len.div_ceil(8))
+        .flat_map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()
+        })
+        .collect();
+    data.truncate(len);
+    data
 }
 
 pub fn gitkit_bin() -> &'static str {
