@@ -35,8 +35,9 @@ pub fn report(error: &anyhow::Error, mut stderr: impl Write) {
     if is_broken_pipe(error) {
         return;
     }
+    // A message may quote what a store or a repository holds: show it, never obey it.
     let message = chain_text(error.as_ref());
-    let _ = writeln!(stderr, "error: {message}");
+    let _ = writeln!(stderr, "error: {}", crate::text::printable(&message));
     if let Some(hinted) = error
         .chain()
         .find_map(|cause| cause.downcast_ref::<Hinted>())

@@ -33,7 +33,10 @@ pub fn take(
         include_ignored,
         host: host_name(),
         now: SystemTime::now(),
-        racy_window: racy_window(),
+        racy_window: test_knob("GITKIT_TEST_RACY_WINDOW_MS", Duration::from_millis)
+            .unwrap_or(snapshot::RACY_WINDOW),
+        recheck_every: test_knob("GITKIT_TEST_RECHECK_SECS", Duration::from_secs)
+            .unwrap_or(snapshot::RECHECK_EVERY),
     };
     let outcome = super::runtime().block_on(async {
         let store = open(&location, store_args);
@@ -128,7 +131,8 @@ pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
             force: args.force,
             special_bits: args.keep_setuid,
         };
-        let outcome = snapshot::restore(&store, &manifest, &target, &options, progress).await.map_err(|e| match e {
+        let restoring = snapshot::restore(&store, &manifest, &target, &options, progress);
+        let outcome = until_interrupted(restoring).await?.map_err(|e| match e {
             snapshot::RestoreError::NotEmpty(path) => Hinted::new(
                 snapshot::RestoreError::NotEmpty(path),
                 "restore into an empty or new folder, or add --force to replace the files the snapshot holds",
@@ -226,20 +230,32 @@ fn find_error(error: snapshot::FindError) -> anyhow::Error {
     }
 }
 
-/// The racy window: [`snapshot::RACY_WINDOW`], or for tests `GITKIT_TEST_RACY_WINDOW_MS`, so
-/// that they need not wait three seconds for a file to be trusted.
-fn racy_window() -> Duration {
-    std::env::var("GITKIT_TEST_RACY_WINDOW_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map_or(snapshot::RACY_WINDOW, Duration::from_millis)
+/// A duration tests set so that they need not wait for it (the racy window's three seconds, the
+/// hour between listings of an unchanged store's packs); never set in normal use.
+fn test_knob(name: &str, unit: fn(u64) -> Duration) -> Option<Duration> {
+    std::env::var(name).ok()?.parse().ok().map(unit)
+}
+
+/// Runs `work` unless Ctrl-C or SIGTERM comes first, in which case `work` is dropped (and so
+/// cleans up after itself) and the command fails.
+async fn until_interrupted<T>(work: impl std::future::Future<Output = T>) -> anyhow::Result<T> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch for Ctrl-C")?;
+    let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+    let stop = std::pin::pin!(async {
+        futures::future::select(Box::pin(interrupt.recv()), Box::pin(terminate.recv())).await;
+    });
+    match futures::future::select(std::pin::pin!(work), stop).await {
+        futures::future::Either::Left((done, _)) => Ok(done),
+        futures::future::Either::Right(_) => anyhow::bail!("interrupted; nothing was left behind"),
+    }
 }
 
 /// Names each manifest that was passed over because it could not be read.
 fn warn_damaged(damaged: &[String]) -> std::io::Result<()> {
     let mut stderr = std::io::stderr().lock();
     for reason in damaged {
-        writeln!(stderr, "warning: skipped: {reason}")?;
+        writeln!(stderr, "warning: skipped: {}", printable(reason))?;
     }
     Ok(())
 }

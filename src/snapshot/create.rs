@@ -63,7 +63,15 @@ pub struct Options {
     /// How close to its last change a file may be read and still be trusted unchanged next
     /// time on its stat data alone ([`RACY_WINDOW`] but in tests).
     pub racy_window: Duration,
+    /// How long an unchanged workspace goes on trusting that the store still holds every pack
+    /// it knows of, before it lists them again ([`RECHECK_EVERY`] but in tests).
+    pub recheck_every: Duration,
 }
+
+/// An unchanged workspace asks the store for one small object a run; every so often it lists
+/// the packs too, so that packs removed behind its back (a lifecycle rule) are noticed and
+/// uploaded again even while nothing changes.
+pub const RECHECK_EVERY: Duration = Duration::from_secs(3600);
 
 /// What a snapshot run did.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -130,6 +138,15 @@ pub async fn create<S: Store>(
             index.clear();
         }
     }
+    // Now and then the packs themselves are listed again, even when nothing changed.
+    let now_secs = unix_secs(options.now);
+    let mut refreshed = None;
+    if last
+        .as_ref()
+        .is_some_and(|l| now_secs.saturating_sub(l.checked_at) >= options.recheck_every.as_secs())
+    {
+        refreshed = Some(index.refresh(store).await?);
+    }
     // Nothing to read and nothing changed since the last snapshot: no more need be asked.
     let mut cached = Reader::without_reading(&index, cache);
     let unchanged = cached
@@ -145,8 +162,12 @@ pub async fn create<S: Store>(
         unchanged = unchanged.is_some(),
         "compared with the last snapshot"
     );
-    if let Some(last) = unchanged {
+    if let Some(mut last) = unchanged {
         index.save(&index_cache).map_err(state_error)?;
+        if refreshed.is_some() {
+            last.checked_at = now_secs;
+            last.save(&state_dir, store.name()).map_err(state_error)?;
+        }
         return Ok(Outcome {
             summary: last.summary,
             unchanged: true,
@@ -158,14 +179,24 @@ pub async fn create<S: Store>(
         });
     }
 
-    let refreshed = index.refresh(store).await?;
+    if refreshed.is_none() {
+        refreshed = Some(index.refresh(store).await?);
+    }
     debug!(?refreshed, "pack indexes checked against the store");
     let (mut read_bytes, mut new_bytes, mut new_pack_count) = (0, 0, 0);
     let mut pass = 0;
     let (entries, warnings) = loop {
         pass += 1;
         let shared = Arc::new(index);
-        let done = read_and_upload(store, &shared, &found, cache, Arc::clone(&progress)).await;
+        let done = read_and_upload(
+            store,
+            workspace,
+            &shared,
+            &found,
+            cache,
+            Arc::clone(&progress),
+        )
+        .await;
         index = Arc::into_inner(shared).expect("the reader is done with the index");
         let (pending, returned_cache, read, warnings) = done.reader;
         cache = returned_cache;
@@ -238,7 +269,9 @@ pub async fn create<S: Store>(
         warnings: all_warnings.clone(),
         seconds: started.elapsed().as_secs_f64(),
     };
-    if let Some(last) = last.filter(|last| last.digest == digest && last.describes(workspace)) {
+    if let Some(mut last) = last.filter(|last| last.digest == digest && last.describes(workspace)) {
+        last.checked_at = now_secs;
+        last.save(&state_dir, store.name()).map_err(state_error)?;
         return Ok(outcome(last.summary, true));
     }
 
@@ -265,6 +298,7 @@ pub async fn create<S: Store>(
     state::Last {
         digest,
         summary: summary.clone(),
+        checked_at: now_secs,
     }
     .save(&state_dir, store.name())
     .map_err(state_error)?;
@@ -280,6 +314,7 @@ struct Pass {
 /// Reads what changed on a blocking thread while new packs upload.
 async fn read_and_upload<S: Store>(
     store: &S,
+    workspace: &Workspace,
     index: &Arc<BlobIndex>,
     found: &Arc<Vec<Found>>,
     cache: FileCache,
@@ -289,11 +324,12 @@ async fn read_and_upload<S: Store>(
     let reader = {
         let index = Arc::clone(index);
         let found = Arc::clone(found);
+        let workspace = workspace.clone();
         tokio::task::spawn_blocking(move || {
             progress.start(found.len() as u64, 0);
             let mut reader = Reader::new(&index, cache, Some(packs_tx), progress);
             let entries = reader
-                .entries(&found)
+                .entries_then(&found, || scan::git_dir_again(&workspace))
                 .expect("a reading reader has every entry");
             reader.progress.finish();
             let Reader {
@@ -308,6 +344,12 @@ async fn read_and_upload<S: Store>(
     let uploaded = upload(store, packs_rx).await;
     let reader = reader.await.expect("the reader does not panic");
     Pass { reader, uploaded }
+}
+
+fn unix_secs(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 /// `20261128T093000.123Z-1a2b3c`: sorts by time to the millisecond; the suffix keeps two
@@ -482,9 +524,58 @@ impl<'a> Reader<'a> {
     /// The entries for everything found, or `None` from a reader that may not read when some
     /// file must be read.
     fn entries(&mut self, found: &[Found]) -> Option<Vec<Pending>> {
+        self.entries_then(found, || Vec::new())
+    }
+
+    /// [`Reader::entries`], then the git objects `objects_now` finds that the first list did
+    /// not have. A commit made while the snapshot reads can leave refs (read in the first pass)
+    /// naming objects that the first list, made before, could not see; a `git gc` can pack a
+    /// listed loose object away. Objects only appear, so every object the refs name was there
+    /// before the first pass ended: those are added, from a list made after, and none newer
+    /// (a newer one may name objects the list missed, which `git fsck` would call broken).
+    fn entries_then(
+        &mut self,
+        found: &[Found],
+        objects_now: impl Fn() -> Vec<Found>,
+    ) -> Option<Vec<Pending>> {
         let keep: HashSet<&RelPath> = found.iter().map(|f| &f.path).collect();
         self.cache.retain(|path| keep.contains(path));
         let mut entries = Vec::with_capacity(found.len());
+        self.read_all(found, &mut entries);
+        if self.packs.is_some() && !self.cancelled {
+            let horizon = SystemTime::now();
+            let is_new = |f: &Found| scan::is_git_object(&f.path) && !keep.contains(&f.path);
+            if objects_now().iter().any(is_new) {
+                // Everything changed by the horizon's clock tick is on disk once the tick is
+                // past: list after that, and keep what changed by the horizon.
+                std::thread::sleep(TICK_MARGIN);
+                // By birth time: git touches an object it would have written again, so its
+                // ctime moves; where there is no birth time, every new object is kept.
+                let born_by_horizon =
+                    |f: &Found| match std::fs::symlink_metadata(&f.full).map(|m| m.created()) {
+                        Ok(Ok(born)) => born <= horizon,
+                        Ok(Err(_)) => true,
+                        Err(_) => false,
+                    };
+                let new: Vec<Found> = objects_now()
+                    .into_iter()
+                    .filter(|f| is_new(f) && born_by_horizon(f))
+                    .collect();
+                debug!(
+                    objects = new.len(),
+                    "git objects written while the snapshot read"
+                );
+                self.read_all(&new, &mut entries);
+                entries.sort_by(|a, b| a.path.cmp(&b.path));
+            }
+        }
+        if let Some(pack) = self.packer.seal() {
+            self.send(pack);
+        }
+        (!self.needs_reading).then_some(entries)
+    }
+
+    fn read_all(&mut self, found: &[Found], entries: &mut Vec<Pending>) {
         for item in found {
             if self.cancelled || self.needs_reading {
                 break;
@@ -495,10 +586,6 @@ impl<'a> Reader<'a> {
             self.progress
                 .advance(item.metadata.as_ref().map_or(0, |m| m.len()));
         }
-        if let Some(pack) = self.packer.seal() {
-            self.send(pack);
-        }
-        (!self.needs_reading).then_some(entries)
     }
 
     fn entry(&mut self, found: &Found) -> Option<Pending> {
@@ -556,7 +643,9 @@ impl<'a> Reader<'a> {
                 blobs,
             }
         } else {
-            return None; // sockets, FIFOs, devices
+            let message = "is a socket, pipe or device, not a file; left out";
+            self.warnings.push(Warning::new(&path, message));
+            return None;
         };
         Some(Pending { path, kind })
     }
@@ -643,11 +732,20 @@ impl<'a> Reader<'a> {
             let held = Stat::of(&file.metadata()?);
             let after = Stat::of(&std::fs::symlink_metadata(full)?);
             let total: u64 = blobs.iter().map(|(_, n)| n).sum();
-            if held != before || after != before || total != before.size {
+            // A git object is written whole under its name and never changed; git only
+            // touches it (new times) when it would have written it again: one file, its size.
+            let immutable = scan::is_immutable(path);
+            let same = if immutable {
+                (held.ino, held.size) == (before.ino, before.size)
+                    && (after.ino, after.size) == (before.ino, before.size)
+            } else {
+                held == before && after == before
+            };
+            if !same || total != before.size {
                 debug!(path = %path, attempts, "changed while read; reading again");
                 continue;
             }
-            match too_fresh(read_at, before.ctime_ns) {
+            match too_fresh(read_at, before.ctime_ns).filter(|_| !immutable) {
                 Some(wait) if waits < READ_ATTEMPTS => {
                     // Written a moment ago: read once more when its ctime can prove it.
                     debug!(path = %path, "changed just before it was read; reading again");

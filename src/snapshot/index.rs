@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::id::is_hash;
 use super::manifest::{BlobRef, MAX_PACK_LEN};
-use super::pack::{PackIndex, data_key, index_key};
+use super::pack::{PackChecker, PackIndex, data_key, index_key};
 use crate::store::{Store, StoreError};
 
 const FETCH_CONCURRENCY: usize = 16;
@@ -117,7 +117,9 @@ impl BlobIndex {
             .iter()
             .filter_map(|object| {
                 let pack = object.key.rsplit('/').next()?;
-                (is_hash(pack) && data_key(pack).ok()? == object.key).then_some((pack, object.size))
+                let fits = object.size <= MAX_PACK_LEN;
+                (fits && is_hash(pack) && data_key(pack).ok()? == object.key)
+                    .then_some((pack, object.size))
             })
             .collect();
         let listed: HashSet<&str> = indexes
@@ -126,11 +128,15 @@ impl BlobIndex {
             .filter(|pack| is_hash(pack) && sizes.contains_key(pack))
             .collect();
         let mut refreshed = Refreshed::default();
+        // Gone from the store, or (a local copy tampered with) reaching past the pack's end.
         let gone: HashSet<String> = self
-            .known_packs
+            .packs
             .iter()
-            .filter(|pack| !listed.contains(pack.as_str()))
-            .cloned()
+            .filter(|pack| {
+                !listed.contains(pack.pack.as_str())
+                    || pack.check(&pack.pack, sizes[pack.pack.as_str()]).is_err()
+            })
+            .map(|pack| pack.pack.clone())
             .collect();
         refreshed.forgotten = gone.len();
         self.forget(&gone);
@@ -185,10 +191,15 @@ impl BlobIndex {
             .collect();
         let checked: Vec<(String, bool)> = futures::stream::iter(unverified)
             .map(|index| async move {
-                let key = data_key(&index.pack).expect("known packs are pack ids");
-                let good = match store.get(&key).await {
-                    Ok(data) => index.matches(&data),
-                    Err(StoreError::NotFound { .. }) => false,
+                let good = match stream_matches(store, &index).await {
+                    Ok(good) => good,
+                    // Gone, or not a file a store could hold: the pack is not there to use.
+                    Err(StoreError::NotFound { .. } | StoreError::BadKey { .. }) => false,
+                    Err(StoreError::Io { source, .. })
+                        if source.kind() == std::io::ErrorKind::InvalidData =>
+                    {
+                        false
+                    }
                     Err(e) => return Err(e),
                 };
                 Ok((index.pack, good))
@@ -268,6 +279,17 @@ impl BlobIndex {
     pub fn contains(&self, hash: &str) -> bool {
         self.blobs.contains_key(hash)
     }
+}
+
+/// Streams pack `index.pack` from the store and checks it against its index.
+async fn stream_matches<S: Store>(store: &S, index: &PackIndex) -> Result<bool, StoreError> {
+    let key = data_key(&index.pack).expect("known packs are pack ids");
+    let mut body = store.get_stream(&key).await?;
+    let mut checker = PackChecker::new(index);
+    while let Some(piece) = body.try_next().await? {
+        checker.update(&piece);
+    }
+    Ok(checker.finish())
 }
 
 #[cfg(test)]

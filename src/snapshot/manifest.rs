@@ -96,15 +96,6 @@ impl RelPath {
     pub fn components(&self) -> impl Iterator<Item = &[u8]> {
         self.0.split(|&b| b == b'/')
     }
-
-    /// Every proper ancestor: `a/b/c` gives `a` and `a/b`.
-    pub fn ancestors(&self) -> impl Iterator<Item = &[u8]> {
-        self.0
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'/')
-            .map(|(i, _)| &self.0[..i])
-    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -143,8 +134,8 @@ pub enum ManifestError {
     UnsafePath(RelPath),
     #[error("the manifest names {0:?} twice")]
     Duplicate(RelPath),
-    #[error("the manifest puts {path:?} under {parent:?}, which is not a folder")]
-    ThroughNonDirectory { path: RelPath, parent: RelPath },
+    #[error("the manifest puts entries under {0:?}, which is not a folder")]
+    ThroughNonDirectory(RelPath),
     #[error("the manifest's blobs for {0:?} do not add up to its size")]
     BadBlobs(RelPath),
     #[error("the manifest names a bad hash or pack id for {0:?}")]
@@ -159,6 +150,39 @@ pub enum ManifestError {
     WrongSnapshot { expected: String, found: String },
     #[error("manifest format {0} is newer than this gitkit understands (format {FORMAT_VERSION})")]
     Version(u32),
+}
+
+impl Manifest {
+    /// Every folder the entries need, once each, parents before their children: the folders
+    /// the entries lie in and the `dir` entries themselves. Each entry costs a look-up of its
+    /// parent; a chain of folders is walked once however many entries share it.
+    pub fn folders(&self) -> Vec<&[u8]> {
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        let mut order = Vec::new();
+        let mut chain = Vec::new();
+        for entry in &self.entries {
+            let mut folder = match entry.kind {
+                Kind::Dir { .. } => Some(entry.path.0.as_slice()),
+                _ => parent(&entry.path.0),
+            };
+            while let Some(f) = folder.filter(|f| !seen.contains(f)) {
+                chain.push(f);
+                folder = parent(f);
+            }
+            for f in chain.drain(..).rev() {
+                seen.insert(f);
+                order.push(f);
+            }
+        }
+        order
+    }
+}
+
+/// `a/b` for `a/b/c`; `None` at the top.
+fn parent(path: &[u8]) -> Option<&[u8]> {
+    path.iter()
+        .rposition(|&b| b == b'/')
+        .map(|end| &path[..end])
 }
 
 /// No pack is larger than this; a place past it is not believed.
@@ -231,13 +255,8 @@ impl Manifest {
                 }
             }
         }
-        for entry in &self.entries {
-            if let Some(parent) = entry.path.ancestors().find(|a| non_dirs.contains(a)) {
-                return Err(ManifestError::ThroughNonDirectory {
-                    path: entry.path.clone(),
-                    parent: RelPath(parent.to_vec()),
-                });
-            }
+        if let Some(folder) = self.folders().into_iter().find(|f| non_dirs.contains(f)) {
+            return Err(ManifestError::ThroughNonDirectory(RelPath(folder.to_vec())));
         }
         Ok(())
     }
@@ -261,8 +280,10 @@ fn check_blobs(
         if !is_hash(&blob.hash) || !is_hash(&blob.pack) {
             return Err(bad_id());
         }
+        // Every blob holds at least one byte (an empty file has none): a blob of no bytes
+        // could share a place with another and dodge the overlap check.
         let end = blob.offset.checked_add(blob.len);
-        if end.is_none_or(|end| end > MAX_PACK_LEN) {
+        if blob.len == 0 || end.is_none_or(|end| end > MAX_PACK_LEN) {
             return Err(ManifestError::BadBlobs(path.clone()));
         }
         total = total
@@ -388,6 +409,18 @@ mod tests {
             manifest(vec![stored("x", &a, blob(&a, u64::MAX, 5))]).validate(),
             Err(ManifestError::BadBlobs(_))
         ));
+        let empty = blake3::hash(b"").to_hex().to_string();
+        assert!(
+            matches!(
+                manifest(vec![
+                    stored("x", &a, blob(&a, 0, 5)),
+                    stored("z", &empty, blob(&empty, 0, 0))
+                ])
+                .validate(),
+                Err(ManifestError::BadBlobs(_))
+            ),
+            "a blob of no bytes at another blob's place"
+        );
     }
 
     fn symlink(path: &str, target: &str) -> Entry {
@@ -420,11 +453,11 @@ mod tests {
         ));
         assert!(matches!(
             manifest(vec![symlink("link", "/etc"), file("link/passwd")]).validate(),
-            Err(ManifestError::ThroughNonDirectory { .. })
+            Err(ManifestError::ThroughNonDirectory(_))
         ));
         assert!(matches!(
             manifest(vec![file("a"), file("a/b")]).validate(),
-            Err(ManifestError::ThroughNonDirectory { .. })
+            Err(ManifestError::ThroughNonDirectory(_))
         ));
         assert_eq!(
             manifest(vec![file("a/b"), symlink("c", "../../etc")]).validate(),

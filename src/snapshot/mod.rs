@@ -16,7 +16,9 @@ mod workspace;
 use futures::StreamExt;
 
 pub use cache::RACY_WINDOW;
-pub use create::{Options as SnapshotOptions, Outcome as SnapshotOutcome, SnapshotError, create};
+pub use create::{
+    Options as SnapshotOptions, Outcome as SnapshotOutcome, RECHECK_EVERY, SnapshotError, create,
+};
 pub use manifest::{Manifest, ManifestError, Summary};
 pub use progress::{Progress, Silent};
 pub use restore::{Options as RestoreOptions, Outcome as RestoreOutcome, RestoreError, restore};

@@ -5,6 +5,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::id::{IdError, check_hash};
+use super::manifest::MAX_PACK_LEN;
 
 /// A pack is sealed once it holds this much.
 pub const PACK_TARGET: usize = 4 << 20;
@@ -64,7 +65,7 @@ impl PackIndex {
                 .offset
                 .checked_add(blob.len)
                 .ok_or(BadIndex::BadPlace)?;
-            if blob.offset < end || blob_end > size {
+            if blob.len == 0 || blob.offset < end || blob_end > size.min(MAX_PACK_LEN) {
                 return Err(BadIndex::BadPlace);
             }
             end = blob_end;
@@ -73,17 +74,77 @@ impl PackIndex {
     }
 
     /// Whether `data` is this pack: its hash is the pack id and every blob hashes right.
-    /// Call after [`PackIndex::check`] with the data's length.
+    /// Call after [`PackIndex::check`].
+    #[cfg(test)]
     pub fn matches(&self, data: &[u8]) -> bool {
-        let whole = blake3::hash(data).to_hex();
-        whole.as_str() == self.pack
-            && self.blobs.iter().all(|blob| {
-                let range = usize::try_from(blob.offset)
-                    .ok()
-                    .zip(usize::try_from(blob.offset.saturating_add(blob.len)).ok())
-                    .and_then(|(start, end)| data.get(start..end));
-                range.is_some_and(|bytes| blake3::hash(bytes).to_hex().as_str() == blob.hash)
-            })
+        let mut checker = PackChecker::new(self);
+        checker.update(data);
+        checker.finish()
+    }
+}
+
+/// Checks a pack's bytes against its index as they stream past, holding none of them: the
+/// whole hashes to the pack id, each blob to its hash, and nothing runs past the largest pack.
+pub struct PackChecker<'a> {
+    index: &'a PackIndex,
+    whole: blake3::Hasher,
+    blob: blake3::Hasher,
+    /// The next blob to finish.
+    next: usize,
+    position: u64,
+    good: bool,
+}
+
+impl<'a> PackChecker<'a> {
+    /// `index` must have passed [`PackIndex::check`]: blobs in order, not overlapping.
+    pub fn new(index: &'a PackIndex) -> Self {
+        Self {
+            index,
+            whole: blake3::Hasher::new(),
+            blob: blake3::Hasher::new(),
+            next: 0,
+            position: 0,
+            good: true,
+        }
+    }
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        if self.position.saturating_add(data.len() as u64) > MAX_PACK_LEN {
+            self.good = false;
+        }
+        if !self.good {
+            return;
+        }
+        self.whole.update(data);
+        while !data.is_empty() {
+            let Some(blob) = self.index.blobs.get(self.next) else {
+                self.position += data.len() as u64;
+                return;
+            };
+            if self.position < blob.offset {
+                let skip = (blob.offset - self.position).min(data.len() as u64);
+                data = &data[skip as usize..];
+                self.position += skip;
+                continue;
+            }
+            let left = blob.offset + blob.len - self.position;
+            let take = left.min(data.len() as u64) as usize;
+            self.blob.update(&data[..take]);
+            data = &data[take..];
+            self.position += take as u64;
+            if take as u64 == left {
+                self.good &= self.blob.finalize().to_hex().as_str() == blob.hash;
+                self.blob.reset();
+                self.next += 1;
+            }
+        }
+    }
+
+    /// Whether everything matched, every blob was seen, and the whole is the pack.
+    pub fn finish(self) -> bool {
+        self.good
+            && self.next == self.index.blobs.len()
+            && self.whole.finalize().to_hex().as_str() == self.index.pack
     }
 }
 

@@ -8,7 +8,7 @@
 //! is it moved into place. A restore that fails removes its staging folder: the target is left
 //! as it was found.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -71,31 +71,22 @@ pub async fn restore<S: Store>(
 ) -> Result<Outcome, RestoreError> {
     let started = Instant::now();
     manifest.validate()?;
-    let created_target = prepare_target(target, options.force)?;
-    check_disk(target, &manifest.entries)?;
-    let staging = match tempfile::Builder::new()
+    let created = Created {
+        target,
+        by_us: prepare_target(target, options.force)?,
+    };
+    check_disk(target, manifest)?;
+    // Dropped on every way out (an error, or the restore itself dropped on Ctrl-C): whatever
+    // is left in it goes, and so does a target this restore created, unless it succeeded.
+    let staging = tempfile::Builder::new()
         .prefix(&format!("{TEMPORARY_PREFIX}restore-"))
         .tempdir_in(target)
-    {
-        Ok(staging) => staging,
-        Err(e) => {
-            if created_target {
-                let _ = std::fs::remove_dir(target);
-            }
-            return Err(RestoreError::Write(target.to_path_buf(), e));
-        }
-    };
-    let written = write_all(store, manifest, staging.path(), options, &progress).await;
-    let result = written.and_then(|()| {
-        merge(staging.path(), target)?;
-        set_dir_modes(target, &manifest.entries, options)
-    });
-    // Whatever is left in the staging folder (everything, after a failure) goes with it.
-    let _ = staging.close();
-    if result.is_err() && created_target {
-        let _ = std::fs::remove_dir_all(target);
-    }
-    result?;
+        .map_err(|e| RestoreError::Write(target.to_path_buf(), e))?;
+    write_all(store, manifest, staging.path(), options, &progress).await?;
+    merge(staging.path(), target)?;
+    set_dir_modes(target, &manifest.entries, options)?;
+    drop(staging);
+    created.keep();
     progress.finish();
     let bytes = manifest.entries.iter().map(file_size).sum();
     Ok(Outcome {
@@ -107,6 +98,26 @@ pub async fn restore<S: Store>(
         bytes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The target folder, and whether this restore created it: removed again unless kept.
+struct Created<'a> {
+    target: &'a Path,
+    by_us: bool,
+}
+
+impl Created<'_> {
+    fn keep(mut self) {
+        self.by_us = false;
+    }
+}
+
+impl Drop for Created<'_> {
+    fn drop(&mut self) {
+        if self.by_us {
+            let _ = std::fs::remove_dir_all(self.target);
+        }
+    }
 }
 
 /// Writes every folder, file and link of the manifest under `root`, each file verified whole.
@@ -124,7 +135,7 @@ async fn write_all<S: Store>(
         .collect();
     let total_bytes = files.iter().map(|e| file_size(e)).sum();
     progress.start(files.len() as u64, total_bytes);
-    create_dirs(root, &manifest.entries)?;
+    create_dirs(root, manifest)?;
     write_files(store, root, &files, progress).await?;
     finish_files(root, &files, options)?;
     create_symlinks(root, &manifest.entries)
@@ -138,35 +149,43 @@ fn file_size(entry: &Entry) -> u64 {
     }
 }
 
-/// Makes sure the target exists and may be written; whether this created it.
+/// Makes sure the target exists and may be written; whether this created it. A staging folder
+/// left by a restore that was killed is removed first (nothing else in it is touched).
 fn prepare_target(target: &Path, force: bool) -> Result<bool, RestoreError> {
-    match std::fs::read_dir(target) {
-        Ok(mut entries) => {
-            if entries.next().is_some() && !force {
-                return Err(RestoreError::NotEmpty(target.to_path_buf()));
-            }
-            Ok(false)
-        }
+    let entries = match std::fs::read_dir(target) {
+        Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let created = std::fs::create_dir_all(target);
             created.map_err(|e| RestoreError::Write(target.to_path_buf(), e))?;
-            Ok(true)
+            return Ok(true);
         }
-        Err(e) => Err(RestoreError::Write(target.to_path_buf(), e)),
+        Err(e) => return Err(RestoreError::Write(target.to_path_buf(), e)),
+    };
+    let mut empty = true;
+    for entry in entries {
+        let entry = entry.map_err(|e| RestoreError::Write(target.to_path_buf(), e))?;
+        let stale = entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with(&format!("{TEMPORARY_PREFIX}restore-"))
+            && entry.file_type().is_ok_and(|t| t.is_dir());
+        if stale {
+            let path = entry.path();
+            std::fs::remove_dir_all(&path).map_err(|e| RestoreError::Write(path, e))?;
+        } else {
+            empty = false;
+        }
     }
+    if !empty && !force {
+        return Err(RestoreError::NotEmpty(target.to_path_buf()));
+    }
+    Ok(false)
 }
 
 /// Refuses, before anything is written, a link or file where a folder must go (it could lead
 /// outside the target) and a folder where a file must go.
-fn check_disk(target: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
-    let mut folders: HashSet<&[u8]> = HashSet::new();
-    for entry in entries {
-        folders.extend(entry.path.ancestors());
-        if matches!(entry.kind, Kind::Dir { .. }) {
-            folders.insert(&entry.path.0);
-        }
-    }
-    for folder in &folders {
+fn check_disk(target: &Path, manifest: &Manifest) -> Result<(), RestoreError> {
+    for folder in manifest.folders() {
         let path = target.join(RelPath(folder.to_vec()).as_path());
         if let Ok(metadata) = std::fs::symlink_metadata(&path)
             && !metadata.is_dir()
@@ -174,7 +193,8 @@ fn check_disk(target: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
             return Err(RestoreError::InTheWay(path));
         }
     }
-    for entry in entries
+    for entry in manifest
+        .entries
         .iter()
         .filter(|e| !matches!(e.kind, Kind::Dir { .. }))
     {
@@ -186,17 +206,8 @@ fn check_disk(target: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
     Ok(())
 }
 
-fn create_dirs(root: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
-    let mut folders: Vec<&[u8]> = entries.iter().flat_map(|e| e.path.ancestors()).collect();
-    folders.extend(
-        entries
-            .iter()
-            .filter(|e| matches!(e.kind, Kind::Dir { .. }))
-            .map(|e| e.path.0.as_slice()),
-    );
-    folders.sort();
-    folders.dedup();
-    for folder in folders {
+fn create_dirs(root: &Path, manifest: &Manifest) -> Result<(), RestoreError> {
+    for folder in manifest.folders() {
         let path = root.join(RelPath(folder.to_vec()).as_path());
         match std::fs::create_dir(&path) {
             Ok(()) => {}
@@ -344,7 +355,11 @@ async fn write_pack<S: Store>(
                 continue;
             }
             let done = position - stretch.pack_offset;
-            let take = (stretch.len - done).min(data.len() as u64) as usize;
+            // Validation refused empty and overlapping blobs; never step back in any case.
+            let Some(left) = stretch.len.checked_sub(done).filter(|left| *left > 0) else {
+                return Err(corrupt(stretch));
+            };
+            let take = left.min(data.len() as u64) as usize;
             if open.is_empty() {
                 for (file, _) in &stretch.places {
                     let path = &files.paths[*file];
@@ -407,15 +422,17 @@ fn finish_files(root: &Path, files: &[&Entry], options: &Options) -> Result<(), 
                 pack: blobs.first().map(|b| b.pack.clone()).unwrap_or_default(),
             });
         }
-        let mode = restored_mode(*mode, options);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .map_err(write_error)?;
+        // The time first, through a handle that may still write: git's objects are read-only,
+        // and a user who is not root could not open them again once the mode is set.
         let mtime = UNIX_EPOCH + Duration::from_nanos((*mtime_ns).max(0) as u64);
         let file = std::fs::File::options()
             .write(true)
             .open(&path)
             .map_err(write_error)?;
         file.set_modified(mtime).map_err(write_error)?;
+        let mode = restored_mode(*mode, options);
+        file.set_permissions(std::fs::Permissions::from_mode(mode))
+            .map_err(write_error)?;
     }
     Ok(())
 }

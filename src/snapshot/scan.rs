@@ -89,6 +89,32 @@ pub fn scan(
     Ok((found, warnings))
 }
 
+/// The workspace's `.git` folder listed again, for the objects that appeared since [`scan`]
+/// (what cannot be listed now is left to the next snapshot).
+pub fn git_dir_again(workspace: &Workspace) -> Vec<Found> {
+    let options = Options {
+        include_ignored: false,
+    };
+    let mut scan = Scan {
+        root: &workspace.root,
+        options: &options,
+        exclude: Gitignore::empty(),
+        found: Vec::new(),
+        warnings: Vec::new(),
+        folders: HashMap::new(),
+    };
+    match scan.git_dir(&[]) {
+        Ok(()) => scan.found,
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Whether `path` is a git object or pack file: under an `objects` folder inside a `.git`.
+pub fn is_git_object(path: &RelPath) -> bool {
+    let mut components = path.components();
+    components.next() == Some(b".git") && components.any(|c| c == b"objects")
+}
+
 struct Scan<'a> {
     root: &'a Path,
     options: &'a Options,

@@ -14,6 +14,10 @@ pub struct Last {
     /// [`digest`] of the entries that snapshot held.
     pub digest: String,
     pub summary: Summary,
+    /// When the store's packs were last listed and checked against what this machine knows,
+    /// in seconds since the Unix epoch (0: never).
+    #[serde(default)]
+    pub checked_at: u64,
 }
 
 impl Last {

@@ -23,15 +23,62 @@ impl DirStore {
         }
     }
 
-    /// The file of `key`, which must be relative and clean: no `..`, `.` or empty segment.
+    /// The file of `key`, which must be relative and clean (no `..`, `.` or empty segment), and
+    /// reached through real folders only: a link inside the store could lead anywhere.
     fn path(&self, key: &str) -> Result<PathBuf, StoreError> {
+        let bad_key = || StoreError::BadKey {
+            store: self.name.to_string(),
+            key: key.escape_debug().to_string(),
+        };
         if !is_clean_key(key) {
-            return Err(StoreError::BadKey {
-                store: self.name.to_string(),
-                key: key.escape_debug().to_string(),
-            });
+            return Err(bad_key());
+        }
+        let mut folder = self.root.to_path_buf();
+        let mut segments = key.split('/').peekable();
+        while let Some(segment) = segments.next() {
+            if segments.peek().is_none() {
+                break;
+            }
+            folder.push(segment);
+            match std::fs::symlink_metadata(&folder) {
+                Ok(metadata) if !metadata.is_dir() => return Err(bad_key()),
+                Ok(_) => {}
+                // Not there yet: a put creates it, a read finds nothing.
+                Err(_) => break,
+            }
         }
         Ok(self.root.join(key))
+    }
+
+    /// Opens the object at `key` for reading: a regular file of at most `limit` bytes, never
+    /// through a link, and never blocking on a pipe.
+    fn open(&self, key: &str, limit: u64) -> Result<std::fs::File, StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+        let file = std::fs::File::options()
+            .read(true)
+            .custom_flags(flags.bits() as i32)
+            .open(self.path(key)?)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::NotFound => StoreError::NotFound {
+                    store: self.name.to_string(),
+                    key: key.to_string(),
+                },
+                _ => self.io_error("reading", key, e),
+            })?;
+        let metadata = file
+            .metadata()
+            .map_err(|e| self.io_error("reading", key, e))?;
+        if !metadata.is_file() || metadata.len() > limit {
+            let what = if metadata.is_file() {
+                "larger than any object gitkit writes"
+            } else {
+                "not a regular file"
+            };
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidData, what);
+            return Err(self.io_error("reading", key, e));
+        }
+        Ok(file)
     }
 
     fn io_error(&self, action: &'static str, key: &str, source: std::io::Error) -> StoreError {
@@ -61,38 +108,24 @@ impl Store for DirStore {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StoreError> {
-        match tokio::fs::read(self.path(key)?).await {
-            Ok(data) => Ok(Bytes::from(data)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound {
-                store: self.name.to_string(),
-                key: key.to_string(),
-            }),
-            Err(e) => Err(self.io_error("reading", key, e)),
-        }
+        let store = self.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Read;
+            let mut file = store.open(&key, super::MAX_GET)?;
+            let mut data = Vec::new();
+            file.read_to_end(&mut data)
+                .map_err(|e| store.io_error("reading", &key, e))?;
+            Ok(Bytes::from(data))
+        })
+        .await
+        .expect("the read task does not panic")
     }
 
     async fn get_stream(&self, key: &str) -> Result<ByteStream, StoreError> {
         use tokio::io::AsyncReadExt;
         const PIECE: usize = 1 << 20;
-        let file = match tokio::fs::File::open(self.path(key)?).await {
-            Ok(file) => file,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::NotFound {
-                    store: self.name.to_string(),
-                    key: key.to_string(),
-                });
-            }
-            Err(e) => return Err(self.io_error("reading", key, e)),
-        };
-        // Only a regular file is an object: never a device or a pipe that streams forever.
-        match file.metadata().await {
-            Ok(metadata) if metadata.is_file() => {}
-            Ok(_) => {
-                let e = std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file");
-                return Err(self.io_error("reading", key, e));
-            }
-            Err(e) => return Err(self.io_error("reading", key, e)),
-        }
+        let file = tokio::fs::File::from_std(self.open(key, u64::MAX)?);
         let (store, key) = (self.clone(), key.to_string());
         let pieces = futures::stream::try_unfold(file, move |mut file| {
             let (store, key) = (store.clone(), key.clone());
@@ -128,10 +161,20 @@ impl Store for DirStore {
         if !folder.is_empty() {
             self.path(folder)?;
         }
+        let folder_owned = folder.to_string();
         let store = self.clone();
         let prefix = prefix.to_string();
         tokio::task::spawn_blocking(move || {
             let mut keys = Vec::new();
+            if !folder_owned.is_empty()
+                && std::fs::symlink_metadata(store.root.join(&folder_owned))
+                    .is_ok_and(|m| !m.is_dir())
+            {
+                return Err(StoreError::BadKey {
+                    store: store.name.to_string(),
+                    key: prefix.escape_debug().to_string(),
+                });
+            }
             // Walk from the deepest folder the prefix names, then filter by the whole prefix.
             let start = match prefix.rfind('/') {
                 Some(end) => store.root.join(&prefix[..end]),

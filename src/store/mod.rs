@@ -85,6 +85,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
+/// The most `get` reads into memory: larger objects are streamed with `get_stream`, or refused.
+pub const MAX_GET: u64 = 256 << 20;
+
 /// An object as a listing shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {

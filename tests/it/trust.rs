@@ -365,7 +365,7 @@ type Tamper = fn(&mut Value);
 /// stream from /dev/zero), and blobs that dodged the hash check.
 #[test]
 fn restore_refuses_bad_ids_and_blobs_that_dodge_the_hash_check() {
-    let cases: [(&str, Tamper); 7] = [
+    let cases: [(&str, Tamper); 8] = [
         ("short pack id", |m| {
             first_file(m)["blobs"][0]["pack"] = "a".into()
         }),
@@ -394,6 +394,16 @@ fn restore_refuses_bad_ids_and_blobs_that_dodge_the_hash_check() {
         }),
         ("a length that overflows", |m| {
             first_file(m)["blobs"][0]["offset"] = u64::MAX.into()
+        }),
+        ("a blob of no bytes at another blob's place", |m| {
+            let mut empty = first_file(m).clone();
+            let nothing = blake3::hash(b"").to_hex().to_string();
+            empty["path"] = "empty".into();
+            empty["size"] = 0.into();
+            empty["hash"] = nothing.clone().into();
+            empty["blobs"][0]["hash"] = nothing.into();
+            empty["blobs"][0]["len"] = 0.into();
+            m["entries"].as_array_mut().expect("entries").push(empty);
         }),
     ];
     for (name, edit) in cases {
@@ -601,4 +611,322 @@ fn folders_and_paths_that_cannot_be_read_are_named_in_a_warning() {
         .find(|line| line.starts_with(&format!("warning: {}/{}", "d".repeat(200), "d".repeat(200))))
         .unwrap_or_else(|| panic!("the deep path is named: {said}"));
     assert!(deep.ends_with("left out"), "{deep}");
+}
+
+/// `gitkit` run as `nobody`, in a folder `nobody` owns (made so here).
+fn as_nobody(env: &Env, owned: &[&Path]) -> crate::support::Cmd {
+    for dir in [env.root_path(), &env.home()] {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    for path in owned {
+        env.command("chown")
+            .args(["-R", "nobody", utf8(path)])
+            .success();
+    }
+    env.command("setpriv")
+        .args(["--reuid=nobody", "--regid=nogroup", "--clear-groups"])
+        .args([crate::support::gitkit_bin()])
+}
+
+/// Red-team F1: as any user but root, no repository restored: git's objects are read-only and
+/// restore opened them again to set their time after setting their mode.
+#[test]
+fn a_user_who_is_not_root_restores_a_repository() {
+    let env = Env::new();
+    let repo = rich_repository(&env);
+    let store = env.dir("store");
+    let target = env.dir("restored");
+    as_nobody(&env, &[&repo, &store, &target])
+        .args(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+        .success();
+    as_nobody(&env, &[])
+        .args([
+            "restore",
+            "--store",
+            utf8(&store),
+            "--workspace",
+            "project",
+            "--to",
+        ])
+        .args([utf8(&target)])
+        .success();
+    // The checks below run git as root, in folders nobody owns.
+    env.git(
+        &env.home(),
+        ["config", "--global", "--add", "safe.directory", "*"],
+    )
+    .success();
+    assert_restored(&env, &repo, &target);
+}
+
+/// Red-team F2: commits made while a snapshot reads could leave refs naming objects the
+/// snapshot never listed; every snapshot taken during a stream of commits must pass fsck.
+#[test]
+fn commits_made_during_a_snapshot_never_leave_refs_to_missing_objects() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    std::fs::write(
+        repo.join("big.bin"),
+        crate::support::pseudo_random_bytes(7, 48 << 20),
+    )
+    .expect("write");
+    env.git(&repo, ["add", "big.bin"]).success();
+    env.git(&repo, ["commit", "-q", "-m", "big"]).success();
+    let store = env.dir("store");
+    let script = "i=0; while :; do i=$((i+1)); echo $i > n$((i % 40)).txt; \
+                  git add -A && git commit -q -m c$i || exit 1; done";
+    let mut committer = env
+        .command("sh")
+        .args(["-c", script])
+        .current_dir(&repo)
+        .spawn();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let output = env
+            .gitkit(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+            .success();
+        ids.push(stdout(&output).trim().to_string());
+    }
+    let _ = committer.kill();
+    let _ = committer.wait();
+    for (n, id) in ids.iter().enumerate() {
+        let target = env.root_path().join(format!("restored-{n}"));
+        env.gitkit([
+            "restore",
+            id,
+            "--store",
+            utf8(&store),
+            "--workspace",
+            "project",
+        ])
+        .args(["--to", utf8(&target)])
+        .success();
+        env.git(&target, ["fsck", "--no-dangling"]).success();
+        env.git(&target, ["log", "-1", "--format=%H"]).success();
+    }
+}
+
+/// Red-team F4 and F12: a folder store read a manifest through a link (to a device, to any
+/// file), blocked on a pipe, and wrote through a linked folder to anywhere.
+#[test]
+fn a_folder_store_never_reads_or_writes_through_links_or_pipes() {
+    let env = Env::new();
+    let store = one_snapshot(&env);
+    let manifests = store.join("snapshots/project");
+    symlink(
+        "/dev/zero",
+        manifests.join("29990101T000000.000Z-aaaaaa.json"),
+    )
+    .expect("ln");
+    let fifo = manifests.join("29990101T000000.000Z-bbbbbb.json");
+    env.command("mkfifo").args([utf8(&fifo)]).success();
+    symlink(
+        "/etc/hostname",
+        manifests.join("29990101T000000.000Z-cccccc.json"),
+    )
+    .expect("ln");
+    for id in [
+        "29990101T000000.000Z-aaaaaa",
+        "29990101T000000.000Z-bbbbbb",
+        "29990101T000000.000Z-cccccc",
+    ] {
+        let target = env.root_path().join("restored");
+        let output = env
+            .command("timeout")
+            .args([
+                "60",
+                crate::support::gitkit_bin(),
+                "restore",
+                id,
+                "--store",
+                utf8(&store),
+            ])
+            .args(["--workspace", "project", "--to", utf8(&target)])
+            .failure();
+        assert_eq!(output.status.code(), Some(1), "{id}: {}", stderr(&output));
+        assert!(!target.exists());
+    }
+    // `latest` passes over all three and restores the real one.
+    let target = env.root_path().join("restored");
+    restore(&env, utf8(&store), &target).success();
+
+    let outside = env.dir("outside");
+    let repo = env.repo_with_commit("linked");
+    symlink(&outside, store.join("snapshots/linked")).expect("ln -s");
+    let output = env
+        .gitkit(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+        .failure();
+    assert!(
+        stderr(&output).contains("not a key gitkit writes"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        std::fs::read_dir(&outside).expect("list").count(),
+        0,
+        "nothing written there"
+    );
+}
+
+/// Red-team F7: packs removed behind the store's back (a lifecycle rule) while nothing
+/// changed; the unchanged workspace went on reporting a snapshot that could not restore.
+#[test]
+fn packs_removed_while_nothing_changes_are_noticed_at_the_next_recheck() {
+    let env = Env::new().with("GITKIT_TEST_RECHECK_SECS", "0");
+    let repo = rich_repository(&env);
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, utf8(&store));
+    std::fs::remove_dir_all(store.join("data")).expect("rm -rf data");
+    let again = snapshot_json(&env, &repo, utf8(&store));
+    assert!(
+        again["new_packs"].as_u64().expect("count") > 0,
+        "uploaded again: {again}"
+    );
+    let target = env.root_path().join("restored");
+    restore(&env, utf8(&store), &target).success();
+    assert_restored(&env, &repo, &target);
+}
+
+/// Red-team F6: a local index copy edited to name a blob past its pack's end was believed.
+#[test]
+fn a_tampered_local_index_copy_is_checked_against_the_store() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, utf8(&store));
+    let content = b"brand new content\n";
+    let cache = walkdir::WalkDir::new(repo.join(".git/gitkit"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .find(|e| e.file_name().to_string_lossy().starts_with("index-"))
+        .expect("a local index copy")
+        .into_path();
+    let mut copy: Value =
+        serde_json::from_slice(&std::fs::read(&cache).expect("read")).expect("json");
+    let blobs = copy["packs"][0]["blobs"].as_array_mut().expect("blobs");
+    let last = blobs.last().expect("a blob").clone();
+    let end = last["offset"].as_u64().expect("offset") + last["len"].as_u64().expect("len");
+    blobs.push(serde_json::json!({
+        "hash": blake3::hash(content).to_hex().to_string(), "offset": end, "len": content.len(),
+    }));
+    std::fs::write(&cache, copy.to_string()).expect("write");
+
+    std::fs::write(repo.join("new.txt"), content).expect("write");
+    snapshot_json(&env, &repo, utf8(&store));
+    let target = env.root_path().join("restored");
+    restore(&env, utf8(&store), &target).success();
+    assert_eq!(
+        std::fs::read(target.join("new.txt")).expect("read"),
+        content
+    );
+}
+
+/// Red-team F8: a restore stopped by Ctrl-C left its staging folder and the target it made,
+/// and the next restore then refused the target as not empty.
+#[test]
+fn an_interrupted_restore_cleans_up_and_a_stale_staging_folder_is_cleared() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    std::fs::write(
+        repo.join("big.bin"),
+        crate::support::pseudo_random_bytes(3, 96 << 20),
+    )
+    .expect("write");
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, utf8(&store));
+
+    let target = env.root_path().join("restored");
+    let mut restoring = env
+        .gitkit([
+            "restore",
+            "--store",
+            utf8(&store),
+            "--workspace",
+            "project",
+            "--to",
+        ])
+        .args([utf8(&target)])
+        .spawn();
+    // Interrupt it once it has begun writing (a condition, not a delay).
+    let started = std::time::Instant::now();
+    let staging = loop {
+        let found = std::fs::read_dir(&target)
+            .ok()
+            .and_then(|mut entries| entries.find_map(|e| e.ok().map(|e| e.path())));
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "restore never started writing"
+        );
+        std::thread::yield_now();
+    };
+    assert!(
+        staging
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .starts_with(".gitkit-tmp-restore-")
+    );
+    env.command("kill")
+        .args(["-INT", &restoring.id().to_string()])
+        .success();
+    let status = restoring.wait().expect("wait");
+    if !status.success() {
+        assert!(!target.exists(), "the target it made is gone again");
+    }
+
+    // A staging folder left by a restore that was killed outright is cleared by the next one.
+    std::fs::create_dir_all(target.join(".gitkit-tmp-restore-stale/sub")).expect("mkdir");
+    restore(&env, utf8(&store), &target)
+        .args(["--force"])
+        .success();
+    assert!(!target.join(".gitkit-tmp-restore-stale").exists());
+    assert_eq!(
+        std::fs::read(target.join("README.md")).expect("read"),
+        b"hello\n"
+    );
+    let empty = env.dir("only-stale");
+    std::fs::create_dir_all(empty.join(".gitkit-tmp-restore-old")).expect("mkdir");
+    restore(&env, utf8(&store), &empty).success();
+}
+
+/// Red-team F13 and F14: what a store says reached the terminal raw, and a pipe in the
+/// workspace was left out without a word.
+#[test]
+fn escapes_from_a_store_are_shown_not_obeyed_and_a_pipe_is_named() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    // git lists a tracked file that became a pipe (an untracked pipe it does not list).
+    std::fs::write(repo.join("queue"), b"a tracked file\n").expect("write");
+    env.git(&repo, ["add", "queue"]).success();
+    env.git(&repo, ["commit", "-q", "-m", "queue"]).success();
+    std::fs::remove_file(repo.join("queue")).expect("rm");
+    env.command("mkfifo")
+        .args([utf8(&repo.join("queue"))])
+        .success();
+    let store = env.dir("store");
+    let output = env
+        .gitkit(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+        .success();
+    assert!(
+        stderr(&output).contains("queue: is a socket, pipe or device, not a file; left out"),
+        "{}",
+        stderr(&output)
+    );
+    tamper_manifest(&store, |m| {
+        m["host"] = "evil\u{1b}]0;PWNED\u{7}\u{1b}[31mRED\nFAKE LINE".into();
+    });
+    let listed = env
+        .gitkit([
+            "snapshots",
+            "--store",
+            utf8(&store),
+            "--workspace",
+            "project",
+        ])
+        .success();
+    assert!(!listed.stdout.contains(&0x1b), "{}", stdout(&listed));
+    assert_eq!(stdout(&listed).lines().count(), 2, "no forged line");
 }

@@ -201,6 +201,16 @@ impl Cmd {
         self
     }
 
+    /// Starts the command in the background, its output discarded; the test waits for it.
+    pub fn spawn(mut self) -> std::process::Child {
+        self.command
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {:?}: {e}", self.command))
+    }
+
     pub fn output(mut self) -> Output {
         self.command
             .stdin(if self.stdin.is_some() {
