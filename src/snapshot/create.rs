@@ -524,7 +524,7 @@ impl<'a> Reader<'a> {
     /// The entries for everything found, or `None` from a reader that may not read when some
     /// file must be read.
     fn entries(&mut self, found: &[Found]) -> Option<Vec<Pending>> {
-        self.entries_then(found, || Vec::new())
+        self.entries_then(found, Vec::new)
     }
 
     /// [`Reader::entries`], then the git objects `objects_now` finds that the first list did
