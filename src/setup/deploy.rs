@@ -21,7 +21,7 @@ pub fn template() -> String {
         sha256: "${GitkitSha256}",
     };
     let on_create = indent(&lifecycle::on_create(&NOTEBOOK, &fetch), 16);
-    let on_start = indent(&lifecycle::on_start(&NOTEBOOK), 16);
+    let on_start = indent(&lifecycle::on_start(&NOTEBOOK), 14);
     let padded = format!(
         "!Split [\",\", !Join [\"\", [!Join [\",\", !Ref Repositories], \"{}\"]]]",
         ",".repeat(MAX_REPOSITORIES)
@@ -32,6 +32,13 @@ pub fn template() -> String {
         conditions.push_str(&format!(
             "  Repository{i}: !Not [!Equals [!Select [{i}, {padded}], \"\"]]\n"
         ));
+        if i == 0 {
+            // The whole statement is there only when Repository0 holds.
+            arns.push_str(&format!(
+                "                  - !Sub\n                    - \"arn:${{AWS::Partition}}:codecommit:${{AWS::Region}}:${{AWS::AccountId}}:${{Name}}\"\n                    - Name: !Select [0, {padded}]\n"
+            ));
+            continue;
+        }
         arns.push_str(&format!(
             "                  - !If\n                    - Repository{i}\n                    - !Sub\n                      - \"arn:${{AWS::Partition}}:codecommit:${{AWS::Region}}:${{AWS::AccountId}}:${{Name}}\"\n                      - Name: !Select [{i}, {padded}]\n                    - !Ref AWS::NoValue\n"
         ));
@@ -126,8 +133,7 @@ Resources:
               Fn::Sub: |
 {on_create}      OnStart:
         - Content:
-            Fn::Base64:
-              Fn::Sub: |
+            Fn::Base64: |
 {on_start}
   Notebook:
     Type: AWS::SageMaker::NotebookInstance

@@ -3,5 +3,6 @@
 mod credential;
 mod github;
 mod hooks;
+mod setup;
 mod snapshot;
 mod support;
