@@ -150,11 +150,11 @@ fn tidy_global_file(layout: &Layout, saved: &Saved) -> std::io::Result<()> {
         return Ok(());
     };
     let mut text = text;
-    if saved.added.include_section_created {
-        if let Some(stripped) = text.strip_suffix("[include]\n") {
-            text = stripped.to_string();
-            files::write(path, text.as_bytes(), mode_of(path))?;
-        }
+    if saved.added.include_section_created
+        && let Some(stripped) = text.strip_suffix("[include]\n")
+    {
+        text = stripped.to_string();
+        files::write(path, text.as_bytes(), mode_of(path))?;
     }
     if saved.added.gitconfig_created && text.trim().is_empty() {
         std::fs::remove_file(path)?;
