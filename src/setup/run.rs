@@ -24,8 +24,6 @@ pub enum SetupError {
     #[error("the workspace root {0} is not a folder")]
     NoWorkspaceRoot(PathBuf),
     #[error(transparent)]
-    Hook(#[from] hooks::HookError),
-    #[error(transparent)]
     Schedule(ScheduleError),
     #[error(transparent)]
     Ssh(#[from] ssh_config::WriteError),
@@ -181,7 +179,7 @@ pub fn setup(layout: &Layout, options: &Options<'_>) -> Result<Done, SetupError>
         ),
         Some(root) => {
             for repo in hooks::repositories_under(root) {
-                let (was, _) = hooks::install::is_installed(&repo)?;
+                let was = hooks::install::is_installed(&repo).is_ok_and(|(was, _)| was);
                 if options.dry_run {
                     if !was {
                         w.report
@@ -189,7 +187,24 @@ pub fn setup(layout: &Layout, options: &Options<'_>) -> Result<Done, SetupError>
                     }
                     continue;
                 }
-                let installed = hooks::install(&repo, &bin)?;
+                // One repository's trouble does not stop the others, nor the rest of setup.
+                let installed = match hooks::install(&repo, &bin) {
+                    Ok(installed) => installed,
+                    Err(e) => {
+                        w.report.warn(
+                            format!(
+                                "no hook in {}: {}",
+                                repo.display(),
+                                crate::error::chain_text(&e)
+                            ),
+                            format!(
+                                "fix that, then `gitkit hooks install -C {}`",
+                                repo.display()
+                            ),
+                        );
+                        continue;
+                    }
+                };
                 if !installed.unchanged {
                     w.report
                         .changed(format!("post-commit hook: {}", installed.hook.display()));

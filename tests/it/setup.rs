@@ -216,8 +216,24 @@ fn setup_warns_about_helpers_that_would_misbehave_and_a_template_dir_of_the_user
     );
     assert!(!gitkit_home(&env).exists());
 
+    // A repository whose hooks setup cannot sort out is named, and the rest goes on.
+    let odd = workspace(&env, "odd");
+    std::fs::create_dir_all(odd.join(".git/hooks")).expect("mkdir");
+    std::fs::write(odd.join(".git/hooks/post-commit"), "#!/bin/sh\n").expect("write");
+    std::fs::write(
+        odd.join(".git/hooks/post-commit.gitkit-chained"),
+        "#!/bin/sh\n",
+    )
+    .expect("write");
+    let fine = workspace(&env, "fine");
+
     let output = env.gitkit(["setup"]).success();
     let said = stderr(&output);
+    assert!(
+        said.contains(&format!("no hook in {}", odd.display())),
+        "{said}"
+    );
+    assert!(fine.join(".git/hooks/post-commit").exists());
     assert!(said.contains("aws codecommit credential-helper"), "{said}");
     assert!(
         said.contains("git config --global --unset-all credential.helper"),
