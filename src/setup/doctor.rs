@@ -190,7 +190,12 @@ pub fn local_checks(input: &Input<'_>) -> Vec<Check> {
         )
     });
 
-    checks.push(helper_check(layout, missing));
+    let helper = helper_check(layout, missing);
+    let helper_ok = helper.status == Status::Ok;
+    checks.push(helper);
+    if helper_ok && input.credentials.is_ok() {
+        checks.push(fill_check(layout));
+    }
     checks.extend(credential_checks(input));
     checks.extend(github_checks(input));
     checks.extend(hook_checks(input, missing));
@@ -242,6 +247,53 @@ fn helper_check(layout: &Layout, missing: Status) -> Check {
             "credential helper",
             format!("for CodeCommit git runs {text}, not gitkit first"),
             "gitkit setup",
+        )
+    }
+}
+
+/// What git really gets for a CodeCommit URL: `git credential fill`, end to end.
+fn fill_check(layout: &Layout) -> Check {
+    let answer = std::process::Command::new("git")
+        .current_dir(&layout.home)
+        .args(["credential", "fill"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_ASKPASS")
+        .env_remove("SSH_ASKPASS")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write as _;
+            let mut stdin = child.stdin.take().expect("piped");
+            stdin.write_all(
+                b"protocol=https\nhost=git-codecommit.us-east-1.amazonaws.com\npath=v1/repos/gitkit-doctor\n\n",
+            )?;
+            drop(stdin);
+            child.wait_with_output()
+        });
+    // Only whether a password came back is looked at; the answer itself is dropped unread.
+    let answered = answer.as_ref().is_ok_and(|out| {
+        out.status.success()
+            && out
+                .stdout
+                .split(|&b| b == b'\n')
+                .any(|line| line.starts_with(b"password=") && line.len() > 9)
+    });
+    if answered {
+        Check::ok(
+            "git credential fill",
+            "git gets a signed password for CodeCommit",
+        )
+    } else {
+        let why = answer
+            .map(|out| String::from_utf8_lossy(&out.stderr).trim().to_string())
+            .unwrap_or_else(|e| e.to_string());
+        Check::bad(
+            Status::Fail,
+            "git credential fill",
+            format!("git got no password for CodeCommit: {why}"),
+            "run `gitkit -v credential get` by hand to see why, or `gitkit setup`",
         )
     }
 }

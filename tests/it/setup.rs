@@ -600,6 +600,22 @@ fn doctor_fails_and_names_the_fix_for_each_broken_link() {
     assert_eq!(broken(&env, "git config"), "gitkit setup");
     env.gitkit(["setup"]).success();
 
+    // A helper reset after gitkit's, in the user's own file.
+    let key = "credential.https://git-codecommit.us-east-1.amazonaws.com.helper";
+    env.git(&env.home(), ["config", "--global", "--add", key, ""])
+        .success();
+    assert_eq!(broken(&env, "credential helper"), "gitkit setup");
+    env.git(&env.home(), ["config", "--global", "--unset-all", key])
+        .success();
+    let checks: Vec<Value> =
+        serde_json::from_slice(&env.gitkit(["doctor", "--json"]).success().stdout).expect("JSON");
+    assert!(
+        checks
+            .iter()
+            .any(|c| c["check"] == "git credential fill" && c["status"] == "ok"),
+        "{checks:#?}"
+    );
+
     // A hook deleted.
     std::fs::remove_file(repo.join(".git/hooks/post-commit")).expect("rm");
     assert!(broken(&env, "hook").contains("gitkit setup"));
