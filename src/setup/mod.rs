@@ -55,6 +55,11 @@ impl Layout {
         self.gitkit_home.join("completions/gitkit.bash")
     }
 
+    /// `~/.local/bin/gitkit`, so that `gitkit` is on PATH again after a restart.
+    pub fn path_link(&self) -> PathBuf {
+        self.home.join(".local/bin/gitkit")
+    }
+
     pub fn bashrc(&self) -> PathBuf {
         self.home.join(".bashrc")
     }

@@ -87,6 +87,25 @@ pub fn setup(layout: &Layout, options: &Options<'_>) -> Result<Done, SetupError>
         w.file(&bin, &data, 0o755, "the gitkit binary")?;
     }
 
+    // `gitkit` on PATH: the link install.sh makes, gone with the rest of the home folder.
+    let link = layout.path_link();
+    match std::fs::read_link(&link) {
+        Ok(target) if target == bin => {}
+        Err(_) if std::fs::symlink_metadata(&link).is_err() => {
+            if !options.dry_run {
+                let dir = link.parent().expect("a link has a folder");
+                std::fs::create_dir_all(dir)
+                    .and_then(|()| std::os::unix::fs::symlink(&bin, &link))
+                    .map_err(|e| SetupError::Write(link.clone(), e))?;
+                saved.added.path_link = true;
+            }
+            w.report
+                .changed(format!("{} -> {}", link.display(), bin.display()));
+        }
+        // Another gitkit (or something else) of the user's: left alone.
+        _ => {}
+    }
+
     warn_about_git(&mut w, layout)?;
 
     // init.templateDir, unless the user has their own.

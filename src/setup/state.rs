@@ -38,6 +38,9 @@ pub struct Added {
     /// The line in `~/.bashrc`.
     #[serde(default)]
     pub bashrc: bool,
+    /// The link `~/.local/bin/gitkit`.
+    #[serde(default)]
+    pub path_link: bool,
     /// Repositories whose post-commit hook setup installed.
     #[serde(default)]
     pub hooks: Vec<PathBuf>,

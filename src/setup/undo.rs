@@ -95,6 +95,14 @@ pub fn undo(layout: &Layout, dry_run: bool) -> Result<Report, SetupError> {
         }
     }
 
+    let link = layout.path_link();
+    if saved.added.path_link && std::fs::read_link(&link).is_ok_and(|t| t == layout.bin()) {
+        if !dry_run {
+            files::remove(&link).map_err(write_err(&link))?;
+        }
+        report.changed(format!("{} removed", link.display()));
+    }
+
     for (path, what) in [
         (layout.include_file(), "git config for CodeCommit"),
         (layout.template_hook(), "the hook template"),

@@ -188,6 +188,7 @@ fn setup_signs_for_every_codecommit_shape_leaves_github_alone_and_undo_restores_
     assert!(crontab.ours().is_empty(), "{}", crontab.text());
     assert!(!repo.join(".git/hooks/post-commit").exists());
     assert!(!bin.exists());
+    assert!(!env.home().join(".local/bin/gitkit").exists(), "{said}");
     assert!(said.contains("kept: snapshots in"), "{said}");
     let again = env.gitkit(["setup", "--undo"]).success();
     assert!(
@@ -310,6 +311,21 @@ fn gitkit_home_defaults_to_the_persistent_volume() {
     env.gitkit(["github-key", "--no-register"]).success();
     assert!(gitkit_home(&env).join("ssh/id_ed25519").exists());
 
+    // An old ~/.gitkit is kept, and doctor says to move it.
+    std::fs::create_dir(env.home().join(".gitkit")).expect("mkdir");
+    let output = env.gitkit(["doctor", "--json"]).output();
+    let checks: Vec<Value> = serde_json::from_slice(&output.stdout).expect("JSON");
+    let home = checks
+        .iter()
+        .find(|c| c["check"] == "gitkit home")
+        .expect("a gitkit home check");
+    assert_eq!(home["status"], "warn", "{home}");
+    assert!(
+        home["hint"]
+            .as_str()
+            .is_some_and(|h| h.contains("~/SageMaker/.gitkit"))
+    );
+
     // Without ~/SageMaker: the XDG data folder.
     let mut plain = Env::new();
     plain.remove("GITKIT_HOME");
@@ -412,8 +428,12 @@ fn a_simulated_restart_is_undone_by_the_on_start_script() {
         describe(&run)
     );
 
-    // The helper.
+    // The helper, and gitkit on PATH.
     assert_helper_answers(&env);
+    assert_eq!(
+        std::fs::read_link(env.home().join(".local/bin/gitkit")).expect("link"),
+        gitkit_home(&env).join("bin/gitkit")
+    );
     // The same key, and ssh uses it for GitHub.
     assert_eq!(std::fs::read(&key).expect("key"), public);
     let ssh = env
