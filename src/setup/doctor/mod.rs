@@ -2,7 +2,12 @@
 //! names the command; once setup has run, anything it installed that is missing or broken is a
 //! failure.
 
-use std::path::{Path, PathBuf};
+mod github;
+mod workspace;
+
+pub use workspace::workspace_root;
+
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,9 +16,7 @@ use serde::Serialize;
 use super::gitconfig::{self, helper_command};
 use super::state::Saved;
 use super::{Layout, git};
-use crate::github::{self, ssh_config};
 use crate::home::Source;
-use crate::hooks;
 use crate::store::{AnyStore, Store};
 
 /// How long the store may take for each request doctor makes.
@@ -197,9 +200,9 @@ pub fn local_checks(input: &Input<'_>) -> Vec<Check> {
         checks.push(fill_check(layout));
     }
     checks.extend(credential_checks(input));
-    checks.extend(github_checks(input));
-    checks.extend(hook_checks(input, missing));
-    checks.push(schedule_check(input));
+    checks.extend(github::checks(input));
+    checks.extend(workspace::hook_checks(input, missing));
+    checks.push(workspace::schedule_check(input));
     checks
 }
 
@@ -349,216 +352,7 @@ pub async fn store_check(name: &str, store: &AnyStore, host: &str) -> Check {
     }
 }
 
-fn github_checks(input: &Input<'_>) -> Vec<Check> {
-    let layout = input.layout;
-    let dir = github::ssh_dir(&layout.gitkit_home);
-    let key = dir.join("id_ed25519");
-    if !key.exists() {
-        return vec![Check::bad(
-            Status::Warn,
-            "github key",
-            "no GitHub key",
-            "GITHUB_TOKEN=... gitkit github-key (or gitkit github-key --no-register)",
-        )];
-    }
-    let mut checks = vec![Check::ok("github key", key.display().to_string())];
-    let config = dir.join("config");
-    let user_config = layout.home.join(".ssh/config");
-    let include = format!("Include \"{}\"", config.display());
-    let included =
-        std::fs::read_to_string(&user_config).is_ok_and(|t| t.lines().any(|l| l.trim() == include));
-    checks.push(if included && config.exists() {
-        Check::ok(
-            "ssh config",
-            format!("{} includes {}", user_config.display(), config.display()),
-        )
-    } else {
-        Check::bad(
-            Status::Fail,
-            "ssh config",
-            format!(
-                "{} does not include {}",
-                user_config.display(),
-                config.display()
-            ),
-            "gitkit setup",
-        )
-    });
-    let known = std::fs::read_to_string(dir.join("known_hosts")).unwrap_or_default();
-    let pinned = ssh_config::GITHUB_HOST_KEYS
-        .iter()
-        .all(|k| known.contains(k))
-        || (!known.is_empty() && config.exists());
-    checks.push(if pinned {
-        Check::ok("github host keys", "pinned")
-    } else {
-        Check::bad(
-            Status::Fail,
-            "github host keys",
-            format!(
-                "{} lacks GitHub's host keys",
-                dir.join("known_hosts").display()
-            ),
-            "gitkit github-key --no-register",
-        )
-    });
-    checks.push(match &input.github_registered {
-        None => Check::bad(
-            Status::Warn,
-            "github registration",
-            "not checked: no GITHUB_TOKEN",
-            "set GITHUB_TOKEN to check, or see https://github.com/settings/keys",
-        ),
-        Some(Ok(true)) => Check::ok("github registration", "the key is registered"),
-        Some(Ok(false)) => Check::bad(
-            Status::Fail,
-            "github registration",
-            "the key is not registered with this account",
-            "gitkit github-key",
-        ),
-        Some(Err(why)) => Check::bad(
-            Status::Warn,
-            "github registration",
-            format!("could not ask GitHub: {why}"),
-            "check the token and the network",
-        ),
-    });
-    checks
-}
-
-/// The workspace root setup uses.
-pub fn workspace_root(layout: &Layout, saved: Option<&Saved>) -> Option<PathBuf> {
-    saved.and_then(|s| s.workspace_root.clone()).or_else(|| {
-        let default = layout.home.join("SageMaker");
-        default
-            .is_dir()
-            .then(|| default.canonicalize().unwrap_or(default))
-    })
-}
-
-fn hook_checks(input: &Input<'_>, missing: Status) -> Vec<Check> {
-    let Some(root) = workspace_root(input.layout, input.saved) else {
-        return vec![Check::bad(
-            Status::Warn,
-            "hooks",
-            "no workspace root (no ~/SageMaker)",
-            "gitkit setup --workspace-root DIR",
-        )];
-    };
-    let mut checks = Vec::new();
-    for repo in hooks::repositories_under(&root) {
-        let name = format!("hook {}", repo.display());
-        let Ok((installed, hook)) = hooks::install::is_installed(&repo) else {
-            continue;
-        };
-        if !installed {
-            checks.push(Check::bad(
-                missing,
-                name,
-                format!("no gitkit post-commit hook at {}", hook.display()),
-                "gitkit setup (or gitkit hooks install -C REPO)",
-            ));
-            continue;
-        }
-        let text = std::fs::read_to_string(&hook).unwrap_or_default();
-        match hook_binary(&text) {
-            Some(bin) if is_executable(Path::new(&bin)) => {
-                checks.push(Check::ok(name, format!("installed, runs {bin}")))
-            }
-            other => checks.push(Check::bad(
-                Status::Fail,
-                name,
-                format!(
-                    "the hook runs {}, which is missing",
-                    other.unwrap_or_else(|| "an unknown gitkit".into())
-                ),
-                "gitkit setup",
-            )),
-        }
-        let state = repo.join(".git").join(crate::snapshot::STATE_DIR);
-        if let Ok(status) = hooks::status(&state, installed, hook) {
-            let record = &status.record;
-            let last = record
-                .last_snapshot
-                .as_ref()
-                .map_or("none yet".to_string(), |s| format!("{} at {}", s.id, s.at));
-            let snap = format!("snapshots {}", repo.display());
-            checks.push(match &record.last_error {
-                Some(error) if record.failing => Check::bad(
-                    Status::Fail,
-                    snap,
-                    format!(
-                        "last snapshot: {last}; failing since {}: {}",
-                        error.at, error.message
-                    ),
-                    format!("gitkit -C {} snapshot, to see the error", repo.display()),
-                ),
-                _ => Check::ok(snap, format!("last snapshot: {last}")),
-            });
-        }
-    }
-    if checks.is_empty() {
-        checks.push(Check::ok(
-            "hooks",
-            format!("no repository under {} yet", root.display()),
-        ));
-    }
-    checks
-}
-
-/// The binary a gitkit hook names: its `gitkit='...'` line.
-fn hook_binary(text: &str) -> Option<String> {
-    let line = text
-        .lines()
-        .find(|l| l.trim_start().starts_with("gitkit='"))?;
-    let quoted = line.trim().strip_prefix("gitkit=")?;
-    Some(quoted.trim_matches('\'').replace(r"'\''", "'"))
-}
-
-fn schedule_check(input: &Input<'_>) -> Check {
-    let every = input.saved.and_then(|s| s.every.as_deref());
-    let crontab = std::process::Command::new("crontab").arg("-l").output();
-    let Ok(crontab) = crontab else {
-        return Check::bad(
-            Status::Warn,
-            "schedule",
-            "no crontab on this machine: snapshots happen after commits only",
-            "install cron for periodic snapshots",
-        );
-    };
-    let text = String::from_utf8_lossy(&crontab.stdout);
-    let bin = input.layout.bin().to_string_lossy().into_owned();
-    let ours = text
-        .lines()
-        .find(|l| l.contains("# gitkit schedule:") && l.contains(&bin));
-    match (every, ours) {
-        (Some(every), Some(_)) => Check::ok("schedule", format!("every {every} (crontab)")),
-        (Some(every), None) => Check::bad(
-            Status::Fail,
-            "schedule",
-            format!("setup chose every {every}, but the crontab has no line for it"),
-            "gitkit setup",
-        ),
-        (None, Some(line)) => Check::ok("schedule", line.to_string()),
-        (None, None) => Check::bad(
-            Status::Warn,
-            "schedule",
-            "no periodic snapshot (the commit hook still snapshots)",
-            "gitkit setup --every 1h",
-        ),
-    }
-}
-
-fn is_executable(path: &Path) -> bool {
+pub(crate) fn is_executable(path: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn reads_the_binary_a_hook_names() {
-        let hook = crate::hooks::install::script(std::path::Path::new("/g/it's/gitkit"));
-        assert_eq!(super::hook_binary(&hook).as_deref(), Some("/g/it's/gitkit"));
-    }
 }
