@@ -64,3 +64,14 @@ impl Layout {
         self.home.join(".bashrc")
     }
 }
+
+/// The folder whose repositories setup hooks: the saved `--workspace-root`, else `~/SageMaker`
+/// where it is a folder.
+pub fn workspace_root(layout: &Layout, saved: Option<&Saved>) -> Option<PathBuf> {
+    saved.and_then(|s| s.workspace_root.clone()).or_else(|| {
+        let default = layout.home.join("SageMaker");
+        default
+            .is_dir()
+            .then(|| default.canonicalize().unwrap_or(default))
+    })
+}

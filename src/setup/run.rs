@@ -185,12 +185,7 @@ pub fn setup(layout: &Layout, options: &Options<'_>) -> Result<Done, SetupError>
     }
 
     // Hooks in every repository under the workspace root, and the schedule.
-    let root = saved.workspace_root.clone().or_else(|| {
-        let default = layout.home.join("SageMaker");
-        default
-            .is_dir()
-            .then(|| default.canonicalize().unwrap_or(default))
-    });
+    let root = super::workspace_root(layout, Some(&saved));
     match &root {
         None => w.report.note(
             "no workspace root (no ~/SageMaker, no --workspace-root): no repository hooks \

@@ -5,8 +5,6 @@
 mod github;
 mod workspace;
 
-pub use workspace::workspace_root;
-
 use std::path::Path;
 use std::time::Duration;
 

@@ -1,21 +1,11 @@
 //! Doctor's checks of the workspaces: the hook in each repository and the binary it names,
 //! each repository's last snapshot and error, and the schedule.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::{Check, Input, Status, is_executable};
 use crate::hooks;
-use crate::setup::{Layout, state::Saved};
-
-/// The workspace root setup uses.
-pub fn workspace_root(layout: &Layout, saved: Option<&Saved>) -> Option<PathBuf> {
-    saved.and_then(|s| s.workspace_root.clone()).or_else(|| {
-        let default = layout.home.join("SageMaker");
-        default
-            .is_dir()
-            .then(|| default.canonicalize().unwrap_or(default))
-    })
-}
+use crate::setup::workspace_root;
 
 pub(super) fn hook_checks(input: &Input<'_>, missing: Status) -> Vec<Check> {
     let Some(root) = workspace_root(input.layout, input.saved) else {
