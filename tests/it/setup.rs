@@ -682,3 +682,71 @@ fn completions_for_each_shell() {
         .args(["-n".as_ref(), bash.as_os_str()])
         .success();
 }
+
+/// The scripts run as root and set up as the user: through `su` where there is no sudo.
+#[test]
+fn on_start_run_as_root_sets_up_as_the_user() {
+    let uid = |user: &str| {
+        let output = std::process::Command::new("id")
+            .args(["-u", user])
+            .output()
+            .expect("id");
+        String::from_utf8_lossy(&output.stdout)
+            .trim()
+            .parse::<u32>()
+            .ok()
+    };
+    let me = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .expect("id");
+    if me.stdout != b"0\n" {
+        eprintln!(
+            "skipped: runs as root only (as SageMaker runs lifecycle scripts, and as CI does)"
+        );
+        return;
+    }
+    let nobody = uid("nobody").expect("the `nobody` user");
+    let env = Env::new();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    for dir in [env.root_path().to_path_buf(), env.home()] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let home = env.home();
+    let gitkit_home = home.join("SageMaker/.gitkit");
+    std::fs::create_dir_all(gitkit_home.join("bin")).expect("mkdir");
+    std::fs::copy(crate::support::gitkit_bin(), gitkit_home.join("bin/gitkit")).expect("copy");
+    env.command("chown")
+        .args(["-R".as_ref(), "nobody".as_ref(), home.as_os_str()])
+        .success();
+    let printed = env
+        .gitkit([
+            "lifecycle".as_ref(),
+            "on-start".as_ref(),
+            "--user".as_ref(),
+            "nobody".as_ref(),
+            "--home".as_ref(),
+            home.as_os_str(),
+            "--gitkit-home".as_ref(),
+            gitkit_home.as_os_str(),
+        ])
+        .success();
+    let script = env.root_path().join("on-start.sh");
+    std::fs::write(&script, &printed.stdout).expect("write");
+    let run = env.command("bash").args([&script]).success();
+    let state = gitkit_home.join("setup.json");
+    assert!(state.exists(), "{}", describe(&run));
+    for written in [
+        state,
+        home.join(".gitconfig"),
+        gitkit_home.join("gitconfig"),
+    ] {
+        let owner = std::fs::metadata(&written).expect("stat").uid();
+        assert_eq!(owner, nobody, "{} belongs to the user", written.display());
+    }
+    let text = std::fs::read_to_string(home.join(".gitconfig")).expect("read");
+    assert!(
+        text.contains(&gitkit_home.join("gitconfig").display().to_string()),
+        "{text}"
+    );
+}
