@@ -750,3 +750,26 @@ fn on_start_run_as_root_sets_up_as_the_user() {
         "{text}"
     );
 }
+
+/// SageMaker Studio has no crontab: setup says so, and the commit hook still goes in.
+#[test]
+fn without_crontab_setup_warns_and_the_hook_still_goes_in() {
+    let (mut env, _crontab) = notebook();
+    let repo = workspace(&env, "project");
+    // A PATH with git and a shell, and no crontab.
+    let bin = env.dir("no-cron-bin");
+    for tool in ["git", "sh", "bash", "env", "id"] {
+        let found = std::process::Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .expect("sh");
+        let path = String::from_utf8_lossy(&found.stdout).trim().to_string();
+        std::os::unix::fs::symlink(&path, bin.join(tool)).expect("link");
+    }
+    env.set("PATH", bin.to_str().expect("utf-8"));
+    let output = env.gitkit(["setup", "--every", "1h"]).success();
+    let said = stderr(&output);
+    assert!(said.contains("no crontab on this machine"), "{said}");
+    assert!(said.contains("the commit hook still"), "{said}");
+    assert!(repo.join(".git/hooks/post-commit").exists());
+}
