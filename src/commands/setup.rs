@@ -54,16 +54,16 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
     })?;
     let mut report = done.report;
 
-    if let Some(Location::S3 { .. }) = done
+    // With an S3 store, the binary goes there too, for new instances' on-create.
+    let location = done
         .saved
         .store
         .as_deref()
         .map(Location::parse)
-        .transpose()?
-    {
-        let location = Location::parse(done.saved.store.as_deref().unwrap_or_default())?;
+        .transpose()?;
+    if let Some(location @ Location::S3 { .. }) = &location {
         let data = std::fs::read(&layout.exe).context("cannot read the running binary")?;
-        upload_binary(&location, &data, args.dry_run, &mut report)?;
+        upload_binary(location, &data, args.dry_run, &mut report)?;
     }
 
     let mut changed_before = false;
