@@ -44,6 +44,25 @@ pub enum Command {
     /// registered with your account (token from GITHUB_TOKEN, GH_TOKEN or --token-stdin).
     GithubKey(GithubKeyArgs),
 
+    /// Set this machine up, and again after every restart: helper, hooks, schedule, SSH.
+    ///
+    /// Saves its choices under GITKIT_HOME, so a bare `gitkit setup` puts back the same state.
+    /// Each run says what it changed; `--undo` takes out exactly what setup added.
+    Setup(SetupArgs),
+
+    /// Check every link (git, helper, AWS, store, GitHub, hooks, schedule) and say how to fix.
+    Doctor(DoctorArgs),
+
+    /// SageMaker lifecycle scripts and the CloudFormation template that uses them.
+    #[command(subcommand)]
+    Lifecycle(LifecycleCommand),
+
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+
     /// Entry points the hooks and cron call.
     #[command(subcommand, hide = true)]
     Hook(HookCommand),
@@ -183,6 +202,87 @@ pub struct GithubKeyArgs {
     /// Set up the key and SSH, but do not register the key with GitHub.
     #[arg(long)]
     pub no_register: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Where snapshots go (`s3://BUCKET/PREFIX`, `file:///PATH` or a folder); saved.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
+
+    /// Also snapshot periodically through cron: 15m, 30m, 1h, 6h, 1d; saved.
+    #[arg(long, value_name = "DURATION")]
+    pub every: Option<String>,
+
+    /// The folder holding the repositories to hook (default: ~/SageMaker where it exists); saved.
+    #[arg(long, value_name = "DIR")]
+    pub workspace_root: Option<PathBuf>,
+
+    /// Say what would change, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Remove what setup added; keys and snapshots stay.
+    #[arg(long, conflicts_with_all = ["store", "every", "workspace_root"])]
+    pub undo: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DoctorArgs {
+    /// Print a JSON array of {check, status, message, hint} instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LifecycleCommand {
+    /// The script for a new instance: fetch gitkit from the S3 store, check it, set up, restore.
+    OnCreate {
+        /// The S3 store (default: the one `gitkit setup` saved).
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+        #[command(flatten)]
+        target: LifecycleTarget,
+    },
+    /// The script for every start: `gitkit setup` again, as the user.
+    OnStart {
+        #[command(flatten)]
+        target: LifecycleTarget,
+    },
+    /// The CloudFormation template of deploy/notebook.yaml.
+    Cloudformation,
+    /// Restore the latest snapshot of each workspace into DIR/NAME where that is absent.
+    #[command(hide = true)]
+    Restore {
+        #[arg(long, value_name = "DIR")]
+        into: PathBuf,
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+        /// Append what happens to this file too.
+        #[arg(long, value_name = "FILE")]
+        log: Option<PathBuf>,
+    },
+}
+
+/// Who the script sets up; written into it.
+#[derive(Debug, Args)]
+pub struct LifecycleTarget {
+    /// The user (default: the current one; ec2-user on a notebook instance).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Their home folder (default: HOME).
+    #[arg(long, value_name = "DIR")]
+    pub home: Option<PathBuf>,
+    /// Their GITKIT_HOME (default: this one).
+    #[arg(long, value_name = "DIR")]
+    pub gitkit_home: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Args)]

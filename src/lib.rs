@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod logging;
 pub mod progress_bar;
 pub mod secret;
+pub mod setup;
 pub mod snapshot;
 pub mod store;
 pub mod text;
@@ -45,6 +46,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Schedule(args) => commands::hooks::schedule(args, dir),
         Command::Hook(command) => commands::hooks::hook(command, dir),
         Command::GithubKey(args) => commands::github::github_key(args),
+        Command::Setup(args) => commands::setup::setup(args),
+        Command::Doctor(args) => commands::doctor::doctor(args),
+        Command::Lifecycle(command) => commands::lifecycle::lifecycle(command),
+        Command::Completions { shell } => commands::setup::completions(shell),
     };
     if let Err(error) = &result {
         error::report(error, io::stderr());

@@ -1,7 +1,10 @@
 //! The command edge: turns parsed arguments into calls on the core, and results into output.
 
+pub mod doctor;
 pub mod github;
 pub mod hooks;
+pub mod lifecycle;
+pub mod setup;
 pub mod snapshot;
 
 /// A runtime for commands that do network I/O; parsing and local work happen before it starts.

@@ -3,6 +3,8 @@
 mod credential;
 mod github;
 mod hooks;
+mod install;
+mod setup;
 mod snapshot;
 mod support;
 mod trust;

@@ -1,5 +1,6 @@
 //! Test support: a hermetic environment, a command builder, and real peers on 127.0.0.1.
 
+pub mod crontab;
 pub mod git_http;
 pub mod github;
 pub mod http;
