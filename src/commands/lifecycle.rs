@@ -168,8 +168,14 @@ fn restore_all(into: &Path, store: Option<String>, log: Option<PathBuf>) -> anyh
             let partial = into.join(format!(".{name}.gitkit-restoring"));
             let _ = std::fs::remove_dir_all(&partial);
             let outcome = async {
-                let manifest = snapshot::find(&store, &name, "latest").await?;
-                let options = snapshot::RestoreOptions { force: false };
+                let (manifest, damaged) = snapshot::find(&store, &name, "latest").await?;
+                for reason in damaged {
+                    say(format!("skipped a damaged snapshot of `{name}`: {reason}"));
+                }
+                let options = snapshot::RestoreOptions {
+                    force: false,
+                    special_bits: false,
+                };
                 snapshot::restore(&store, &manifest, &partial, &options, Arc::new(Silent)).await?;
                 std::fs::rename(&partial, &target)?;
                 Ok::<_, anyhow::Error>(manifest.summary.id)

@@ -113,7 +113,7 @@ pub fn upload_binary(
     let url = format!("{location}/{key}");
     let present = super::runtime().block_on(async {
         let store = open_store(location);
-        let there = store.list(&key).await?.iter().any(|k| k == &key);
+        let there = store.exists(&key).await?;
         if !there && !dry_run {
             store.put(&key, Bytes::copy_from_slice(data)).await?;
         }
