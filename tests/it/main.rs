@@ -4,4 +4,5 @@ mod credential;
 mod github;
 mod hooks;
 mod snapshot;
+mod store;
 mod support;
