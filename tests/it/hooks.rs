@@ -448,7 +448,7 @@ fn status_shows_how_long_the_worker_has_been_running() {
     let _ = holder.kill();
     let _ = holder.wait();
     assert!(
-        text.contains(&format!("running for 60 min (pid {})", holder.id())),
+        text.contains(&format!("running: yes, for 60 min (pid {})", holder.id())),
         "{text}"
     );
     assert!(text.contains("stuck"), "{text}");
