@@ -44,6 +44,13 @@ pub fn hooks(command: HooksCommand, dir: &Path) -> anyhow::Result<()> {
                         chained.display()
                     )?;
                 }
+                if let Some(edited) = &installed.edited {
+                    writeln!(
+                        stderr,
+                        "  gitkit's hook had been edited since install: the edited hook is kept as {}",
+                        edited.display()
+                    )?;
+                }
                 if installed.in_worktree {
                     writeln!(
                         stderr,

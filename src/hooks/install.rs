@@ -62,6 +62,8 @@ pub struct Installed {
     /// The hooks folder is inside the working tree (`core.hooksPath`, as husky sets it): a
     /// tool that regenerates it may remove gitkit's hook.
     pub in_worktree: bool,
+    /// gitkit's hook had been edited since it was installed: kept here before the rewrite.
+    pub edited: Option<PathBuf>,
 }
 
 /// What `uninstall` did. `edited`: gitkit's hook had been edited since install, and was kept
@@ -173,6 +175,12 @@ pub fn install(repo: &Path, gitkit: &Path) -> Result<Installed, HookError> {
         .map(|_| std::fs::read(&hook).unwrap_or_default());
     let ours = existing.as_deref().is_some_and(is_ours);
     let unchanged = ours && existing.as_deref() == Some(wanted.as_bytes());
+    let mut edited = None;
+    if ours && !unchanged && !existing.as_deref().is_some_and(is_unedited) {
+        let aside = free_name(&dir, EDITED);
+        std::fs::rename(&hook, &aside).map_err(write_error(&aside))?;
+        edited = Some(aside);
+    }
     if existing.is_some() && !ours {
         if std::fs::symlink_metadata(&chained).is_ok() {
             return Err(HookError::Ambiguous { hook, chained });
@@ -189,6 +197,7 @@ pub fn install(repo: &Path, gitkit: &Path) -> Result<Installed, HookError> {
             .then_some(chained),
         unchanged,
         in_worktree: dir.starts_with(&top) && !dir.starts_with(top.join(".git")),
+        edited,
         hook,
     })
 }

@@ -555,8 +555,17 @@ fn uninstall_keeps_an_edited_hook_aside_and_says_so() {
         "the original is back"
     );
 
-    // An unedited hook goes without a trace.
+    // Installing again over an edited hook keeps the edits aside too.
     install(&env, &repo);
+    std::fs::write(hooks.join("post-commit"), &edited).expect("edit");
+    let said = install(&env, &repo);
+    assert!(said.contains("post-commit.gitkit-edited.2"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(hooks.join("post-commit.gitkit-edited.2")).expect("kept"),
+        edited
+    );
+
+    // An unedited hook goes without a trace.
     let output = env
         .gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "uninstall"])
         .success();
