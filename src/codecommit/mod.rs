@@ -119,7 +119,7 @@ pub fn answer(credentials: &Credentials, request: &Request<'_>) -> Context {
         expiry = expiry.min(credentials_expiry);
     }
     Context {
-        username: Some(username),
+        username: Some(Secret::new(username)),
         password: Some(password(&secret, request)),
         password_expiry_utc: Some(
             expiry
@@ -207,14 +207,20 @@ mod tests {
         };
         let long_lived = Credentials::new("AKID", "SECRET", None, None, "test");
         let answer_long = answer(&long_lived, &request);
-        assert_eq!(answer_long.username.as_deref(), Some("AKID"));
+        let username = |answer: &Context| answer.username.as_ref().map(|u| u.expose().clone());
+        assert_eq!(username(&answer_long).as_deref(), Some("AKID"));
         assert_eq!(answer_long.password_expiry_utc, Some(1_795_858_200 + 900));
 
         let expiry = time + Duration::from_secs(60);
         let session =
             Credentials::new("ASIA", "SECRET", Some("TOKEN".into()), Some(expiry), "test");
         let answer_session = answer(&session, &request);
-        assert_eq!(answer_session.username.as_deref(), Some("ASIA%TOKEN"));
+        assert_eq!(username(&answer_session).as_deref(), Some("ASIA%TOKEN"));
+        let debug = format!("{answer_session:?}");
+        assert!(
+            !debug.contains("TOKEN"),
+            "the session token is kept out: {debug}"
+        );
         assert_eq!(answer_session.password_expiry_utc, Some(1_795_858_200 + 60));
     }
 }

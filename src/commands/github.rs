@@ -15,6 +15,12 @@ use crate::secret::Secret;
 const SAGEMAKER_METADATA: &str = "/opt/ml/metadata/resource-metadata.json";
 
 pub fn github_key(args: GithubKeyArgs) -> anyhow::Result<()> {
+    github::api::check_base_url(&args.api_url).map_err(|e| {
+        Hinted::new(
+            e,
+            "use the https:// URL of the API (https://HOST/api/v3 for GitHub Enterprise Server)",
+        )
+    })?;
     let token = if args.no_register {
         None
     } else {

@@ -25,6 +25,9 @@ pub fn hooks(command: HooksCommand, dir: &Path) -> anyhow::Result<()> {
                     Err(e) => {
                         failed += 1;
                         writeln!(stderr, "error: {}", crate::error::chain_text(&e))?;
+                        if let Some(hint) = e.hint() {
+                            writeln!(stderr, "hint: {hint}")?;
+                        }
                         continue;
                     }
                 };
@@ -39,6 +42,13 @@ pub fn hooks(command: HooksCommand, dir: &Path) -> anyhow::Result<()> {
                         stderr,
                         "  the hook that was there runs first, kept as {}",
                         chained.display()
+                    )?;
+                }
+                if let Some(edited) = &installed.edited {
+                    writeln!(
+                        stderr,
+                        "  gitkit's hook had been edited since install: the edited hook is kept as {}",
+                        edited.display()
                     )?;
                 }
                 if installed.in_worktree {
@@ -57,16 +67,30 @@ pub fn hooks(command: HooksCommand, dir: &Path) -> anyhow::Result<()> {
         }
         HooksCommand::Uninstall(all) => {
             for repo in repositories(&all, dir)? {
-                match hooks::uninstall(&repo)? {
-                    Removed::Restored(hook) => writeln!(
-                        stderr,
-                        "removed; the original hook is back: {}",
-                        hook.display()
-                    )?,
-                    Removed::Removed(hook) => writeln!(stderr, "removed: {}", hook.display())?,
-                    Removed::NotInstalled => {
-                        writeln!(stderr, "not installed in {}", repo.display())?
+                let edited = match hooks::uninstall(&repo)? {
+                    Removed::Restored { hook, edited } => {
+                        writeln!(
+                            stderr,
+                            "removed; the original hook is back: {}",
+                            hook.display()
+                        )?;
+                        edited
                     }
+                    Removed::Removed { hook, edited } => {
+                        writeln!(stderr, "removed: {}", hook.display())?;
+                        edited
+                    }
+                    Removed::NotInstalled => {
+                        writeln!(stderr, "not installed in {}", repo.display())?;
+                        None
+                    }
+                };
+                if let Some(edited) = edited {
+                    writeln!(
+                        stderr,
+                        "  gitkit's hook had been edited since install: the edited hook is kept as {}",
+                        edited.display()
+                    )?;
                 }
             }
         }
@@ -78,41 +102,78 @@ pub fn hooks(command: HooksCommand, dir: &Path) -> anyhow::Result<()> {
                 serde_json::to_writer_pretty(&mut stdout, &status)?;
                 writeln!(stdout)?;
             } else {
-                let yes_no = |b: bool| if b { "yes" } else { "no" };
-                writeln!(
-                    stdout,
-                    "hook installed: {} ({})",
-                    yes_no(status.installed),
-                    status.hook.display()
-                )?;
-                writeln!(
-                    stdout,
-                    "snapshot running: {}, pending: {}",
-                    yes_no(status.running),
-                    yes_no(status.pending)
-                )?;
-                match &status.record.last_snapshot {
-                    Some(last) => writeln!(stdout, "last snapshot: {} at {}", last.id, last.at)?,
-                    None => writeln!(stdout, "last snapshot: none")?,
-                }
-                match &status.record.last_error {
-                    Some(error) => writeln!(
-                        stdout,
-                        "last error: {} at {}{}",
-                        error.message,
-                        error.at,
-                        if status.record.failing {
-                            ""
-                        } else {
-                            " (since succeeded)"
-                        }
-                    )?,
-                    None => writeln!(stdout, "last error: none")?,
-                }
+                write_status(&mut stdout, &status)?;
             }
         }
     }
     Ok(())
+}
+
+/// `hooks status` as text. What comes from the status file is shown through [`printable`]:
+/// anyone who can write the repository can write that file.
+fn write_status(out: &mut impl Write, status: &hooks::HookStatus) -> std::io::Result<()> {
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    writeln!(
+        out,
+        "hook installed: {} ({})",
+        yes_no(status.installed),
+        printable(&status.hook.to_string_lossy())
+    )?;
+    let running = match (&status.worker, status.running) {
+        (Some(worker), _) => format!("yes, for {} min (pid {})", worker.seconds / 60, worker.pid),
+        (None, running) => yes_no(running).to_string(),
+    };
+    writeln!(
+        out,
+        "snapshot running: {running}, pending: {}",
+        yes_no(status.pending)
+    )?;
+    if let Some(worker) = status.worker.as_ref().filter(|w| w.stuck) {
+        writeln!(
+            out,
+            "  that is longer than a snapshot should take: it may be stuck; `kill {}` stops it",
+            worker.pid
+        )?;
+    }
+    match &status.record.last_snapshot {
+        Some(last) => writeln!(
+            out,
+            "last snapshot: {} at {}",
+            printable(&last.id),
+            printable(&last.at)
+        )?,
+        None => writeln!(out, "last snapshot: none")?,
+    }
+    match &status.record.last_error {
+        Some(error) => writeln!(
+            out,
+            "last error: {} at {}{}",
+            printable(&error.message),
+            printable(&error.at),
+            if status.record.failing {
+                ""
+            } else {
+                " (since succeeded)"
+            }
+        )?,
+        None => writeln!(out, "last error: none")?,
+    }
+    Ok(())
+}
+
+/// `text` with control characters (escape sequences, bells, new lines, C1 controls) and
+/// bidirectional overrides shown as `\u{..}` escapes rather than sent to the terminal.
+fn printable(text: &str) -> String {
+    let mut shown = String::with_capacity(text.len());
+    for c in text.chars() {
+        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            shown.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 pub fn schedule(args: ScheduleArgs, dir: &Path) -> anyhow::Result<()> {
@@ -125,12 +186,20 @@ pub fn schedule(args: ScheduleArgs, dir: &Path) -> anyhow::Result<()> {
         Some(every) => {
             let schedule = Schedule::parse(every)
                 .map_err(|e| Hinted::new(e, "use minutes that divide an hour (15m, 30m), hours that divide a day (1h, 6h), or 1d"))?;
-            let env: Vec<(String, String)> = std::env::vars().collect();
-            Some(hooks::schedule::line(schedule, &target, &gitkit, &env))
+            let env: Vec<(String, String)> = std::env::vars_os()
+                .map(|(k, v)| {
+                    (
+                        k.to_string_lossy().into_owned(),
+                        v.to_string_lossy().into_owned(),
+                    )
+                })
+                .collect();
+            Some(hooks::schedule::line(schedule, &target, &gitkit, &env)?)
         }
         None => None,
     };
-    let changed = hooks::schedule::update(&target, line.as_deref())?;
+    let crontab = super::crontab_program();
+    let changed = hooks::schedule::update(&crontab, &target, line.as_deref())?;
     let mut stderr = std::io::stderr().lock();
     match (&line, changed) {
         (Some(line), true) => writeln!(stderr, "scheduled: {line}")?,
@@ -216,4 +285,16 @@ fn state_dir(dir: &Path) -> anyhow::Result<PathBuf> {
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     path.canonicalize()
         .with_context(|| format!("cannot find {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_shows_control_characters_as_escapes() {
+        assert_eq!(super::printable("plain text: ok"), "plain text: ok");
+        assert_eq!(
+            super::printable("\u{1b}[31mred\u{7}\r\n\u{9b}\u{202e}"),
+            r"\u{1b}[31mred\u{7}\u{d}\u{a}\u{9b}\u{202e}"
+        );
+    }
 }

@@ -6,13 +6,12 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use clap::CommandFactory;
 
-use crate::aws::Profile;
 use crate::cli::{Cli, CompletionShell, GithubKeyArgs, SetupArgs};
 use crate::error::Hinted;
 use crate::github::GITHUB_API;
 use crate::home;
 use crate::setup::{self, Choices, Layout, Report, binary, git, undo};
-use crate::store::{self, AnyStore, Location, S3Options, Store};
+use crate::store::{self, AnyStore, Location, Store};
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
     let layout = layout()?;
@@ -131,16 +130,7 @@ pub fn upload_binary(
 }
 
 pub fn open_store(location: &Location) -> AnyStore {
-    let endpoint_set = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
-    AnyStore::open(
-        location,
-        &S3Options {
-            profile: Profile(None),
-            path_style: endpoint_set,
-        },
-    )
+    super::open_store(location, None, Default::default())
 }
 
 /// Where setup works, from this process's environment.
@@ -152,6 +142,7 @@ pub fn layout() -> anyhow::Result<Layout> {
         std::env::var_os("XDG_CONFIG_HOME").as_deref(),
     );
     Ok(Layout {
+        crontab: super::crontab_program(),
         gitkit_home: home::gitkit_home(),
         exe: std::env::current_exe().context("cannot tell where gitkit is")?,
         global_gitconfig,

@@ -7,11 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 
-use crate::aws::Profile;
 use crate::cli::{RestoreArgs, SnapshotArgs, SnapshotsArgs, StoreArgs};
 use crate::error::Hinted;
 use crate::snapshot::{self, Summary, Workspace};
-use crate::store::{self, AnyStore, S3Options, Store, StoreError};
+use crate::store::{self, AnyStore, Store, StoreError};
 use crate::text::printable;
 use crate::{home, progress_bar};
 
@@ -38,16 +37,90 @@ pub fn take(
         recheck_every: test_knob("GITKIT_TEST_RECHECK_SECS", Duration::from_secs)
             .unwrap_or(snapshot::RECHECK_EVERY),
     };
-    let outcome = super::runtime().block_on(async {
+    let deadline = deadline(dir)?;
+    let runtime = super::runtime();
+    let outcome = runtime.block_on(async {
         let store = open(&location, store_args);
-        snapshot::create(&store, &workspace, &options, progress)
-            .await
-            .map_err(|e| match e {
-                snapshot::SnapshotError::Store(e) => store_error(e),
-                other => other.into(),
-            })
-    })?;
+        let work = snapshot::create(&store, &workspace, &options, progress);
+        tokio::time::timeout(deadline, work).await
+    });
+    let outcome = match outcome {
+        Ok(outcome) => outcome.map_err(|e| match e {
+            snapshot::SnapshotError::Store(e) => store_error(e),
+            other => other.into(),
+        })?,
+        Err(_) => {
+            // Work still blocked on the store or the disk is abandoned, not waited for.
+            runtime.shutdown_background();
+            return Err(Hinted::new(
+                anyhow::anyhow!(
+                    "the snapshot to {location} did not finish within {}",
+                    show_duration(deadline)
+                ),
+                format!(
+                    "check that the store is reachable; to allow a large snapshot more time, \
+                     set {DEADLINE_ENV}=2h or run `git config gitkit.snapshotTimeout 2h` \
+                     (the default is {})",
+                    show_duration(DEFAULT_DEADLINE)
+                ),
+            )
+            .into());
+        }
+    };
     Ok((outcome, location))
+}
+
+/// How long a whole snapshot may take, reads and uploads included, unless configured: a
+/// backstop past the per-request timeouts, and long enough for a large first snapshot.
+const DEFAULT_DEADLINE: Duration = Duration::from_secs(60 * 60);
+const DEADLINE_ENV: &str = "GITKIT_SNAPSHOT_TIMEOUT";
+
+/// The snapshot's deadline: GITKIT_SNAPSHOT_TIMEOUT, else git config gitkit.snapshotTimeout.
+fn deadline(dir: &Path) -> anyhow::Result<Duration> {
+    let (text, source) = match std::env::var(DEADLINE_ENV) {
+        Ok(text) if !text.is_empty() => (text, DEADLINE_ENV),
+        _ => {
+            let config = crate::gitconfig::get_regexp(Some(dir), r"^gitkit\.snapshottimeout$")
+                .context("cannot read gitkit.snapshotTimeout")?;
+            match config.into_iter().last() {
+                Some((_, text)) => (text, "gitkit.snapshotTimeout"),
+                None => return Ok(DEFAULT_DEADLINE),
+            }
+        }
+    };
+    parse_duration(&text).ok_or_else(|| {
+        Hinted::new(
+            anyhow::anyhow!("{source} is `{text}`, which is not a duration"),
+            "give seconds, minutes or hours: 90s, 10m, 2h (a bare number is seconds)",
+        )
+        .into()
+    })
+}
+
+/// `90`, `90s`, `10m`, `2h`: a positive duration.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "s" | "sec" | "secs" | "seconds" => 1,
+        "m" | "min" | "mins" | "minutes" => 60,
+        "h" | "hour" | "hours" => 60 * 60,
+        _ => return None,
+    };
+    let seconds = number.checked_mul(scale)?;
+    (seconds > 0).then(|| Duration::from_secs(seconds))
+}
+
+fn show_duration(duration: Duration) -> String {
+    match duration.as_secs() {
+        s if s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
 }
 
 pub fn snapshot(args: SnapshotArgs, dir: &Path) -> anyhow::Result<()> {
@@ -203,14 +276,7 @@ fn location(args: &StoreArgs, workspace: Option<&Workspace>) -> anyhow::Result<s
 }
 
 fn open(location: &store::Location, args: &StoreArgs) -> AnyStore {
-    let endpoint_set = ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
-        .iter()
-        .any(|name| std::env::var_os(name).is_some_and(|v| !v.is_empty()));
-    let options = S3Options {
-        profile: Profile(args.profile.clone()),
-        path_style: endpoint_set,
-    };
-    AnyStore::open(location, &options)
+    super::open_store(location, args.profile.clone(), Default::default())
 }
 
 fn store_error(error: StoreError) -> anyhow::Error {
@@ -336,6 +402,32 @@ pub fn human_bytes(bytes: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn durations_for_the_snapshot_deadline() {
+        let parse = super::parse_duration;
+        assert_eq!(parse("90"), Some(Duration::from_secs(90)));
+        assert_eq!(parse("3s"), Some(Duration::from_secs(3)));
+        assert_eq!(parse("10m"), Some(Duration::from_secs(600)));
+        assert_eq!(parse(" 2h "), Some(Duration::from_secs(7200)));
+        for bad in [
+            "",
+            "0",
+            "0s",
+            "soon",
+            "1d",
+            "-5s",
+            "1.5h",
+            "99999999999999999999h",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
+        assert_eq!(super::show_duration(Duration::from_secs(3600)), "1h");
+        assert_eq!(super::show_duration(Duration::from_secs(120)), "2m");
+        assert_eq!(super::show_duration(Duration::from_secs(3)), "3s");
+    }
+
     #[test]
     fn human_bytes() {
         assert_eq!(super::human_bytes(999), "999 B");

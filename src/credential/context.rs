@@ -30,7 +30,8 @@ pub struct Context {
     pub host: Option<String>,
     /// The URL's path without its leading slash; present only with `credential.useHttpPath`.
     pub path: Option<String>,
-    pub username: Option<String>,
+    /// A secret too: with temporary AWS credentials it is `ACCESS_KEY_ID%SESSION_TOKEN`.
+    pub username: Option<Secret<String>>,
     pub password: Option<Secret<String>>,
     /// When the password stops being valid, in seconds since the Unix epoch (git 2.41+).
     pub password_expiry_utc: Option<u64>,
@@ -70,7 +71,7 @@ impl Context {
             "protocol" => self.protocol = Some(value),
             "host" => self.host = Some(value),
             "path" => self.path = Some(value),
-            "username" => self.username = Some(value),
+            "username" => self.username = Some(Secret::new(value)),
             "password" => self.password = Some(Secret::new(value)),
             "password_expiry_utc" => self.password_expiry_utc = value.parse().ok(),
             "url" => self.set_url(&value),
@@ -88,7 +89,7 @@ impl Context {
         };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (username, host) = match authority.rsplit_once('@') {
-            Some((user, host)) => (Some(percent_decode(user)), host),
+            Some((user, host)) => (Some(Secret::new(percent_decode(user))), host),
             None => (None, authority),
         };
         self.protocol = Some(protocol.to_owned());
@@ -126,7 +127,7 @@ impl Context {
             line("path", path)?;
         }
         if let Some(username) = username {
-            line("username", username)?;
+            line("username", username.expose())?;
         }
         if let Some(password) = password {
             line("password", password.expose())?;
@@ -216,7 +217,10 @@ mod tests {
             Some("git-codecommit.eu-west-1.amazonaws.com:443")
         );
         assert_eq!(context.path.as_deref(), Some("v1/repos/a b"));
-        assert_eq!(context.username.as_deref(), Some("me@corp"));
+        assert_eq!(
+            context.username.as_ref().map(|u| u.expose().as_str()),
+            Some("me@corp")
+        );
     }
 
     #[test]
@@ -240,9 +244,9 @@ mod tests {
     }
 
     #[test]
-    fn writes_what_is_set_and_keeps_the_password_out_of_debug() {
+    fn writes_what_is_set_and_keeps_password_and_session_token_out_of_debug() {
         let context = Context {
-            username: Some("AKID".into()),
+            username: Some(Secret::new("AKID%FwoGZXIvYXdzSESSIONTOKEN".into())),
             password: Some(Secret::new("20260101T000000Zabc".into())),
             password_expiry_utc: Some(1_767_225_600),
             ..Context::default()
@@ -251,8 +255,14 @@ mod tests {
         context.write_to(&mut out).expect("write to a Vec");
         assert_eq!(
             String::from_utf8(out).expect("utf-8"),
-            "username=AKID\npassword=20260101T000000Zabc\npassword_expiry_utc=1767225600\n"
+            "username=AKID%FwoGZXIvYXdzSESSIONTOKEN\npassword=20260101T000000Zabc\n\
+             password_expiry_utc=1767225600\n"
         );
-        assert!(!format!("{context:?}").contains("abc"));
+        let debug = format!("{context:?}");
+        assert!(!debug.contains("abc"), "{debug}");
+        assert!(
+            !debug.contains("SESSIONTOKEN"),
+            "the session token: {debug}"
+        );
     }
 }

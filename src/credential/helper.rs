@@ -26,6 +26,8 @@ pub enum Error {
     MissingPath { host: String },
     #[error("no AWS region for {host}")]
     NoRegion { host: String },
+    #[error("not signing for {host}: the host name is not in lower case")]
+    UpperCaseHost { host: String },
     #[error(transparent)]
     Credentials(#[from] aws::Error),
     #[error("could not read gitkit.codecommit.* from git config")]
@@ -40,6 +42,11 @@ impl Error {
         match self {
             Error::MissingPath { host } => Some(format!(
                 "run `git config --global credential.https://{host}.useHttpPath true`"
+            )),
+            Error::UpperCaseHost { host } => Some(format!(
+                "write the host in lower case in the remote URL, as in https://{}/v1/repos/NAME \
+                 (`git remote set-url`)",
+                host.to_ascii_lowercase()
             )),
             Error::NoRegion { .. } => Some(
                 "run `git config --global gitkit.codecommit.region REGION`, or set AWS_REGION"
@@ -90,6 +97,14 @@ where
         debug!("not a CodeCommit host; staying silent");
         return Ok(());
     };
+    // SigV4 signs a canonical (lower-case) host name while git sends the name as written, and
+    // awscli answers nothing for such a host: refuse rather than sign a name that may not
+    // verify.
+    if target.host.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Err(Error::UpperCaseHost {
+            host: target.host.to_string(),
+        });
+    }
     let Some(path) = target.path else {
         return Err(Error::MissingPath {
             host: target.host_port.to_string(),

@@ -35,6 +35,34 @@ pub enum ApiError {
     Transport(String, #[source] Box<ureq::Error>),
     #[error("GitHub's answer to {0} was not what its documentation describes")]
     Body(&'static str, #[source] Box<ureq::Error>),
+    #[error("refusing {0}: the token would travel in clear text (plain HTTP is for loopback only)")]
+    PlainHttp(String),
+    #[error("refusing {0}: the API URL must start with https://")]
+    BadUrl(String),
+    #[error("not following a next-page link away from {base} with the token: {link}")]
+    ForeignLink { base: String, link: String },
+}
+
+/// Checks an API base URL before any token goes to it: HTTPS, or plain HTTP to this machine
+/// only (127.0.0.0/8, ::1, localhost), where a test or a local proxy listens.
+pub fn check_base_url(url: &str) -> Result<(), ApiError> {
+    let bad = || ApiError::BadUrl(url.to_string());
+    let uri: ureq::http::Uri = url.parse().map_err(|_| bad())?;
+    let host = uri.host().ok_or_else(bad)?;
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if is_loopback(host) => Ok(()),
+        Some("http") => Err(ApiError::PlainHttp(url.to_string())),
+        _ => Err(bad()),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A key as `GET /user/keys` lists it.
@@ -102,6 +130,13 @@ impl Client {
                 .map_err(|e| ApiError::Transport(self.base.clone(), Box::new(e)))?;
             check(&mut response, "listing your SSH keys", &self.token)?;
             url = next_link(response.headers().get("link").and_then(|v| v.to_str().ok()));
+            // The token goes wherever the link points: only under the API it was given to.
+            if let Some(link) = url.as_ref().filter(|link| !same_origin(link, &self.base)) {
+                return Err(ApiError::ForeignLink {
+                    base: self.base.clone(),
+                    link: link.clone(),
+                });
+            }
             let page: Vec<UserKey> = response
                 .body_mut()
                 .read_json()
@@ -207,6 +242,18 @@ fn missing_permission(token: &Secret<String>, scopes: Option<&str>) -> String {
     }
 }
 
+/// Whether `link` has the scheme, host and port of `base`.
+fn same_origin(link: &str, base: &str) -> bool {
+    let origin = |url: &str| {
+        let uri: ureq::http::Uri = url.parse().ok()?;
+        Some((
+            uri.scheme_str()?.to_ascii_lowercase(),
+            uri.authority()?.as_str().to_ascii_lowercase(),
+        ))
+    };
+    origin(link).is_some_and(|o| Some(o) == origin(base))
+}
+
 /// The `rel="next"` URL of a `Link` header.
 fn next_link(header: Option<&str>) -> Option<String> {
     header?.split(',').find_map(|part| {
@@ -228,6 +275,40 @@ mod tests {
     use super::*;
 
     #[test]
+    fn plain_http_only_to_loopback() {
+        for good in [
+            "https://api.github.com",
+            "https://git.corp.example/api/v3",
+            "http://127.0.0.1:8080/api/v3",
+            "http://127.3.4.5/api/v3",
+            "http://localhost:1234/api/v3",
+            "http://LOCALHOST/api/v3",
+            "http://[::1]:8080/api/v3",
+        ] {
+            assert!(check_base_url(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "http://api.github.com",
+            "http://127.0.0.1.nip.io/api/v3",
+            "http://localhost.evil.example/api/v3",
+            "http://10.0.0.1/api/v3",
+            "http://[::2]/api/v3",
+            "http://user@evil.example/api/v3",
+        ] {
+            assert!(
+                matches!(check_base_url(bad), Err(ApiError::PlainHttp(_))),
+                "{bad}"
+            );
+        }
+        for bad in ["ftp://github.example", "api.github.com", "", "https://"] {
+            assert!(
+                matches!(check_base_url(bad), Err(ApiError::BadUrl(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn follows_the_next_link() {
         let header = "<https://api.github.com/user/keys?per_page=100&page=2>; rel=\"next\", \
                       <https://api.github.com/user/keys?per_page=100&page=3>; rel=\"last\"";
@@ -236,6 +317,17 @@ mod tests {
             Some("https://api.github.com/user/keys?per_page=100&page=2")
         );
         assert_eq!(next_link(Some("<https://x/?page=1>; rel=\"prev\"")), None);
+        let base = "https://api.github.com";
+        assert!(same_origin("https://api.github.com/user/keys?page=2", base));
+        assert!(!same_origin("http://api.github.com/user/keys?page=2", base));
+        assert!(!same_origin(
+            "https://api.github.com.evil.example/user/keys",
+            base
+        ));
+        assert!(!same_origin(
+            "https://evil.example/?https://api.github.com",
+            base
+        ));
         assert_eq!(next_link(None), None);
     }
 

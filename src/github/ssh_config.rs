@@ -96,6 +96,9 @@ pub fn write(
     )?;
 
     let include = format!("Include \"{}\"", config.display());
+    // A config kept elsewhere and linked in (dotfiles) is edited where it is: replacing the
+    // link with a file would cut it off from its source.
+    let user_config = &follow_links(user_config);
     let current = std::fs::read_to_string(user_config).unwrap_or_default();
     if !current.lines().any(|line| line.trim() == include) {
         let text = format!("# Added by gitkit: GitHub over SSH.\n{include}\n\n{current}");
@@ -106,6 +109,20 @@ pub fn write(
         written.changed.push(user_config.to_path_buf());
     }
     Ok(written)
+}
+
+/// The file `path` names once symbolic links are followed (40 at most, as Linux does); for a
+/// dangling link, where its target would be.
+fn follow_links(path: &Path) -> PathBuf {
+    let mut path = path.to_path_buf();
+    for _ in 0..40 {
+        let Ok(target) = std::fs::read_link(&path) else {
+            break;
+        };
+        // A relative target is relative to the link's folder; an absolute one replaces it.
+        path = path.parent().unwrap_or(Path::new("/")).join(target);
+    }
+    path
 }
 
 fn replace_if_different(path: &Path, text: &str, written: &mut Written) -> Result<(), WriteError> {
@@ -141,6 +158,29 @@ mod tests {
                 "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s",
             ]
         );
+    }
+
+    #[test]
+    fn links_are_followed_to_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let target = dir.path().join("dotfiles/ssh_config");
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join(".ssh")).expect("mkdir");
+        let link = dir.path().join(".ssh/config");
+        std::os::unix::fs::symlink("../dotfiles/ssh_config", &link).expect("symlink");
+        // Dangling for now: the target is still where the link points.
+        assert_eq!(
+            follow_links(&link),
+            dir.path().join(".ssh/../dotfiles/ssh_config")
+        );
+        let second = dir.path().join("second");
+        std::os::unix::fs::symlink(&link, &second).expect("symlink");
+        assert_eq!(
+            follow_links(&second),
+            dir.path().join(".ssh/../dotfiles/ssh_config")
+        );
+        let plain = dir.path().join("plain");
+        assert_eq!(follow_links(&plain), plain);
     }
 
     #[test]

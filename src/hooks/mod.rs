@@ -11,6 +11,40 @@ pub use worker::{HookStatus, RunOutcome, post_commit, run, status};
 
 use std::path::{Path, PathBuf};
 
+/// A value gitkit would write into a hook or the crontab holds a control character: a new line
+/// there would start a command of its own.
+#[derive(Debug, thiserror::Error)]
+#[error("{what} contains a control character ({shown}); refusing to write it into {into}")]
+pub struct ControlCharacter {
+    what: String,
+    shown: String,
+    into: &'static str,
+}
+
+/// Refuses `value` where it holds a control character (C0, DEL or C1).
+pub fn refuse_control_characters(
+    what: impl Into<String>,
+    value: &str,
+    into: &'static str,
+) -> Result<(), ControlCharacter> {
+    if !value.chars().any(char::is_control) {
+        return Ok(());
+    }
+    let mut shown: String = value
+        .chars()
+        .take(120)
+        .flat_map(char::escape_debug)
+        .collect();
+    if value.chars().count() > 120 {
+        shown.push_str("...");
+    }
+    Err(ControlCharacter {
+        what: what.into(),
+        shown: format!("\"{shown}\""),
+        into,
+    })
+}
+
 /// The repositories under `dir` (a folder with a `.git`), not looking inside repositories or
 /// hidden folders, three levels deep at most: `~/SageMaker/*/` and a little below.
 pub fn repositories_under(dir: &Path) -> Vec<PathBuf> {

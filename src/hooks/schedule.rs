@@ -27,6 +27,8 @@ pub enum ScheduleError {
     NoCrontab(#[source] std::io::Error),
     #[error("crontab failed: {0}")]
     Crontab(String),
+    #[error(transparent)]
+    Unsafe(#[from] super::ControlCharacter),
 }
 
 /// What is snapshotted: one repository, or every repository under a folder.
@@ -94,31 +96,56 @@ impl Schedule {
     }
 }
 
-/// The crontab line that snapshots `target` on `schedule` with `gitkit`.
+/// The crontab line that snapshots `target` on `schedule` with `gitkit`. Refused where any
+/// value in it holds a control character: cron would read a new line as a line of its own.
 pub fn line(
     schedule: Schedule,
     target: &Target,
     gitkit: &Path,
     env: &[(String, String)],
-) -> String {
-    let settings: String = env
+) -> Result<String, ScheduleError> {
+    let into = "the crontab";
+    let passed: Vec<&(String, String)> = env
         .iter()
         .filter(|(key, _)| PASSED_ON.contains(&key.as_str()))
+        .collect();
+    for (key, value) in &passed {
+        super::refuse_control_characters(key.as_str(), value, into)?;
+    }
+    let dir = match target {
+        Target::Repository(dir) | Target::All(dir) => dir,
+    };
+    super::refuse_control_characters(
+        format!("the path {}", dir.display()),
+        &dir.to_string_lossy(),
+        into,
+    )?;
+    super::refuse_control_characters(
+        format!("gitkit's path {}", gitkit.display()),
+        &gitkit.to_string_lossy(),
+        into,
+    )?;
+    let settings: String = passed
+        .iter()
         .map(|(key, value)| format!("{key}={} ", quote(value)))
         .collect();
-    format!(
+    Ok(format!(
         "{} {settings}{} hook scheduled {} >/dev/null 2>&1 {}",
         schedule.cron(),
         quote(&gitkit.to_string_lossy()),
         target.args(),
         target.marker()
-    )
+    ))
 }
 
 /// Puts `new_line` for `target` in the crontab, or takes it out (`None`); other lines stay.
-/// Returns whether the crontab changed.
-pub fn update(target: &Target, new_line: Option<&str>) -> Result<bool, ScheduleError> {
-    let current = read()?;
+/// Returns whether the crontab changed. `crontab` is the program to run (normally `crontab`).
+pub fn update(
+    crontab: &Path,
+    target: &Target,
+    new_line: Option<&str>,
+) -> Result<bool, ScheduleError> {
+    let current = read(crontab)?;
     let marker = target.marker();
     let mut lines: Vec<&str> = current
         .lines()
@@ -134,12 +161,12 @@ pub fn update(target: &Target, new_line: Option<&str>) -> Result<bool, ScheduleE
     if updated == current {
         return Ok(false);
     }
-    write(&updated)?;
+    write(crontab, &updated)?;
     Ok(true)
 }
 
-fn read() -> Result<String, ScheduleError> {
-    let output = Command::new("crontab")
+fn read(crontab: &Path) -> Result<String, ScheduleError> {
+    let output = Command::new(crontab)
         .arg("-l")
         .output()
         .map_err(ScheduleError::NoCrontab)?;
@@ -154,8 +181,8 @@ fn read() -> Result<String, ScheduleError> {
     }
 }
 
-fn write(text: &str) -> Result<(), ScheduleError> {
-    let mut child = Command::new("crontab")
+fn write(crontab: &Path, text: &str) -> Result<(), ScheduleError> {
+    let mut child = Command::new(crontab)
         .arg("-")
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
@@ -221,12 +248,30 @@ mod tests {
             &Target::Repository("/home/me/SageMaker/my repo".into()),
             Path::new("/usr/local/bin/gitkit"),
             &env,
-        );
+        )
+        .expect("plain values");
         assert_eq!(
             text,
             "0 */1 * * * GITKIT_STORE=s3://b/p /usr/local/bin/gitkit hook scheduled \
              -C '/home/me/SageMaker/my repo' >/dev/null 2>&1 \
              # gitkit schedule: /home/me/SageMaker/my repo"
         );
+    }
+
+    #[test]
+    fn line_refuses_control_characters_anywhere() {
+        let every = Schedule::parse("1h").expect("valid");
+        let repo = Target::Repository("/home/me/repo".into());
+        let gitkit = Path::new("/usr/local/bin/gitkit");
+        let env = |value: &str| vec![("AWS_PROFILE".to_string(), value.to_string())];
+        assert!(line(every, &repo, gitkit, &env("p\n* * * * * evil")).is_err());
+        assert!(line(every, &repo, gitkit, &env("p\r")).is_err());
+        assert!(line(every, &repo, gitkit, &env("p\u{85}")).is_err());
+        let odd = Target::All("/home/me/a\nb".into());
+        assert!(line(every, &odd, gitkit, &env("p")).is_err());
+        assert!(line(every, &repo, Path::new("/bin/\tgitkit"), &env("p")).is_err());
+        // Variables that are not passed on are not looked at.
+        let other = vec![("OTHER".to_string(), "a\nb".to_string())];
+        assert!(line(every, &repo, gitkit, &other).is_ok());
     }
 }

@@ -25,6 +25,9 @@ const RECORD: &str = "hook-status.json";
 const SETTLE: Duration = Duration::from_millis(500);
 /// The log is rotated to `hook.log.1` past this size.
 const LOG_LIMIT: u64 = 256 * 1024;
+/// A worker running longer than this is shown as possibly stuck: a snapshot takes seconds
+/// when little changed, and its own deadline stops it in any case.
+const STUCK_AFTER: Duration = Duration::from_secs(15 * 60);
 
 /// The last outcomes, as `gitkit hooks status` shows them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,8 +61,23 @@ pub struct HookStatus {
     pub running: bool,
     /// A snapshot is wanted and not yet started.
     pub pending: bool,
+    /// The worker that is running, as it wrote itself down in the lock file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<Worker>,
     #[serde(flatten)]
     pub record: Record,
+}
+
+/// The process holding the lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Worker {
+    pub pid: u32,
+    /// When it took the lock, RFC 3339.
+    pub started: String,
+    /// How long it has been running.
+    pub seconds: u64,
+    /// It has been running for longer than a snapshot should take.
+    pub stuck: bool,
 }
 
 /// What a worker did.
@@ -117,9 +135,17 @@ pub fn run(
     std::fs::create_dir_all(state_dir)?;
     let mut runs = 0;
     loop {
-        let Some(lock) = try_lock(state_dir)? else {
+        let Some(mut lock) = try_lock(state_dir)? else {
             return Ok(RunOutcome { runs });
         };
+        // Who holds the lock and since when, for `hooks status`.
+        lock.set_len(0)?;
+        writeln!(
+            lock,
+            "pid {} started {}",
+            std::process::id(),
+            unix_seconds(SystemTime::now())
+        )?;
         while settled_pending(state_dir, SETTLE)? && take_pending(state_dir)? {
             runs += 1;
             log(state_dir, &format!("pid {} start", std::process::id()))?;
@@ -166,13 +192,42 @@ pub fn want_snapshot(state_dir: &Path) -> std::io::Result<()> {
 
 pub fn status(state_dir: &Path, installed: bool, hook: PathBuf) -> std::io::Result<HookStatus> {
     let running = std::fs::metadata(state_dir.join(LOCK)).is_ok() && try_lock(state_dir)?.is_none();
+    let worker = running
+        .then(|| std::fs::read_to_string(state_dir.join(LOCK)).ok())
+        .flatten()
+        .and_then(|text| worker(&text, SystemTime::now()));
     Ok(HookStatus {
         installed,
         hook,
         running,
         pending: state_dir.join(PENDING).exists(),
+        worker,
         record: load_record(state_dir),
     })
+}
+
+/// The worker a lock file describes (`pid P started UNIX_SECONDS`), as of `now`.
+fn worker(lock_text: &str, now: SystemTime) -> Option<Worker> {
+    let mut words = lock_text.split_whitespace();
+    let (Some("pid"), Some(pid), Some("started"), Some(started)) =
+        (words.next(), words.next(), words.next(), words.next())
+    else {
+        return None;
+    };
+    let started = std::time::UNIX_EPOCH + Duration::from_secs(started.parse().ok()?);
+    let running = now.duration_since(started).unwrap_or_default();
+    Some(Worker {
+        pid: pid.parse().ok()?,
+        started: crate::time::rfc3339(started),
+        seconds: running.as_secs(),
+        stuck: running > STUCK_AFTER,
+    })
+}
+
+fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 fn try_lock(state_dir: &Path) -> std::io::Result<Option<File>> {
@@ -287,6 +342,32 @@ mod tests {
         })
         .expect("run");
         assert_eq!(outcome.runs, 3);
+    }
+
+    #[test]
+    fn the_worker_is_read_from_the_lock_file_and_flagged_when_long() {
+        let start = std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let text = "pid 4242 started 1800000000\n";
+        let fresh = worker(text, start + Duration::from_secs(90)).expect("parsed");
+        assert_eq!((fresh.pid, fresh.seconds, fresh.stuck), (4242, 90, false));
+        let old = worker(text, start + STUCK_AFTER + Duration::from_secs(1)).expect("parsed");
+        assert!(old.stuck);
+        assert_eq!(worker("", start), None);
+        assert_eq!(worker("pid x started 1", start), None);
+    }
+
+    #[test]
+    fn the_lock_names_its_holder_while_it_runs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        want_snapshot(dir.path()).expect("mark");
+        run(dir.path(), || {
+            let now = status(dir.path(), true, PathBuf::new()).expect("status");
+            assert!(now.running);
+            let worker = now.worker.expect("the worker wrote itself down");
+            assert_eq!(worker.pid, std::process::id());
+            done("s")
+        })
+        .expect("run");
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct Layout {
     pub exe: PathBuf,
     /// The file `git config --global` writes.
     pub global_gitconfig: PathBuf,
+    /// The crontab program.
+    pub crontab: PathBuf,
 }
 
 impl Layout {

@@ -26,6 +26,8 @@ pub enum SetupError {
     #[error(transparent)]
     Schedule(ScheduleError),
     #[error(transparent)]
+    Hook(hooks::HookError),
+    #[error(transparent)]
     Ssh(#[from] ssh_config::WriteError),
 }
 
@@ -128,7 +130,7 @@ pub fn setup(layout: &Layout, options: &Options<'_>) -> Result<Done, SetupError>
         );
         None
     } else {
-        let hook = hooks::install::script(&bin);
+        let hook = hooks::install::script(&bin).map_err(SetupError::Hook)?;
         w.file(
             &layout.template_hook(),
             hook.as_bytes(),
@@ -239,11 +241,12 @@ pub fn setup(layout: &Layout, options: &Options<'_>) -> Result<Done, SetupError>
                 let schedule =
                     Schedule::parse(every).map_err(|_| SetupError::BadInterval(every.clone()))?;
                 let target = Target::All(root.clone());
-                let line = hooks::schedule::line(schedule, &target, &bin, options.env);
+                let line = hooks::schedule::line(schedule, &target, &bin, options.env)
+                    .map_err(SetupError::Schedule)?;
                 let result = if options.dry_run {
                     Ok(true)
                 } else {
-                    hooks::schedule::update(&target, Some(&line))
+                    hooks::schedule::update(&layout.crontab, &target, Some(&line))
                 };
                 match result {
                     Ok(changed) => {

@@ -37,10 +37,14 @@ pub fn undo(layout: &Layout, dry_run: bool) -> Result<Report, SetupError> {
             continue;
         }
         match hooks::uninstall(repo) {
-            Ok(Removed::Restored(hook)) => {
-                report.changed(format!("{}: the original hook is back", hook.display()))
+            Ok(Removed::Restored { hook, edited }) => {
+                report.changed(format!("{}: the original hook is back", hook.display()));
+                kept_aside(&mut report, edited);
             }
-            Ok(Removed::Removed(hook)) => report.changed(format!("{} removed", hook.display())),
+            Ok(Removed::Removed { hook, edited }) => {
+                report.changed(format!("{} removed", hook.display()));
+                kept_aside(&mut report, edited);
+            }
             Ok(Removed::NotInstalled) => {}
             Err(e) => report.warn(
                 format!("could not remove the hook in {}: {e}", repo.display()),
@@ -54,7 +58,7 @@ pub fn undo(layout: &Layout, dry_run: bool) -> Result<Report, SetupError> {
         let removed = if dry_run {
             Ok(true)
         } else {
-            hooks::schedule::update(&target, None)
+            hooks::schedule::update(&layout.crontab, &target, None)
         };
         match removed {
             Ok(true) => report.changed(format!(
@@ -175,4 +179,17 @@ fn mode_of(path: &std::path::Path) -> u32 {
     std::fs::metadata(path)
         .map(|m| m.permissions().mode() & 0o7777)
         .unwrap_or(0o644)
+}
+
+/// An edited gitkit hook that uninstall kept aside rather than discard.
+fn kept_aside(report: &mut Report, edited: Option<std::path::PathBuf>) {
+    if let Some(edited) = edited {
+        report.warn(
+            format!(
+                "gitkit's hook had been edited; your version is kept as {}",
+                edited.display()
+            ),
+            "look at it, and put back what you need",
+        );
+    }
 }

@@ -33,9 +33,9 @@ use crate::store::{Store, StoreError};
 const UPLOAD_CONCURRENCY: usize = 4;
 /// A file that keeps changing while it is read is read this many times at most.
 const READ_ATTEMPTS: usize = 3;
-/// File times tick coarser than the clock (a jiffy: 4 to 10 ms): a read proves a file whole
-/// only if it started this long after the file's last change, so that a write during the read
-/// cannot leave the same ctime behind.
+/// File times tick coarser than the clock (a jiffy: 4 to 10 ms): a read proves a file whole by
+/// its unchanged stat only if it started this long after the file's last change, so that a
+/// write during the read cannot have left the same ctime behind; a fresher file is read twice.
 const TICK_MARGIN: Duration = Duration::from_millis(20);
 
 #[derive(Debug, thiserror::Error)]
@@ -699,7 +699,8 @@ impl<'a> Reader<'a> {
     /// Reads a file once, chunk by chunk, hashing and packing as it goes; reads again if it
     /// changed meanwhile. `None` when it never held still: what was read is not one version.
     fn read(&mut self, path: &RelPath, full: &Path) -> std::io::Result<Option<(Content, Stat)>> {
-        let (mut attempts, mut waits) = (0, 0);
+        let (mut attempts, mut fresh_reads) = (0, 0);
+        let mut first_fresh_read: Option<(String, Stat)> = None;
         while attempts < READ_ATTEMPTS {
             attempts += 1;
             let read_at = SystemTime::now();
@@ -707,7 +708,11 @@ impl<'a> Reader<'a> {
             let before = Stat::of(&file.metadata()?);
             let mut hasher = blake3::Hasher::new();
             let mut blobs = Vec::new();
+            // Each chunk goes to the packer only once the next one is read, and the last only
+            // once the read proved whole: packing can wait on uploads, and that wait must not
+            // fall between the two looks at the file (nor a torn chunk be stored).
             let mut chunk = vec![0u8; CHUNK_SIZE.min(before.size as usize + 1).max(1)];
+            let mut pending: Option<(String, Vec<u8>)> = None;
             loop {
                 let n = read_full(&mut file, &mut chunk)?;
                 if n == 0 {
@@ -716,55 +721,65 @@ impl<'a> Reader<'a> {
                 let data = &chunk[..n];
                 hasher.update(data);
                 let hash = blake3::hash(data).to_hex().to_string();
-                self.store_blob(&hash, data);
-                blobs.push((hash, n as u64));
+                blobs.push((hash.clone(), n as u64));
                 self.read_bytes += n as u64;
-                if n < chunk.len() {
+                let full_chunk = n == chunk.len();
+                let mut data = std::mem::take(&mut chunk);
+                data.truncate(n);
+                if let Some((hash, data)) = pending.replace((hash, data)) {
+                    self.store_blob(&hash, &data);
+                    chunk = data; // reuse the buffer
+                }
+                if !full_chunk {
                     break;
                 }
-                if chunk.len() < CHUNK_SIZE {
-                    chunk.resize(CHUNK_SIZE, 0); // the file grew past what its size said
-                }
+                chunk.resize(CHUNK_SIZE, 0); // the file may have grown past its size
             }
-            // Whole only if nothing changed from before the first byte to after the last: the
-            // same stat through the open file and through the path, as many bytes as the size
-            // said, and a ctime old enough that a write during the read would have moved it.
+            // Whole if the file read (through the open handle) did not change from before the
+            // first byte to after the last, and held as many bytes as its size said. A git
+            // object is written whole under its name and never changed (git only touches its
+            // times when it would have written it again): the same file and size suffice.
             let held = Stat::of(&file.metadata()?);
-            let after = Stat::of(&std::fs::symlink_metadata(full)?);
             let total: u64 = blobs.iter().map(|(_, n)| n).sum();
-            // A git object is written whole under its name and never changed; git only
-            // touches it (new times) when it would have written it again: one file, its size.
             let immutable = scan::is_immutable(path);
-            let same = if immutable {
+            let unchanged = if immutable {
                 (held.ino, held.size) == (before.ino, before.size)
-                    && (after.ino, after.size) == (before.ino, before.size)
             } else {
-                held == before && after == before
+                held == before
             };
-            if !same || total != before.size {
+            if !unchanged || total != before.size {
                 debug!(path = %path, attempts, "changed while read; reading again");
                 continue;
             }
-            match too_fresh(read_at, before.ctime_ns).filter(|_| !immutable) {
-                Some(wait) if waits < READ_ATTEMPTS => {
-                    // Written a moment ago: read once more when its ctime can prove it.
-                    debug!(path = %path, "changed just before it was read; reading again");
-                    std::thread::sleep(wait);
+            // The path may meanwhile name a newer file (git and editors replace files by
+            // renaming a new one over them): what was read is still one whole version, but
+            // not one the cache may vouch for next time.
+            let after = Stat::of(&std::fs::symlink_metadata(full)?);
+            let replaced = after.ino != before.ino || after.dev != before.dev;
+            let hash = hasher.finalize().to_hex().to_string();
+            // Changed a moment before the read began, a write during it could have left the
+            // same ctime (file times tick coarsely): only a second read that finds the same
+            // file with the same bytes proves it whole.
+            let fresh = !immutable && !replaced && too_fresh(read_at, before.ctime_ns);
+            if fresh && first_fresh_read.as_ref() != Some(&(hash.clone(), before)) {
+                debug!(path = %path, "changed just before it was read; reading again");
+                first_fresh_read = Some((hash, before));
+                if fresh_reads < READ_ATTEMPTS {
+                    fresh_reads += 1;
                     attempts -= 1;
-                    waits += 1;
-                    continue;
                 }
-                Some(_) => continue, // rewritten again and again between reads
-                None => {
-                    let content = Content {
-                        hash: hasher.finalize().to_hex().to_string(),
-                        blobs,
-                    };
-                    self.cache
-                        .record(path.clone(), after, content.clone(), read_at);
-                    return Ok(Some((content, after)));
-                }
+                continue;
             }
+            if let Some((hash, data)) = pending {
+                self.store_blob(&hash, &data);
+            }
+            let content = Content { hash, blobs };
+            // A fresh file is cached as racy (read again next time): the cache's own rule.
+            if after == before || immutable && !replaced {
+                self.cache
+                    .record(path.clone(), after, content.clone(), read_at);
+            }
+            return Ok(Some((content, before)));
         }
         Ok(None)
     }
@@ -789,15 +804,16 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// How long to wait before a read that started at `read_at` can prove a file whose ctime is
-/// `ctime_ns` whole; `None` when it already does. A ctime further ahead than a few ticks (a
-/// clock that disagrees, on a network file system) proves nothing either way and is not waited
-/// for.
-fn too_fresh(read_at: SystemTime, ctime_ns: i64) -> Option<Duration> {
-    let read_ns = read_at.duration_since(UNIX_EPOCH).ok()?.as_nanos() as i64;
-    let wait = ctime_ns + TICK_MARGIN.as_nanos() as i64 - read_ns;
-    (wait > 0 && wait <= 2 * TICK_MARGIN.as_nanos() as i64)
-        .then(|| Duration::from_nanos(wait as u64))
+/// Whether a read that started at `read_at` is too close to a ctime of `ctime_ns` for the
+/// ctime to prove that nothing wrote during it. A ctime further ahead than a few ticks (a clock
+/// that disagrees, on a network file system) proves nothing either way and does not count.
+fn too_fresh(read_at: SystemTime, ctime_ns: i64) -> bool {
+    let Ok(read) = read_at.duration_since(UNIX_EPOCH) else {
+        return false;
+    };
+    let margin = TICK_MARGIN.as_nanos() as i64;
+    let ahead = ctime_ns + margin - read.as_nanos() as i64;
+    ahead > 0 && ahead <= 2 * margin
 }
 
 /// Opens a file for reading without following a link in its last component (it is recorded as

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use bytes::Bytes;
 
 pub use dir::DirStore;
-pub use s3::{S3Options, S3Store};
+pub use s3::{S3Options, S3Store, Timeouts};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

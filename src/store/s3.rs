@@ -1,11 +1,20 @@
 //! A store in an S3 bucket, through the AWS SDK with its standard credential chain and endpoint
 //! settings (`AWS_ENDPOINT_URL_S3`, `AWS_ENDPOINT_URL`).
+//!
+//! Every request is bounded, so that an endpoint that accepts connections and never answers
+//! fails a command rather than hanging it: a connect timeout, a timeout for the first byte of
+//! the answer (an upload gets more time for its body), a few retries at most, and, while a
+//! large object streams in, a timeout for a stall between two pieces rather than for the whole
+//! download, which may be slow and alive.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream as Body;
 use aws_smithy_types::error::display::DisplayErrorContext;
@@ -20,6 +29,52 @@ use crate::aws::{self, Profile};
 
 /// Where no region is configured anywhere: S3's own default.
 const FALLBACK_REGION: &str = "us-east-1";
+
+/// How requests are bounded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// To open a connection (TCP and TLS).
+    pub connect: Duration,
+    /// From sending a request to the first byte of its answer. S3 answers in milliseconds;
+    /// this is for an endpoint that has stopped answering at all.
+    pub first_byte: Duration,
+    /// An upload's body may take this long per MiB on top of `first_byte`: 8 s/MiB is about
+    /// 1 Mbit/s, so that a slow uplink still gets a 4 MiB pack through.
+    pub upload_per_mib: Duration,
+    /// The longest pause between two pieces of an object streaming in.
+    pub stall: Duration,
+    /// Attempts per request at most, the first included (`AWS_MAX_ATTEMPTS` may lower it).
+    pub max_attempts: u32,
+}
+
+impl Default for Timeouts {
+    /// Against an endpoint that never answers, a request fails after about
+    /// 3 × 20 s + backoff, well within two minutes.
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(20),
+            upload_per_mib: Duration::from_secs(8),
+            stall: Duration::from_secs(30),
+            max_attempts: 3,
+        }
+    }
+}
+
+impl Timeouts {
+    fn config(&self, first_byte: Duration) -> TimeoutConfig {
+        TimeoutConfig::builder()
+            .connect_timeout(self.connect)
+            .read_timeout(first_byte)
+            .build()
+    }
+
+    /// The first-byte timeout of an upload of `len` bytes: its body goes out first.
+    fn for_upload(&self, len: usize) -> Duration {
+        let mib = len.div_ceil(1 << 20) as u32;
+        self.first_byte + self.upload_per_mib.saturating_mul(mib)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct S3Store {
@@ -39,6 +94,7 @@ pub struct S3Options {
     /// Address buckets as `endpoint/bucket` rather than `bucket.endpoint`: needed by most
     /// S3-compatible servers behind a custom endpoint URL.
     pub path_style: bool,
+    pub timeouts: Timeouts,
 }
 
 impl S3Store {
@@ -129,18 +185,26 @@ impl S3Store {
             .map_err(|e| self.error("reading", key, e))?;
         let length = object.content_length().unwrap_or(0).max(0) as usize;
         let (store, key) = (self.name.to_string(), key.to_string());
+        let stall = self.options.timeouts.stall;
         let body = futures::stream::try_unfold(object.body, move |mut body| {
             let (store, key) = (store.clone(), key.clone());
             async move {
-                match body.try_next().await {
-                    Ok(Some(piece)) => Ok(Some((piece, body))),
-                    Ok(None) => Ok(None),
-                    Err(e) => Err(StoreError::Failed {
-                        store,
-                        action: "reading",
-                        key,
-                        detail: e.to_string(),
-                    }),
+                let failed = |detail: String| StoreError::Failed {
+                    store,
+                    action: "reading",
+                    key,
+                    detail,
+                };
+                // A stall, not the whole download, is bounded: a large pack on a slow link
+                // is fine as long as it keeps coming.
+                match tokio::time::timeout(stall, body.try_next()).await {
+                    Ok(Ok(Some(piece))) => Ok(Some((piece, body))),
+                    Ok(Ok(None)) => Ok(None),
+                    Ok(Err(e)) => Err(failed(e.to_string())),
+                    Err(_) => Err(failed(format!(
+                        "could not reach the S3 endpoint: nothing arrived for {}s",
+                        stall.as_secs()
+                    ))),
                 }
             }
         });
@@ -160,9 +224,24 @@ async fn connect(options: &S3Options) -> Client {
     if let Some(name) = &options.profile.0 {
         loader = loader.profile_name(name);
     }
-    let sdk_config = loader.load().await;
+    let timeouts = &options.timeouts;
+    let sdk_config = loader
+        .timeout_config(timeouts.config(timeouts.first_byte))
+        .load()
+        .await;
+    // The SDK's retry settings (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, the profile's), capped.
+    let retry = sdk_config
+        .retry_config()
+        .cloned()
+        .unwrap_or_else(RetryConfig::standard);
+    let attempts = retry.max_attempts().clamp(1, timeouts.max_attempts);
     let config = aws_sdk_s3::config::Builder::from(&sdk_config)
         .force_path_style(options.path_style)
+        .retry_config(
+            retry
+                .with_max_attempts(attempts)
+                .with_max_backoff(Duration::from_secs(5)),
+        )
         .build();
     Client::from_conf(config)
 }
@@ -173,12 +252,16 @@ impl Store for S3Store {
     }
 
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StoreError> {
+        let timeouts = &self.options.timeouts;
+        let upload = timeouts.config(timeouts.for_upload(data.len()));
         self.client()
             .await
             .put_object()
             .bucket(&*self.bucket)
             .key(self.key(key))
             .body(Body::from(data))
+            .customize()
+            .config_override(aws_sdk_s3::config::Builder::new().timeout_config(upload))
             .send()
             .await
             .map_err(|e| self.error("writing", key, e))?;
@@ -257,13 +340,19 @@ fn has_cause<T: std::error::Error + 'static>(error: &(dyn std::error::Error + 's
     false
 }
 
-/// The root cause's own words: "connection refused", "connection closed before message completed".
+/// The root cause's own words: "connection refused", "connection closed before message
+/// completed", "HTTP read timeout occurred after 20s" (rather than its bare "timed out").
 fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
+    let mut words = cause.to_string();
     while let Some(source) = cause.source() {
         cause = source;
+        let text = cause.to_string();
+        if text != "timed out" {
+            words = text;
+        }
     }
-    cause.to_string()
+    words
 }
 
 fn one_line(text: &str) -> String {

@@ -465,3 +465,31 @@ fn instance_metadata_v2() {
         stderr(&output)
     );
 }
+
+/// Guards signing over a name CodeCommit does not sign: awscli answers nothing for an
+/// upper-case CodeCommit host, and neither does gitkit, which says how to fix the remote.
+#[test]
+fn upper_case_hosts_get_what_awscli_gives_and_a_hint() {
+    let mut env = Env::new();
+    env.set_aws_keys();
+    for host in [
+        "GIT-CODECOMMIT.US-EAST-1.AMAZONAWS.COM",
+        "GIT-CODECOMMIT.EU-WEST-1.AMAZONAWS.COM:443",
+    ] {
+        let input = request(host, "v1/repos/demo");
+        let aws = env
+            .command("aws")
+            .args(["codecommit", "credential-helper", "get"])
+            .stdin(input.clone())
+            .output();
+        assert!(aws.status.success(), "{}", stderr(&aws));
+        let ours = env.gitkit(["credential", "get"]).stdin(input).success();
+        assert_eq!(stdout(&ours), stdout(&aws), "for {host}");
+        let said = stderr(&ours);
+        assert_eq!(said.lines().count(), 1, "{said}");
+        assert!(
+            said.contains(&host.split(':').next().unwrap_or(host).to_ascii_lowercase()),
+            "names the lower-case host: {said}"
+        );
+    }
+}

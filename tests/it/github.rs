@@ -345,3 +345,52 @@ fn clone_and_push_over_ssh_through_the_configuration_gitkit_wrote() {
         stderr(&refused)
     );
 }
+
+/// Guards the token: plain HTTP would send it in clear text, so only loopback may use it (the
+/// local test server does).
+#[test]
+fn plain_http_api_urls_are_refused_except_to_loopback() {
+    let mut env = Env::new();
+    env.set("GITHUB_TOKEN", GOOD_TOKEN);
+    for url in [
+        "http://github.example/api/v3",
+        "http://127.0.0.1.example/api/v3",
+        "ftp://github.example/api/v3",
+    ] {
+        let output = github_key(&env, url).failure();
+        let said = stderr(&output);
+        assert!(said.contains("refusing"), "{url}: {said}");
+        assert!(said.contains("hint: "), "{url}: {said}");
+        assert!(!said.contains(GOOD_TOKEN), "{said}");
+    }
+    // Loopback over plain HTTP stays possible.
+    let github = FakeGitHub::start(Account {
+        host_keys: vec![TEST_HOST_KEY.into()],
+        ..Account::default()
+    });
+    let local = github.api_url().replace("127.0.0.1", "localhost");
+    github_key(&env, &local).success();
+}
+
+/// Guards dotfile set-ups: a `~/.ssh/config` that is a link to a managed file stays a link, and
+/// the file it points at gets the Include.
+#[test]
+fn a_symlinked_ssh_config_is_edited_through_the_link() {
+    let env = Env::new();
+    let dotfiles = env.home().join("dotfiles");
+    std::fs::create_dir_all(&dotfiles).expect("mkdir");
+    std::fs::write(dotfiles.join("ssh_config"), "Host mine\n  User me\n").expect("write");
+    let ssh = env.home().join(".ssh");
+    std::fs::create_dir_all(&ssh).expect("mkdir");
+    std::os::unix::fs::symlink("../dotfiles/ssh_config", ssh.join("config")).expect("symlink");
+
+    env.gitkit(["github-key", "--no-register"]).success();
+    let link = std::fs::symlink_metadata(ssh.join("config")).expect("stat");
+    assert!(link.file_type().is_symlink(), "still a link");
+    let text = std::fs::read_to_string(dotfiles.join("ssh_config")).expect("read");
+    assert!(text.contains("Include"), "{text}");
+    assert!(text.ends_with("Host mine\n  User me\n"), "{text}");
+    env.gitkit(["github-key", "--no-register"]).success();
+    let again = std::fs::read_to_string(dotfiles.join("ssh_config")).expect("read");
+    assert_eq!(again.matches("Include").count(), 1, "{again}");
+}

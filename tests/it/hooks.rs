@@ -1,14 +1,14 @@
 //! `gitkit hooks`, the post-commit hook in real commits, and `gitkit schedule` with the real
-//! crontab.
+//! crontab program (on a spool of the test's own).
 
-use std::net::TcpListener;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::black_hole::BlackHole;
+use crate::support::crontab::PrivateCrontab;
 use crate::support::s3::{BUCKET, Weed};
 use crate::support::{Env, stderr, stdout};
 
@@ -117,63 +117,13 @@ fn uninstall_without_an_original_removes_the_hook() {
     assert!(!repo.join(".git/hooks/post-commit").exists());
 }
 
-/// A server that accepts connections and never answers: S3 "unreachable" at its worst.
-struct BlackHole {
-    port: u16,
-    /// Connections held open, unanswered; `None` once closed, when every newcomer is hung up on.
-    held: Arc<Mutex<Option<Vec<std::net::TcpStream>>>>,
-}
-
-impl BlackHole {
-    fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let held = Arc::new(Mutex::new(Some(Vec::new())));
-        let keep = Arc::clone(&held);
-        std::thread::spawn(move || {
-            for stream in listener.incoming().flatten() {
-                match keep.lock().expect("lock").as_mut() {
-                    Some(held) => held.push(stream),
-                    None => drop(stream.shutdown(std::net::Shutdown::Both)),
-                }
-            }
-        });
-        Self { port, held }
-    }
-
-    #[track_caller]
-    fn wait_for_a_caller(&self) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while self
-            .held
-            .lock()
-            .expect("lock")
-            .as_ref()
-            .is_some_and(Vec::is_empty)
-        {
-            assert!(Instant::now() < deadline, "nobody called the server");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Hangs up on everyone who connected, and on everyone who will.
-    fn close(&self) {
-        for stream in self.held.lock().expect("lock").take().unwrap_or_default() {
-            let _ = stream.shutdown(std::net::Shutdown::Both);
-        }
-    }
-}
-
 #[test]
 fn commit_returns_while_s3_hangs_and_the_next_commit_lands_once_it_is_back() {
     let mut env = Env::new();
     let weed = Weed::shared();
     weed.configure(&mut env);
     let hole = BlackHole::start();
-    env.set(
-        "AWS_ENDPOINT_URL_S3",
-        format!("http://127.0.0.1:{}", hole.port),
-    );
+    env.set("AWS_ENDPOINT_URL_S3", hole.url());
     env.set("AWS_MAX_ATTEMPTS", "1");
     env.set("GITKIT_STORE", format!("s3://{BUCKET}/hooks-unreachable"));
     let repo = env.repo_with_commit("project");
@@ -319,62 +269,11 @@ fn install_all_finds_every_repository_under_a_folder() {
     }
 }
 
-/// The crontab is the machine's: tests that change it take turns and put it back.
-static CRONTAB: Mutex<()> = Mutex::new(());
-
-struct SavedCrontab(Option<String>);
-
-impl SavedCrontab {
-    fn save() -> Self {
-        let output = std::process::Command::new("crontab")
-            .arg("-l")
-            .output()
-            .expect("crontab is needed for this test (apt-get install cron)");
-        Self(
-            output
-                .status
-                .success()
-                .then(|| String::from_utf8_lossy(&output.stdout).into_owned()),
-        )
-    }
-
-    fn current() -> String {
-        let output = std::process::Command::new("crontab")
-            .arg("-l")
-            .output()
-            .expect("crontab");
-        String::from_utf8_lossy(&output.stdout).into_owned()
-    }
-
-    fn set(text: &str) {
-        let mut child = std::process::Command::new("crontab")
-            .arg("-")
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("crontab");
-        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), text.as_bytes())
-            .expect("write");
-        assert!(child.wait().expect("crontab").success());
-    }
-}
-
-impl Drop for SavedCrontab {
-    fn drop(&mut self) {
-        match &self.0 {
-            Some(text) => Self::set(text),
-            None => {
-                let _ = std::process::Command::new("crontab").arg("-r").status();
-            }
-        }
-    }
-}
-
 #[test]
 fn schedule_writes_one_crontab_line_idempotently_and_removes_it() {
-    let _turn = CRONTAB.lock().unwrap_or_else(|e| e.into_inner());
-    let _saved = SavedCrontab::save();
-    SavedCrontab::set("# the user's own line\n17 3 * * * /usr/bin/true\n");
     let mut env = Env::new();
+    let crontab = PrivateCrontab::install(&mut env);
+    crontab.set("# the user's own line\n17 3 * * * /usr/bin/true\n");
     env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
     let repo = env.repo_with_commit("project");
     let repo_arg = repo.to_str().expect("utf-8");
@@ -387,7 +286,7 @@ fn schedule_writes_one_crontab_line_idempotently_and_removes_it() {
 
     env.gitkit(["-C", repo_arg, "schedule", "--every", "1h"])
         .success();
-    let lines = ours(&SavedCrontab::current());
+    let lines = ours(&crontab.current());
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(
         lines[0].starts_with("0 */1 * * * ") && lines[0].contains("hook scheduled -C"),
@@ -404,13 +303,13 @@ fn schedule_writes_one_crontab_line_idempotently_and_removes_it() {
     assert!(stderr(&again).contains("already scheduled"));
     env.gitkit(["-C", repo_arg, "schedule", "--every", "30m"])
         .success();
-    let crontab = SavedCrontab::current();
-    let lines = ours(&crontab);
+    let text = crontab.current();
+    let lines = ours(&text);
     assert_eq!(lines.len(), 1, "replaced, not added: {lines:?}");
     assert!(lines[0].starts_with("*/30 * * * * "), "{lines:?}");
     assert!(
-        crontab.contains("17 3 * * * /usr/bin/true"),
-        "the user's line stays: {crontab}"
+        text.contains("17 3 * * * /usr/bin/true"),
+        "the user's line stays: {text}"
     );
 
     let refused = env
@@ -419,9 +318,9 @@ fn schedule_writes_one_crontab_line_idempotently_and_removes_it() {
     assert!(stderr(&refused).contains("hint: "), "{}", stderr(&refused));
 
     env.gitkit(["-C", repo_arg, "schedule", "--off"]).success();
-    let crontab = SavedCrontab::current();
-    assert!(ours(&crontab).is_empty(), "{crontab}");
-    assert!(crontab.contains("17 3 * * * /usr/bin/true"), "{crontab}");
+    let text = crontab.current();
+    assert!(ours(&text).is_empty(), "{text}");
+    assert!(text.contains("17 3 * * * /usr/bin/true"), "{text}");
 }
 
 #[test]
@@ -470,4 +369,253 @@ fn install_refuses_to_guess_and_goes_on_with_the_rest() {
         ORIGINAL_HOOK
     );
     assert_eq!(status(&env, &root.join("fine"))["installed"], true);
+}
+
+/// Guards the worker against a store that never answers: it gives up at the snapshot's
+/// deadline, records why in hook-status.json and hook.log, and lets go of its lock, so that the
+/// next commit is snapshotted.
+#[test]
+fn worker_records_a_store_that_never_answers_and_frees_its_lock() {
+    let mut env = Env::new();
+    let weed = Weed::shared();
+    weed.configure(&mut env);
+    let hole = BlackHole::start();
+    env.set("AWS_ENDPOINT_URL_S3", hole.url());
+    env.set("GITKIT_SNAPSHOT_TIMEOUT", "2s");
+    env.set("GITKIT_STORE", format!("s3://{BUCKET}/hooks-never-answers"));
+    let repo = env.repo_with_commit("project");
+    install(&env, &repo);
+
+    commit(&env, &repo, "while S3 never answers");
+    hole.wait_for_a_caller();
+    let failed = wait_until(&env, &repo, |s| s["failing"] == true);
+    let message = failed["last_error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("did not finish within 2s"), "{failed:#}");
+    let log = std::fs::read_to_string(repo.join(".git/gitkit/hook.log")).expect("hook log");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" error: ") && l.contains("did not finish within 2s")),
+        "{log}"
+    );
+
+    env.set("AWS_ENDPOINT_URL_S3", weed.endpoint());
+    commit(&env, &repo, "S3 is back");
+    let head = head(&env, &repo);
+    let settled = wait_until(&env, &repo, |s| s["failing"] == false);
+    assert_eq!(
+        settled["last_snapshot"]["commit"],
+        head.as_str(),
+        "{settled:#}"
+    );
+}
+
+/// Guards `hooks status` against a worker that holds the lock for too long: it says since when
+/// and which process, and past a threshold flags it.
+#[test]
+fn status_shows_how_long_the_worker_has_been_running() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let state = repo.join(".git/gitkit");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    let lock = state.join("snapshot.lock");
+    // A worker that started an hour ago and still holds the lock: `flock` holds it for real.
+    // `--no-fork`: flock becomes the sleep, so killing it leaves no process behind.
+    let mut holder = std::process::Command::new("flock")
+        .arg("--no-fork")
+        .arg(&lock)
+        .args(["sleep", "600"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("flock(1) holds the lock");
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+        - 3600;
+    std::fs::write(&lock, format!("pid {} started {started}\n", holder.id())).expect("write");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let json = loop {
+        let json = status(&env, &repo);
+        if json["running"] == true {
+            break json;
+        }
+        assert!(Instant::now() < deadline, "flock never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(json["worker"]["pid"], holder.id(), "{json:#}");
+    assert_eq!(json["worker"]["stuck"], true, "{json:#}");
+    let text = stdout(
+        &env.gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "status"])
+            .success(),
+    );
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert!(
+        text.contains(&format!("running: yes, for 60 min (pid {})", holder.id())),
+        "{text}"
+    );
+    assert!(text.contains("stuck"), "{text}");
+}
+
+/// Guards against crontab injection: a newline in a value gitkit writes to cron (the store,
+/// the repository's path) would start a line of its own, run by cron as the user.
+#[test]
+fn control_characters_never_reach_the_crontab() {
+    let mut env = Env::new();
+    let crontab = PrivateCrontab::install(&mut env);
+    crontab.set("17 3 * * * /usr/bin/true\n");
+    let repo = env.repo_with_commit("project");
+    let repo_arg = repo.to_str().expect("utf-8");
+
+    let injected = env
+        .gitkit(["-C", repo_arg, "schedule", "--every", "1h"])
+        .env(
+            "GITKIT_STORE",
+            "s3://bucket/p\n* * * * * touch /tmp/gitkit-injected",
+        )
+        .failure();
+    let said = stderr(&injected);
+    assert!(
+        said.contains("GITKIT_STORE") && said.contains("control character"),
+        "{said}"
+    );
+
+    let odd = env.repo_with_commit("odd\n* * * * * touch x #");
+    let refused = env
+        .gitkit([
+            "-C",
+            odd.to_str().expect("utf-8"),
+            "schedule",
+            "--every",
+            "1h",
+        ])
+        .failure();
+    assert!(
+        stderr(&refused).contains("control character"),
+        "{}",
+        stderr(&refused)
+    );
+
+    assert_eq!(
+        crontab.current(),
+        "17 3 * * * /usr/bin/true\n",
+        "nothing changed"
+    );
+}
+
+/// Guards the hook script the same way: a gitkit installed at a path with a newline is refused.
+#[test]
+fn control_characters_never_reach_the_hook() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let odd = env.dir("bin\nexit 0\n#");
+    let gitkit = odd.join("gitkit");
+    std::fs::hard_link(crate::support::gitkit_bin(), &gitkit)
+        .or_else(|_| std::fs::copy(crate::support::gitkit_bin(), &gitkit).map(drop))
+        .expect("a gitkit at an odd path");
+    let output = env
+        .command(&gitkit)
+        .args(["-C", repo.to_str().expect("utf-8"), "hooks", "install"])
+        .failure();
+    assert!(
+        stderr(&output).contains("control character"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!repo.join(".git/hooks/post-commit").exists());
+}
+
+/// Guards edits to gitkit's hook: uninstall keeps them aside rather than deleting them.
+#[test]
+fn uninstall_keeps_an_edited_hook_aside_and_says_so() {
+    let mut env = Env::new();
+    let repo = env.repo_with_commit("project");
+    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    let hooks = repo.join(".git/hooks");
+    std::fs::write(hooks.join("post-commit"), ORIGINAL_HOOK).expect("write");
+    std::fs::set_permissions(
+        hooks.join("post-commit"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    install(&env, &repo);
+    let mut edited = std::fs::read_to_string(hooks.join("post-commit")).expect("read");
+    edited.push_str("echo my own addition\n");
+    std::fs::write(hooks.join("post-commit"), &edited).expect("edit");
+
+    let output = env
+        .gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "uninstall"])
+        .success();
+    let said = stderr(&output);
+    assert!(said.contains("post-commit.gitkit-edited"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(hooks.join("post-commit.gitkit-edited")).expect("kept"),
+        edited
+    );
+    assert_eq!(
+        std::fs::read_to_string(hooks.join("post-commit")).expect("read"),
+        ORIGINAL_HOOK,
+        "the original is back"
+    );
+
+    // Installing again over an edited hook keeps the edits aside too.
+    install(&env, &repo);
+    std::fs::write(hooks.join("post-commit"), &edited).expect("edit");
+    let said = install(&env, &repo);
+    assert!(said.contains("post-commit.gitkit-edited.2"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(hooks.join("post-commit.gitkit-edited.2")).expect("kept"),
+        edited
+    );
+
+    // An unedited hook goes without a trace.
+    let output = env
+        .gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "uninstall"])
+        .success();
+    assert!(!stderr(&output).contains("edited"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_hook_that_is_a_folder_gets_a_clear_error_and_is_left_alone() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let hook = repo.join(".git/hooks/post-commit");
+    std::fs::create_dir_all(hook.join("inside")).expect("mkdir");
+    let output = env
+        .gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "install"])
+        .failure();
+    let said = stderr(&output);
+    assert!(said.contains("is a folder"), "{said}");
+    assert!(said.contains("hint: "), "{said}");
+    assert!(hook.join("inside").is_dir(), "left as it was");
+    assert!(!repo.join(".git/hooks/post-commit.gitkit-chained").exists());
+}
+
+/// Guards the terminal: what `hooks status` prints comes from a file anyone with write access
+/// to the repository can edit, so escape sequences are shown, not sent.
+#[test]
+fn status_shows_escape_sequences_instead_of_sending_them() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let state = repo.join(".git/gitkit");
+    std::fs::create_dir_all(&state).expect("mkdir");
+    std::fs::write(
+        state.join("hook-status.json"),
+        r#"{"last_snapshot":{"id":"abc\u001b[2J","commit":null,"at":"now\u0007"},
+            "last_error":{"message":"\u001b]0;pwned\u0007red \u001b[31mtext\u009b1m\r\nline","at":"t"},
+            "failing":true}"#,
+    )
+    .expect("write");
+    let output = env
+        .gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "status"])
+        .success();
+    let text = stdout(&output);
+    assert!(
+        !text.chars().any(|c| c.is_control() && c != '\n'),
+        "{text:?}"
+    );
+    assert!(text.contains(r"\u{1b}]0;pwned"), "{text:?}");
+    assert_eq!(text.lines().count(), 4, "one line each: {text:?}");
 }

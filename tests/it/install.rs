@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::support::crontab::FakeCrontab;
+use crate::support::crontab::PrivateCrontab;
 use crate::support::{Env, describe, stderr, stdout};
 
 /// The newest `GLIBC_x.y` symbol version a binary needs.
@@ -29,7 +29,7 @@ fn install_sh_installs_a_binary_amazon_linux_2_can_run_and_is_safe_twice() {
     let mut env = Env::new();
     env.remove("GITKIT_HOME");
     std::fs::create_dir_all(env.home().join("SageMaker")).expect("mkdir");
-    let _crontab = FakeCrontab::install(&mut env);
+    let _crontab = PrivateCrontab::install(&mut env);
     // The toolchains live in the real home; the test's HOME is a temporary one.
     let real_home = PathBuf::from(std::env::var("HOME").expect("HOME"));
     for (var, default) in [

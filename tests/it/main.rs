@@ -6,5 +6,6 @@ mod hooks;
 mod install;
 mod setup;
 mod snapshot;
+mod store;
 mod support;
 mod trust;

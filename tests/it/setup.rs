@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::Value;
 
-use crate::support::crontab::FakeCrontab;
+use crate::support::crontab::PrivateCrontab;
 use crate::support::github::{Account, FakeGitHub, GOOD_TOKEN};
 use crate::support::s3::{BUCKET, Weed};
 use crate::support::{ACCESS_KEY, Env, describe, stderr, stdout};
@@ -25,12 +25,12 @@ const CODECOMMIT_HOSTS: &[&str] = &[
 
 /// An environment as on a notebook instance: `~/SageMaker` holds the work, GITKIT_HOME is the
 /// default, the crontab is the test's own.
-fn notebook() -> (Env, FakeCrontab) {
+fn notebook() -> (Env, PrivateCrontab) {
     let mut env = Env::new();
     env.remove("GITKIT_HOME");
     env.set_aws_keys();
     std::fs::create_dir_all(env.home().join("SageMaker")).expect("mkdir");
-    let crontab = FakeCrontab::install(&mut env);
+    let crontab = PrivateCrontab::install(&mut env);
     (env, crontab)
 }
 
@@ -145,7 +145,7 @@ fn setup_signs_for_every_codecommit_shape_leaves_github_alone_and_undo_restores_
         hook.contains(&format!("gitkit='{}'", bin.display())),
         "{hook}"
     );
-    assert_eq!(crontab.ours().len(), 1, "{}", crontab.text());
+    assert_eq!(crontab.ours().len(), 1, "{}", crontab.current());
     assert!(crontab.ours()[0].contains(&bin.display().to_string()));
     // One include line, the rest of the user's file as it was.
     let text = std::fs::read_to_string(&gitconfig).expect("read");
@@ -171,7 +171,7 @@ fn setup_signs_for_every_codecommit_shape_leaves_github_alone_and_undo_restores_
     );
 
     let before = tree(&env.home());
-    let crontab_before = crontab.text();
+    let crontab_before = crontab.current();
     let second = env.gitkit(["setup"]).success();
     assert!(
         stderr(&second).contains("nothing changed"),
@@ -179,13 +179,13 @@ fn setup_signs_for_every_codecommit_shape_leaves_github_alone_and_undo_restores_
         stderr(&second)
     );
     assert_eq!(tree(&env.home()), before, "a second setup changes no file");
-    assert_eq!(crontab.text(), crontab_before);
+    assert_eq!(crontab.current(), crontab_before);
 
     let undo = env.gitkit(["setup", "--undo"]).success();
     let said = stderr(&undo);
     assert_eq!(std::fs::read(&gitconfig).expect("read"), original, "{said}");
     assert!(!env.home().join(".bashrc").exists(), "{said}");
-    assert!(crontab.ours().is_empty(), "{}", crontab.text());
+    assert!(crontab.ours().is_empty(), "{}", crontab.current());
     assert!(!repo.join(".git/hooks/post-commit").exists());
     assert!(!bin.exists());
     assert!(!env.home().join(".local/bin/gitkit").exists(), "{said}");
@@ -418,7 +418,7 @@ fn a_simulated_restart_is_undone_by_the_on_start_script() {
             }
         }
     }
-    std::fs::remove_file(&crontab.file).expect("rm crontab");
+    crontab.remove();
     let started = Instant::now();
     let run = env.command("bash").args([&script]).success();
     let took = started.elapsed();
@@ -465,18 +465,18 @@ fn a_simulated_restart_is_undone_by_the_on_start_script() {
     });
     // The cron line is back, and what it runs snapshots.
     let lines = crontab.ours();
-    assert_eq!(lines.len(), 1, "{}", crontab.text());
+    assert_eq!(lines.len(), 1, "{}", crontab.current());
     let before = snapshot_count(&env, &store);
     std::fs::write(repo.join("scratch.txt"), "not committed\n").expect("write");
     env.command("sh")
-        .args(["-c", &FakeCrontab::command_of(&lines[0])])
+        .args(["-c", &PrivateCrontab::command_of(&lines[0])])
         .success();
     assert_eq!(snapshot_count(&env, &store), before + 1);
     // And doctor agrees.
     env.gitkit(["doctor"]).success();
 }
 
-fn s3_env(prefix: &str) -> (Env, FakeCrontab, String) {
+fn s3_env(prefix: &str) -> (Env, PrivateCrontab, String) {
     let (mut env, crontab) = notebook();
     Weed::shared().configure(&mut env);
     (env, crontab, format!("s3://{BUCKET}/{prefix}"))
@@ -767,6 +767,7 @@ fn without_crontab_setup_warns_and_the_hook_still_goes_in() {
         std::os::unix::fs::symlink(&path, bin.join(tool)).expect("link");
     }
     env.set("PATH", bin.to_str().expect("utf-8"));
+    env.remove("GITKIT_CRONTAB");
     let output = env.gitkit(["setup", "--every", "1h"]).success();
     let said = stderr(&output);
     assert!(said.contains("no crontab on this machine"), "{said}");

@@ -88,7 +88,9 @@ fn hook_binary(text: &str) -> Option<String> {
 
 pub(super) fn schedule_check(input: &Input<'_>) -> Check {
     let every = input.saved.and_then(|s| s.every.as_deref());
-    let crontab = std::process::Command::new("crontab").arg("-l").output();
+    let crontab = std::process::Command::new(&input.layout.crontab)
+        .arg("-l")
+        .output();
     let Ok(crontab) = crontab else {
         return Check::bad(
             Status::Warn,
@@ -124,7 +126,8 @@ pub(super) fn schedule_check(input: &Input<'_>) -> Check {
 mod tests {
     #[test]
     fn reads_the_binary_a_hook_names() {
-        let hook = crate::hooks::install::script(std::path::Path::new("/g/it's/gitkit"));
+        let hook = crate::hooks::install::script(std::path::Path::new("/g/it's/gitkit"))
+            .expect("a path without control characters");
         assert_eq!(super::hook_binary(&hook).as_deref(), Some("/g/it's/gitkit"));
     }
 }

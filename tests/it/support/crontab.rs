@@ -1,46 +1,69 @@
-//! A crontab of the test's own: a `crontab` program first on PATH that keeps the table in a
-//! file under the test's folder, so that tests never touch the machine's real crontab.
+//! The real `crontab` program with a spool of the test's own, through `GITKIT_CRONTAB`: tests
+//! never touch the machine's crontab, and can run at once, in this process or another.
+//!
+//! The wrapper runs crontab in a mount namespace of its own (`unshare -m`) with the test's
+//! folder bound over the spool, so crontab reads, checks and writes exactly as it does for the
+//! user, just elsewhere. That needs root, as the tests' machines run them.
 
 use std::os::unix::fs::PermissionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use super::Env;
 
-pub struct FakeCrontab {
-    pub file: PathBuf,
+/// Where Debian's cron keeps crontabs.
+const SPOOL: &str = "/var/spool/cron/crontabs";
+
+pub struct PrivateCrontab {
+    wrapper: PathBuf,
 }
 
-impl FakeCrontab {
-    /// Puts the program first on `env`'s PATH.
+impl PrivateCrontab {
+    /// Sets `env` up so that gitkit's crontab is a private one.
     pub fn install(env: &mut Env) -> Self {
-        let bin = env.dir("crontab-bin");
-        let file = env.root_path().join("crontab.txt");
-        let script = format!(
-            "#!/bin/sh\n\
-             f='{}'\n\
-             case \"$1\" in\n\
-             -l) if [ -f \"$f\" ]; then cat \"$f\"; else echo \"no crontab for $(id -un)\" >&2; exit 1; fi ;;\n\
-             -r) rm -f \"$f\" ;;\n\
-             -) cat > \"$f\" ;;\n\
-             *) echo \"crontab: unsupported: $*\" >&2; exit 2 ;;\n\
-             esac\n",
-            file.display()
+        let real =
+            which("crontab").expect("crontab is needed for this test (apt-get install cron)");
+        let dir = env.dir("crontab");
+        let spool = dir.join("spool");
+        std::fs::create_dir_all(&spool).expect("mkdir spool");
+        std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o1730)).expect("chmod");
+        let wrapper = dir.join("crontab");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec unshare -m sh -c 'mount --bind \"$0\" {SPOOL} && exec {} \"$@\"' {} \"$@\"\n",
+                shell_quote(&real.to_string_lossy()),
+                shell_quote(&spool.to_string_lossy()),
+            ),
+        )
+        .expect("write wrapper");
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        env.set("GITKIT_CRONTAB", wrapper.to_str().expect("utf-8 temp path"));
+        let crontab = Self { wrapper };
+        let probe = Command::new(&crontab.wrapper)
+            .arg("-l")
+            .output()
+            .expect("run the crontab wrapper");
+        let said = String::from_utf8_lossy(&probe.stderr);
+        assert!(
+            probe.status.success() || said.contains("no crontab"),
+            "a private crontab needs root and mount namespaces (unshare -m): {said}"
         );
-        let program = bin.join("crontab");
-        std::fs::write(&program, script).expect("write crontab");
-        std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let path = std::env::var("PATH").unwrap_or_default();
-        env.set("PATH", format!("{}:{path}", bin.display()));
-        Self { file }
+        crontab
     }
 
-    pub fn text(&self) -> String {
-        std::fs::read_to_string(&self.file).unwrap_or_default()
+    /// The private crontab's text ("" when there is none).
+    pub fn current(&self) -> String {
+        let output = Command::new(&self.wrapper)
+            .arg("-l")
+            .output()
+            .expect("crontab -l");
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// gitkit's lines.
     pub fn ours(&self) -> Vec<String> {
-        self.text()
+        self.current()
             .lines()
             .filter(|l| l.contains("# gitkit schedule:"))
             .map(str::to_string)
@@ -59,4 +82,44 @@ impl FakeCrontab {
             .expect("split")
             .to_string()
     }
+
+    /// Removes the crontab, as a restart of a notebook instance does.
+    pub fn remove(&self) {
+        let output = Command::new(&self.wrapper)
+            .arg("-r")
+            .output()
+            .expect("crontab -r");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() || said.contains("no crontab"),
+            "{said}"
+        );
+    }
+
+    pub fn set(&self, text: &str) {
+        let mut child = Command::new(&self.wrapper)
+            .arg("-")
+            .stdin(Stdio::piped())
+            .spawn()
+            .expect("crontab -");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), text.as_bytes())
+            .expect("write");
+        assert!(child.wait().expect("crontab").success());
+    }
+}
+
+fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join(program))
+            .find(|candidate| is_executable(candidate))
+    })
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
 }

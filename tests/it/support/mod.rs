@@ -1,5 +1,6 @@
 //! Test support: a hermetic environment, a command builder, and real peers on 127.0.0.1.
 
+pub mod black_hole;
 pub mod crontab;
 pub mod git_http;
 pub mod github;
@@ -231,6 +232,35 @@ impl Cmd {
             let _ = stdin.write_all(&input);
         }
         child.wait_with_output().expect("wait for child")
+    }
+
+    /// Runs the command, killing it and failing the test if it has not ended within `limit`:
+    /// a wall-clock guard for commands that must not hang.
+    #[track_caller]
+    pub fn output_within(mut self, limit: std::time::Duration) -> Output {
+        assert!(self.stdin.is_none(), "output_within takes no input");
+        let description = format!("{:?}", self.command);
+        let child = self
+            .command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {description}: {e}"));
+        let pid = child.id();
+        let (done, result) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = done.send(child.wait_with_output());
+        });
+        match result.recv_timeout(limit) {
+            Ok(output) => output.expect("wait for child"),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+                panic!("{description} was still running after {limit:?}");
+            }
+        }
     }
 
     #[track_caller]
