@@ -2,31 +2,34 @@
 
 use std::borrow::Cow;
 
-/// `text` with every control character escaped (`\u{1b}`, `\n`), so that nothing read from a
-/// store or a file can move the cursor, recolour or rewrite the user's terminal.
+/// `text` with every control character and bidirectional override shown as an escape
+/// (`\u{1b}`), so that nothing read from a store or a file can move the cursor, recolour,
+/// reorder or rewrite what the user's terminal shows.
 pub fn printable(text: &str) -> Cow<'_, str> {
-    if text.chars().any(char::is_control) {
-        Cow::Owned(
-            text.chars()
-                .map(|c| {
-                    if c.is_control() {
-                        c.escape_default().to_string()
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect(),
-        )
-    } else {
-        Cow::Borrowed(text)
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return Cow::Borrowed(text);
     }
+    let mut shown = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if unsafe_char(c) {
+            shown.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
-    fn control_characters_are_escaped() {
-        assert_eq!(super::printable("main"), "main");
-        assert_eq!(super::printable("x\u{1b}[31mred\n"), "x\\u{1b}[31mred\\n");
+    fn control_characters_and_bidi_overrides_are_shown_as_escapes() {
+        assert_eq!(super::printable("plain text: ok"), "plain text: ok");
+        assert_eq!(
+            super::printable("\u{1b}[31mred\u{7}\r\n\u{9b}\u{202e}"),
+            r"\u{1b}[31mred\u{7}\u{d}\u{a}\u{9b}\u{202e}"
+        );
     }
 }

@@ -11,6 +11,7 @@ use crate::cli::{AllArgs, HookCommand, HooksCommand, ScheduleArgs, StoreArgs};
 use crate::error::Hinted;
 use crate::hooks::{self, Removed, Schedule, Target};
 use crate::snapshot::{STATE_DIR, Silent};
+use crate::text::printable;
 
 pub fn hooks(command: HooksCommand, dir: &Path) -> anyhow::Result<()> {
     let mut stderr = std::io::stderr().lock();
@@ -136,12 +137,17 @@ fn write_status(out: &mut impl Write, status: &hooks::HookStatus) -> std::io::Re
         )?;
     }
     match &status.record.last_snapshot {
-        Some(last) => writeln!(
-            out,
-            "last snapshot: {} at {}",
-            printable(&last.id),
-            printable(&last.at)
-        )?,
+        Some(last) => {
+            writeln!(
+                out,
+                "last snapshot: {} at {}",
+                printable(&last.id),
+                printable(&last.at)
+            )?;
+            for warning in &last.warnings {
+                writeln!(out, "  warning: {}", printable(warning))?;
+            }
+        }
         None => writeln!(out, "last snapshot: none")?,
     }
     match &status.record.last_error {
@@ -163,18 +169,6 @@ fn write_status(out: &mut impl Write, status: &hooks::HookStatus) -> std::io::Re
 
 /// `text` with control characters (escape sequences, bells, new lines, C1 controls) and
 /// bidirectional overrides shown as `\u{..}` escapes rather than sent to the terminal.
-fn printable(text: &str) -> String {
-    let mut shown = String::with_capacity(text.len());
-    for c in text.chars() {
-        let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-        if c.is_control() || bidi {
-            shown.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-        } else {
-            shown.push(c);
-        }
-    }
-    shown
-}
 
 pub fn schedule(args: ScheduleArgs, dir: &Path) -> anyhow::Result<()> {
     let target = match &args.all.all {
@@ -242,6 +236,7 @@ fn run_worker(repo: &Path) -> anyhow::Result<()> {
         Ok(hooks::worker::Snapshotted {
             id: summary.id.clone(),
             commit: summary.commit.clone(),
+            warnings: outcome.warnings.iter().map(ToString::to_string).collect(),
             summary: if outcome.unchanged {
                 format!("unchanged since {}", summary.id)
             } else {
@@ -285,16 +280,4 @@ fn state_dir(dir: &Path) -> anyhow::Result<PathBuf> {
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {
     path.canonicalize()
         .with_context(|| format!("cannot find {}", path.display()))
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn printable_shows_control_characters_as_escapes() {
-        assert_eq!(super::printable("plain text: ok"), "plain text: ok");
-        assert_eq!(
-            super::printable("\u{1b}[31mred\u{7}\r\n\u{9b}\u{202e}"),
-            r"\u{1b}[31mred\u{7}\u{d}\u{a}\u{9b}\u{202e}"
-        );
-    }
 }

@@ -44,6 +44,9 @@ pub struct LastSnapshot {
     pub commit: Option<String>,
     /// When the run finished, RFC 3339.
     pub at: String,
+    /// What that snapshot left out or kept from before, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +96,8 @@ pub struct Snapshotted {
     pub commit: Option<String>,
     /// A one-line summary for the log.
     pub summary: String,
+    /// What was left out or kept from before, and why.
+    pub warnings: Vec<String>,
 }
 
 /// The post-commit hook: marks a snapshot as wanted, starts a detached worker, returns.
@@ -157,10 +162,17 @@ pub fn run(
                         state_dir,
                         &format!("pid {} ok {}", std::process::id(), done.summary),
                     )?;
+                    for warning in &done.warnings {
+                        log(
+                            state_dir,
+                            &format!("pid {} warning: {warning}", std::process::id()),
+                        )?;
+                    }
                     record.last_snapshot = Some(LastSnapshot {
                         id: done.id,
                         commit: done.commit,
                         at: now,
+                        warnings: done.warnings,
                     });
                     record.failing = false;
                 }
@@ -300,6 +312,7 @@ mod tests {
             id: id.into(),
             commit: None,
             summary: id.into(),
+            warnings: Vec::new(),
         })
     }
 

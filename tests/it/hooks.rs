@@ -15,7 +15,7 @@ use crate::support::{Env, stderr, stdout};
 const ORIGINAL_HOOK: &str =
     "#!/bin/sh\necho \"original ran for $(git rev-parse HEAD)\" >> original-hook.log\n";
 
-fn status(env: &Env, repo: &Path) -> Value {
+pub(crate) fn status(env: &Env, repo: &Path) -> Value {
     let output = env
         .gitkit([
             "-C",
@@ -618,4 +618,40 @@ fn status_shows_escape_sequences_instead_of_sending_them() {
     );
     assert!(text.contains(r"\u{1b}]0;pwned"), "{text:?}");
     assert_eq!(text.lines().count(), 4, "one line each: {text:?}");
+}
+
+/// Guards the trust issue's item 1 for hooks: what a hook's snapshot left out is said in
+/// `hooks status` (text and JSON), not only in a log nobody reads.
+#[test]
+fn hooks_status_names_what_the_last_snapshot_left_out() {
+    let mut env = Env::new();
+    let repo = env.repo_with_commit("project");
+    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    std::fs::write(repo.join("queue"), b"a tracked file\n").expect("write");
+    env.git(&repo, ["add", "queue"]).success();
+    env.git(&repo, ["commit", "-q", "-m", "queue"]).success();
+    std::fs::remove_file(repo.join("queue")).expect("rm");
+    env.command("mkfifo")
+        .args([repo.join("queue").to_str().expect("utf-8")])
+        .success();
+    install(&env, &repo);
+
+    commit(&env, &repo, "second");
+    let head = head(&env, &repo);
+    let settled = wait_until(&env, &repo, |s| {
+        s["last_snapshot"]["commit"] == head.as_str()
+    });
+    assert_eq!(
+        settled["last_snapshot"]["warnings"][0],
+        "queue: is a socket, pipe or device, not a file; left out",
+        "{settled:#}"
+    );
+    let text = stdout(
+        &env.gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "status"])
+            .success(),
+    );
+    assert!(
+        text.contains("  warning: queue: is a socket, pipe or device, not a file; left out"),
+        "{text}"
+    );
 }

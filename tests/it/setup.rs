@@ -349,19 +349,6 @@ fn shellcheck(env: &Env, script: &Path) {
     );
 }
 
-fn hook_status(env: &Env, repo: &Path) -> Value {
-    let output = env
-        .gitkit([
-            "-C",
-            repo.to_str().expect("utf-8"),
-            "hooks",
-            "status",
-            "--json",
-        ])
-        .success();
-    serde_json::from_str(&stdout(&output)).expect("JSON")
-}
-
 #[track_caller]
 fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -458,7 +445,7 @@ fn a_simulated_restart_is_undone_by_the_on_start_script() {
         .trim()
         .to_string();
     wait_for("the hook's snapshot", || {
-        let status = hook_status(&env, &repo);
+        let status = crate::hooks::status(&env, &repo);
         status["running"] == false
             && status["pending"] == false
             && status["last_snapshot"]["commit"] == head.as_str()
