@@ -167,9 +167,6 @@ fn write_status(out: &mut impl Write, status: &hooks::HookStatus) -> std::io::Re
     Ok(())
 }
 
-/// `text` with control characters (escape sequences, bells, new lines, C1 controls) and
-/// bidirectional overrides shown as `\u{..}` escapes rather than sent to the terminal.
-
 pub fn schedule(args: ScheduleArgs, dir: &Path) -> anyhow::Result<()> {
     let target = match &args.all.all {
         Some(all) => Target::All(absolute(all)?),
