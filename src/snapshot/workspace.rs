@@ -8,8 +8,8 @@ pub enum WorkspaceError {
     NotARepository(PathBuf),
     #[error("{0} is a bare repository; snapshots need a working tree")]
     Bare(PathBuf),
-    #[error("could not read the repository's configuration")]
-    Config(#[source] git2::Error),
+    #[error("could not read the repository's gitkit.* configuration")]
+    Config(#[source] crate::gitconfig::Error),
 }
 
 #[derive(Debug, Clone)]
@@ -37,25 +37,26 @@ impl Workspace {
             .workdir()
             .ok_or_else(|| WorkspaceError::Bare(dir.to_path_buf()))?;
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-        let config = repo.config().map_err(WorkspaceError::Config)?;
-        let name = config
-            .get_string("gitkit.workspace")
-            .ok()
+        // Through `git config` itself, so that `git -c`, GIT_CONFIG_* and includes apply.
+        let settings = crate::gitconfig::get_regexp(Some(&root), r"^gitkit\.")
+            .map_err(WorkspaceError::Config)?;
+        let last = |key: &str| {
+            settings
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        };
+        let name = last("gitkit.workspace")
             .map(|name| sanitize(&name))
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| default_name(&root));
-        let mut exclude = Vec::new();
-        if let Ok(mut values) = config.multivar("gitkit.exclude", None) {
-            while let Some(Ok(value)) = values.next() {
-                if let Ok(pattern) = value.value() {
-                    exclude.push(pattern.to_string());
-                }
-            }
-        }
-        let store = config
-            .get_string("gitkit.store")
-            .ok()
-            .filter(|s| !s.is_empty());
+        let exclude = settings
+            .iter()
+            .filter(|(k, _)| k == "gitkit.exclude")
+            .map(|(_, v)| v.clone())
+            .collect();
+        let store = last("gitkit.store").filter(|s| !s.is_empty());
         let (commit, branch) = head(&repo);
         Ok(Self {
             git_dir: repo.path().to_path_buf(),

@@ -720,3 +720,23 @@ fn the_snapshot_table_lines_up_under_its_headers() {
         "{text}"
     );
 }
+
+/// Guards the snapshot settings being read through git2, which ignores `git -c` and
+/// GIT_CONFIG_* (what a hook run by `git -c gitkit.workspace=... commit` sees).
+#[test]
+fn settings_given_to_git_on_the_command_line_apply() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let store = env.dir("store");
+    let output = env
+        .gitkit(["-C", repo.to_str().expect("utf-8"), "snapshot", "--json"])
+        .env("GIT_CONFIG_COUNT", "2")
+        .env("GIT_CONFIG_KEY_0", "gitkit.workspace")
+        .env("GIT_CONFIG_VALUE_0", "from-the-command-line")
+        .env("GIT_CONFIG_KEY_1", "gitkit.store")
+        .env("GIT_CONFIG_VALUE_1", store.to_str().expect("utf-8"))
+        .success();
+    let outcome: Value = serde_json::from_str(stdout(&output).trim()).expect("json");
+    assert_eq!(outcome["summary"]["workspace"], "from-the-command-line");
+    assert!(store.join("snapshots/from-the-command-line").is_dir());
+}
