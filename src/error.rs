@@ -38,12 +38,57 @@ pub fn report(error: &anyhow::Error, mut stderr: impl Write) {
     // A message may quote what a store or a repository holds: show it, never obey it.
     let message = chain_text(error.as_ref());
     let _ = writeln!(stderr, "error: {}", crate::text::printable(&message));
-    if let Some(hinted) = error
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<Hinted>())
-    {
-        let _ = writeln!(stderr, "hint: {}", hinted.hint);
+    if let Some(hint) = hint(error.as_ref()) {
+        let _ = writeln!(stderr, "hint: {hint}");
     }
+}
+
+/// How the user fixes what failed: the first hint found along the chain, from a [`Hinted`]
+/// the command edge added, or from the error types that know their own fix. Every hint the
+/// user sees is found here.
+pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use crate::snapshot::{FindError, RestoreError, SnapshotError};
+    use crate::store::StoreError;
+    // `#[error(transparent)]` wrappers pass their source's source on: look inside them.
+    fn store_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a StoreError> {
+        cause.downcast_ref::<StoreError>().or(
+            match (
+                cause.downcast_ref::<SnapshotError>(),
+                cause.downcast_ref::<FindError>(),
+                cause.downcast_ref::<RestoreError>(),
+            ) {
+                (Some(SnapshotError::Store(e)), _, _)
+                | (_, Some(FindError::Store(e)), _)
+                | (_, _, Some(RestoreError::Store(e))) => Some(e),
+                _ => None,
+            },
+        )
+    }
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let found = if let Some(hinted) = cause.downcast_ref::<Hinted>() {
+            Some(hinted.hint.clone())
+        } else if let Some(e) = store_error(cause) {
+            e.hint().map(str::to_string)
+        } else if let Some(e) = cause.downcast_ref::<crate::hooks::HookError>() {
+            e.hint().map(str::to_string)
+        } else if let Some(FindError::NoSuchSnapshot { .. }) = cause.downcast_ref::<FindError>() {
+            Some("list the snapshots with `gitkit snapshots`".to_string())
+        } else if let Some(RestoreError::NotEmpty(_)) = cause.downcast_ref::<RestoreError>() {
+            Some(
+                "restore into an empty or new folder, or add --force to replace the files the \
+                 snapshot holds"
+                    .to_string(),
+            )
+        } else {
+            None
+        };
+        if found.is_some() {
+            return found;
+        }
+        next = cause.source();
+    }
+    None
 }
 
 /// An error and its causes on one line: `what failed: cause: cause`.

@@ -28,16 +28,20 @@ use cli::{Cli, Command, CredentialArgs, CredentialOperation};
 
 /// Runs one command line and maps the outcome to an exit code.
 pub fn run(cli: Cli) -> ExitCode {
-    if let Some(dir) = &cli.directory
-        && let Err(error) = std::env::set_current_dir(dir)
-    {
-        let error =
-            anyhow::Error::new(error).context(format!("cannot change to {}", dir.display()));
+    let Cli {
+        directory,
+        mut command,
+        ..
+    } = cli;
+    let dir = directory.unwrap_or_else(|| std::path::PathBuf::from("."));
+    if !dir.is_dir() {
+        let error = anyhow::anyhow!("cannot change to {}: not a folder", dir.display());
         error::report(&error, io::stderr());
         return ExitCode::FAILURE;
     }
-    let dir = std::path::Path::new(".");
-    let result = match cli.command {
+    commands::anchor(&mut command, &dir);
+    let dir = dir.as_path();
+    let result = match command {
         Command::Credential(args) => return credential(args),
         Command::Snapshot(args) => commands::snapshot::snapshot(args, dir),
         Command::Snapshots(args) => commands::snapshot::snapshots(args, dir),

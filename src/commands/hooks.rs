@@ -25,10 +25,7 @@ pub fn hooks(command: HooksCommand, dir: &Path) -> anyhow::Result<()> {
                     Ok(installed) => installed,
                     Err(e) => {
                         failed += 1;
-                        writeln!(stderr, "error: {}", crate::error::chain_text(&e))?;
-                        if let Some(hint) = e.hint() {
-                            writeln!(stderr, "hint: {hint}")?;
-                        }
+                        crate::error::report(&e.into(), &mut stderr);
                         continue;
                     }
                 };
@@ -216,10 +213,23 @@ pub fn hook(command: HookCommand, dir: &Path) -> anyhow::Result<()> {
             run_worker(dir)?;
         }
         HookCommand::Scheduled(all) => {
+            // Like `hooks install --all`: one repository's trouble does not stop the others.
+            let mut stderr = std::io::stderr().lock();
+            let mut failed = 0;
             for repo in repositories(&all, dir)? {
-                hooks::worker::want_snapshot(&state_dir(&repo)?)?;
-                run_worker(&repo)?;
+                let ran = state_dir(&repo).and_then(|state| {
+                    hooks::worker::want_snapshot(&state)?;
+                    run_worker(&repo)
+                });
+                if let Err(e) = ran {
+                    failed += 1;
+                    crate::error::report(&e.context(format!("{}", repo.display())), &mut stderr);
+                }
             }
+            anyhow::ensure!(
+                failed == 0,
+                "{failed} repositories could not be snapshotted"
+            );
         }
     }
     Ok(())

@@ -12,6 +12,72 @@ use std::path::PathBuf;
 use crate::aws::Profile;
 use crate::store::{AnyStore, Location, S3Options, Timeouts};
 
+/// Makes every relative path on the command line relative to `dir` (`-C DIR`, as git does),
+/// rather than changing the process's folder, which every thread shares.
+pub fn anchor(command: &mut crate::cli::Command, dir: &std::path::Path) {
+    use crate::cli::{Command, HookCommand, HooksCommand, LifecycleCommand};
+    let path = |p: &mut PathBuf| {
+        if p.is_relative() {
+            *p = dir.join(&*p);
+        }
+    };
+    // A store named as a folder; URLs are left as they are.
+    let store = |s: &mut Option<String>| {
+        if let Some(text) = s
+            && !text.contains("://")
+            && std::path::Path::new(text).is_relative()
+        {
+            *text = dir.join(&*text).to_string_lossy().into_owned();
+        }
+    };
+    match command {
+        Command::Snapshot(args) => store(&mut args.store.store),
+        Command::Snapshots(args) => store(&mut args.store.store),
+        Command::Restore(args) => {
+            store(&mut args.store.store);
+            path(&mut args.to);
+        }
+        Command::Hooks(HooksCommand::Install(all) | HooksCommand::Uninstall(all))
+        | Command::Hook(HookCommand::Scheduled(all)) => all.all.iter_mut().for_each(path),
+        Command::Schedule(args) => args.all.all.iter_mut().for_each(path),
+        Command::Setup(args) => {
+            store(&mut args.store);
+            args.workspace_root.iter_mut().for_each(path);
+        }
+        Command::Lifecycle(LifecycleCommand::OnCreate { store: s, target }) => {
+            store(s);
+            target
+                .home
+                .iter_mut()
+                .chain(&mut target.gitkit_home)
+                .for_each(path);
+        }
+        Command::Lifecycle(LifecycleCommand::OnStart { target }) => {
+            target
+                .home
+                .iter_mut()
+                .chain(&mut target.gitkit_home)
+                .for_each(path);
+        }
+        Command::Lifecycle(LifecycleCommand::Restore {
+            into,
+            store: s,
+            log,
+        }) => {
+            path(into);
+            store(s);
+            log.iter_mut().for_each(path);
+        }
+        Command::Hooks(HooksCommand::Status { .. })
+        | Command::Hook(HookCommand::PostCommit | HookCommand::Run)
+        | Command::Lifecycle(LifecycleCommand::Cloudformation)
+        | Command::GithubKey(_)
+        | Command::Doctor(_)
+        | Command::Completions { .. }
+        | Command::Credential(_) => {}
+    }
+}
+
 /// The crontab program: `crontab`, or `GITKIT_CRONTAB` (tests give one with a spool of its own).
 pub fn crontab_program() -> PathBuf {
     std::env::var_os("GITKIT_CRONTAB")

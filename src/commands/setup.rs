@@ -118,10 +118,7 @@ pub fn upload_binary(
         }
         Ok::<_, store::StoreError>(there)
     });
-    let present = present.map_err(|e| match e.hint() {
-        Some(hint) => anyhow::Error::new(Hinted::new(e, hint)),
-        None => e.into(),
-    })?;
+    let present = present?;
     if !present {
         report.changed(format!("{url} (the binary, for new instances)"));
     }

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use crate::cli::{RestoreArgs, SnapshotArgs, SnapshotsArgs, StoreArgs};
 use crate::error::Hinted;
 use crate::snapshot::{self, Summary, Workspace};
-use crate::store::{self, AnyStore, Store, StoreError};
+use crate::store::{self, AnyStore, Store};
 use crate::text::printable;
 use crate::{home, progress_bar};
 
@@ -27,7 +27,7 @@ pub fn take(
         }
         other => anyhow::Error::from(other),
     })?;
-    let location = location(store_args, Some(&workspace))?;
+    let location = location(store_args, Some(&workspace), dir)?;
     let options = snapshot::SnapshotOptions {
         include_ignored,
         host: host_name(),
@@ -45,10 +45,7 @@ pub fn take(
         tokio::time::timeout(deadline, work).await
     });
     let outcome = match outcome {
-        Ok(outcome) => outcome.map_err(|e| match e {
-            snapshot::SnapshotError::Store(e) => store_error(e),
-            other => other.into(),
-        })?,
+        Ok(outcome) => outcome?,
         Err(_) => {
             // Work still blocked on the store or the disk is abandoned, not waited for.
             runtime.shutdown_background();
@@ -163,17 +160,17 @@ pub fn snapshot(args: SnapshotArgs, dir: &Path) -> anyhow::Result<()> {
 
 pub fn snapshots(args: SnapshotsArgs, dir: &Path) -> anyhow::Result<()> {
     let workspace = Workspace::discover(dir).ok();
-    let location = location(&args.store, workspace.as_ref())?;
+    let location = location(&args.store, workspace.as_ref(), dir)?;
     let named = args.workspace.clone().or_else(|| workspace.map(|w| w.name));
     let summaries = super::runtime().block_on(async {
         let store = open(&location, &args.store);
         let workspaces = match named {
             Some(name) => vec![name],
-            None => snapshot::workspaces(&store).await.map_err(store_error)?,
+            None => snapshot::workspaces(&store).await?,
         };
         snapshot::list(&store, &workspaces)
             .await
-            .map_err(find_error)
+            .map_err(anyhow::Error::from)
     })?;
     warn_damaged(&summaries.damaged)?;
     let summaries = summaries.summaries;
@@ -189,7 +186,7 @@ pub fn snapshots(args: SnapshotsArgs, dir: &Path) -> anyhow::Result<()> {
 
 pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
     let workspace = Workspace::discover(dir).ok();
-    let location = location(&args.store, workspace.as_ref())?;
+    let location = location(&args.store, workspace.as_ref(), dir)?;
     let target = args.to.clone();
     let outcome = super::runtime().block_on(async {
         let store = open(&location, &args.store);
@@ -197,7 +194,7 @@ pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
             Some(name) => name,
             None => only_workspace(&store).await?,
         };
-        let (manifest, damaged) = snapshot::find(&store, &name, &args.snapshot).await.map_err(find_error)?;
+        let (manifest, damaged) = snapshot::find(&store, &name, &args.snapshot).await?;
         warn_damaged(&damaged)?;
         let progress = progress_bar::for_terminal("restore");
         let options = snapshot::RestoreOptions {
@@ -205,15 +202,7 @@ pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
             special_bits: args.keep_setuid,
         };
         let restoring = snapshot::restore(&store, &manifest, &target, &options, progress);
-        let outcome = until_interrupted(restoring).await?.map_err(|e| match e {
-            snapshot::RestoreError::NotEmpty(path) => Hinted::new(
-                snapshot::RestoreError::NotEmpty(path),
-                "restore into an empty or new folder, or add --force to replace the files the snapshot holds",
-            )
-            .into(),
-            snapshot::RestoreError::Store(e) => store_error(e),
-            other => anyhow::Error::from(other),
-        })?;
+        let outcome = until_interrupted(restoring).await??;
         Ok::<_, anyhow::Error>((manifest.summary, outcome))
     })?;
     let (summary, outcome) = outcome;
@@ -231,7 +220,7 @@ pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn only_workspace(store: &AnyStore) -> anyhow::Result<String> {
-    let mut names = snapshot::workspaces(store).await.map_err(store_error)?;
+    let mut names = snapshot::workspaces(store).await?;
     match names.len() {
         1 => Ok(names.remove(0)),
         0 => Err(Hinted::new(
@@ -251,9 +240,14 @@ async fn only_workspace(store: &AnyStore) -> anyhow::Result<String> {
     }
 }
 
-/// The store to use, a folder made absolute before anything is keyed on it: relative to the
-/// current folder when given by flag or environment, to the work tree when by git config.
-fn location(args: &StoreArgs, workspace: Option<&Workspace>) -> anyhow::Result<store::Location> {
+/// The store to use, a folder made absolute before anything is keyed on it: relative to `dir`
+/// (`-C`, else the current folder) when given by flag or environment, to the work tree when by
+/// git config.
+fn location(
+    args: &StoreArgs,
+    workspace: Option<&Workspace>,
+    dir: &Path,
+) -> anyhow::Result<store::Location> {
     let env = std::env::var("GITKIT_STORE").ok().filter(|s| !s.is_empty());
     let config = workspace.and_then(|w| w.store.as_deref());
     let location = store::choose(
@@ -270,30 +264,13 @@ fn location(args: &StoreArgs, workspace: Option<&Workspace>) -> anyhow::Result<s
         Some(workspace) if args.store.is_none() && env.is_none() && config.is_some() => {
             workspace.root.clone()
         }
-        _ => std::env::current_dir().context("cannot tell the current folder")?,
+        _ => std::path::absolute(dir).context("cannot tell the current folder")?,
     };
     Ok(store::Location::Dir(store::absolute(&base.join(path))))
 }
 
 fn open(location: &store::Location, args: &StoreArgs) -> AnyStore {
     super::open_store(location, args.profile.clone(), Default::default())
-}
-
-fn store_error(error: StoreError) -> anyhow::Error {
-    match error.hint() {
-        Some(hint) => Hinted::new(error, hint).into(),
-        None => error.into(),
-    }
-}
-
-fn find_error(error: snapshot::FindError) -> anyhow::Error {
-    match error {
-        snapshot::FindError::Store(e) => store_error(e),
-        e @ snapshot::FindError::NoSuchSnapshot { .. } => {
-            Hinted::new(e, "list the snapshots with `gitkit snapshots`").into()
-        }
-        other => other.into(),
-    }
 }
 
 /// A duration tests set so that they need not wait for it (the racy window's three seconds, the

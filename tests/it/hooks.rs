@@ -655,3 +655,38 @@ fn hooks_status_names_what_the_last_snapshot_left_out() {
         "{text}"
     );
 }
+
+/// Guards `hook scheduled --all` stopping at the first repository it could not snapshot,
+/// unlike `hooks install --all`: each is reported, and the others are still snapshotted.
+#[test]
+fn a_scheduled_run_goes_on_past_a_repository_that_fails() {
+    let mut env = Env::new();
+    let store = env.dir("store");
+    env.set("GITKIT_STORE", store.to_str().expect("utf-8"));
+    let root = env.dir("workspaces");
+    let broken = root.join("a-broken");
+    let fine = root.join("b-fine");
+    for repo in [&broken, &fine] {
+        std::fs::create_dir_all(repo).expect("mkdir");
+        env.git(repo, ["init", "-q"]).success();
+        std::fs::write(repo.join("f.txt"), b"x\n").expect("write");
+        env.git(repo, ["add", "f.txt"]).success();
+        env.git(repo, ["commit", "-q", "-m", "x"]).success();
+    }
+    // gitkit's state folder cannot be made: a file is in its place.
+    std::fs::write(broken.join(".git/gitkit"), b"in the way").expect("write");
+
+    let output = env
+        .gitkit(["hook", "scheduled", "--all", root.to_str().expect("utf-8")])
+        .failure();
+    let said = stderr(&output);
+    assert!(said.contains("a-broken"), "{said}");
+    assert!(
+        said.contains("1 repositories could not be snapshotted"),
+        "{said}"
+    );
+    assert!(
+        store.join("snapshots/b-fine").is_dir(),
+        "the other was snapshotted: {said}"
+    );
+}

@@ -740,3 +740,38 @@ fn settings_given_to_git_on_the_command_line_apply() {
     assert_eq!(outcome["summary"]["workspace"], "from-the-command-line");
     assert!(store.join("snapshots/from-the-command-line").is_dir());
 }
+
+/// `-C DIR` as git has it: every relative path on the command line is relative to DIR (this was
+/// done by changing the whole process's folder).
+#[test]
+fn paths_are_relative_to_the_folder_given_with_dash_c() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    let repo_arg = repo.to_str().expect("utf-8");
+    env.gitkit(["-C", repo_arg, "snapshot", "--store", "../store"])
+        .success();
+    assert!(env.root_path().join("store/snapshots/project").is_dir());
+    env.gitkit([
+        "-C",
+        repo_arg,
+        "restore",
+        "--store",
+        "../store",
+        "--to",
+        "../restored",
+    ])
+    .success();
+    assert_eq!(
+        std::fs::read(env.root_path().join("restored/README.md")).expect("restored beside"),
+        b"hello\n"
+    );
+    let missing = env.root_path().join("missing");
+    let output = env
+        .gitkit(["-C", missing.to_str().expect("utf-8"), "snapshots"])
+        .failure();
+    assert!(
+        stderr(&output).contains("cannot change to"),
+        "{}",
+        stderr(&output)
+    );
+}
