@@ -6,8 +6,10 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::snapshot::{human_bytes, take};
-use crate::cli::{AllArgs, HookCommand, HooksCommand, ScheduleArgs, StoreArgs};
+use indicatif::DecimalBytes;
+
+use super::workspace::{Settings, take};
+use crate::cli::{AllArgs, HookCommand, HooksCommand, ScheduleArgs};
 use crate::error::Hinted;
 use crate::hooks::{self, Removed, Schedule, Target};
 use crate::snapshot::{STATE_DIR, Silent};
@@ -238,7 +240,7 @@ pub fn hook(command: HookCommand, dir: &Path) -> anyhow::Result<()> {
 fn run_worker(repo: &Path) -> anyhow::Result<()> {
     let state = state_dir(repo)?;
     hooks::run(&state, || {
-        let (outcome, location) = take(repo, &StoreArgs::default(), false, Arc::new(Silent))?;
+        let (outcome, location) = take(repo, &Settings::unattended(), Arc::new(Silent))?;
         let summary = &outcome.summary;
         Ok(hooks::worker::Snapshotted {
             id: summary.id.clone(),
@@ -251,7 +253,7 @@ fn run_worker(repo: &Path) -> anyhow::Result<()> {
                     "snapshot {} to {location}: {} files, {} new",
                     summary.id,
                     summary.files,
-                    human_bytes(outcome.new_bytes)
+                    DecimalBytes(outcome.new_bytes)
                 )
             },
         })

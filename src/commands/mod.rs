@@ -6,6 +6,7 @@ pub mod hooks;
 pub mod lifecycle;
 pub mod setup;
 pub mod snapshot;
+pub mod workspace;
 
 use std::path::PathBuf;
 
