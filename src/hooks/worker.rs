@@ -22,7 +22,7 @@ const LOCK: &str = "snapshot.lock";
 const LOG: &str = "hook.log";
 const RECORD: &str = "hook-status.json";
 /// How long after the last commit the snapshot starts.
-const SETTLE: Duration = Duration::from_millis(500);
+pub const SETTLE: Duration = Duration::from_millis(500);
 /// The log is rotated to `hook.log.1` past this size.
 const LOG_LIMIT: u64 = 256 * 1024;
 /// A worker running longer than this is shown as possibly stuck: a snapshot takes seconds
@@ -132,9 +132,11 @@ pub fn detach() {
     let _ = rustix::process::nice(10);
 }
 
-/// Runs snapshots while one is wanted, unless another worker holds the lock.
+/// Runs snapshots while one is wanted, unless another worker holds the lock; each starts once
+/// no commit has marked work for `settle` ([`SETTLE`] but in tests).
 pub fn run(
     state_dir: &Path,
+    settle: Duration,
     mut snapshot: impl FnMut() -> anyhow::Result<Snapshotted>,
 ) -> std::io::Result<RunOutcome> {
     std::fs::create_dir_all(state_dir)?;
@@ -151,7 +153,7 @@ pub fn run(
             std::process::id(),
             unix_seconds(SystemTime::now())
         )?;
-        while settled_pending(state_dir, SETTLE)? && take_pending(state_dir)? {
+        while settled_pending(state_dir, settle)? && take_pending(state_dir)? {
             runs += 1;
             log(state_dir, &format!("pid {} start", std::process::id()))?;
             let mut record = load_record(state_dir);
@@ -319,17 +321,23 @@ mod tests {
     #[test]
     fn runs_only_when_wanted_and_records_outcomes() {
         let dir = tempfile::tempdir().expect("temp dir");
-        assert_eq!(run(dir.path(), || done("never")).expect("run").runs, 0);
+        assert_eq!(
+            run(dir.path(), SETTLE, || done("never")).expect("run").runs,
+            0
+        );
 
         want_snapshot(dir.path()).expect("mark");
-        assert_eq!(run(dir.path(), || done("s1")).expect("run").runs, 1);
+        assert_eq!(run(dir.path(), SETTLE, || done("s1")).expect("run").runs, 1);
         assert_eq!(
             load_record(dir.path()).last_snapshot.expect("recorded").id,
             "s1"
         );
 
         want_snapshot(dir.path()).expect("mark");
-        run(dir.path(), || Err(anyhow::anyhow!("store unreachable"))).expect("run");
+        run(dir.path(), SETTLE, || {
+            Err(anyhow::anyhow!("store unreachable"))
+        })
+        .expect("run");
         let record = load_record(dir.path());
         assert!(record.failing);
         assert_eq!(
@@ -344,7 +352,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         want_snapshot(dir.path()).expect("mark");
         let mut calls = 0;
-        let outcome = run(dir.path(), || {
+        let outcome = run(dir.path(), SETTLE, || {
             calls += 1;
             if calls <= 2 {
                 // Two commits land while this snapshot runs: they fold into one more run.
@@ -373,7 +381,7 @@ mod tests {
     fn the_lock_names_its_holder_while_it_runs() {
         let dir = tempfile::tempdir().expect("temp dir");
         want_snapshot(dir.path()).expect("mark");
-        run(dir.path(), || {
+        run(dir.path(), SETTLE, || {
             let now = status(dir.path(), true, PathBuf::new()).expect("status");
             assert!(now.running);
             let worker = now.worker.expect("the worker wrote itself down");
@@ -388,7 +396,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let held = try_lock(dir.path()).expect("lock").expect("free");
         want_snapshot(dir.path()).expect("mark");
-        assert_eq!(run(dir.path(), || done("no")).expect("run").runs, 0);
+        assert_eq!(run(dir.path(), SETTLE, || done("no")).expect("run").runs, 0);
         assert!(
             dir.path().join(PENDING).exists(),
             "the mark stays for the holder"

@@ -168,6 +168,10 @@ fn commit_returns_while_s3_hangs_and_the_next_commit_lands_once_it_is_back() {
 #[test]
 fn ten_quick_commits_all_succeed_and_snapshots_never_overlap() {
     let mut env = Env::new();
+    // The design: a burst of commits, each within the settle time of the last, makes exactly
+    // one snapshot, after it. A settle longer than any stall of a loaded machine keeps the
+    // burst one burst.
+    env.set("GITKIT_TEST_SETTLE_MS", "5000");
     let weed = Weed::shared();
     weed.configure(&mut env);
     env.set("GITKIT_STORE", format!("s3://{BUCKET}/hooks-burst"));
@@ -201,7 +205,7 @@ fn ten_quick_commits_all_succeed_and_snapshots_never_overlap() {
             }
         }
     }
-    assert!((1..=10).contains(&runs), "{runs} runs:\n{log}");
+    assert_eq!(runs, 1, "{runs} runs:\n{log}");
 }
 
 #[test]
