@@ -7,7 +7,7 @@ pub mod commands;
 pub mod credential;
 pub mod error;
 pub mod fs;
-pub mod gitconfig;
+pub mod git;
 pub mod github;
 pub mod home;
 pub mod hooks;
@@ -73,7 +73,7 @@ fn credential(args: CredentialArgs) -> ExitCode {
         profile: aws::Profile(args.profile),
         now: SystemTime::now(),
         settings: || {
-            gitconfig::get_regexp(None, r"^gitkit\.codecommit\.")
+            git::config::get_regexp(None, r"^gitkit\.codecommit\.")
                 .map(codecommit::Settings::from_entries)
         },
     };

@@ -4,11 +4,12 @@ use std::io::Write;
 
 use crate::aws::{self, Profile};
 use crate::cli::DoctorArgs;
+use crate::git;
 use crate::github::{self, Client};
 use crate::home;
 use crate::secret::Secret;
 use crate::setup::doctor::{self, Check, Input, Status};
-use crate::setup::{git, state};
+use crate::setup::state;
 use crate::store;
 
 pub fn doctor(args: DoctorArgs) -> anyhow::Result<()> {

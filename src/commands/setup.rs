@@ -8,9 +8,10 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, CompletionShell, GithubKeyArgs, SetupArgs};
 use crate::error::Hinted;
+use crate::git;
 use crate::github::GITHUB_API;
 use crate::home;
-use crate::setup::{self, Choices, Layout, Report, binary, git, undo};
+use crate::setup::{self, Choices, Layout, Report, binary, undo};
 use crate::store::{self, AnyStore, Location, Store};
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
@@ -133,7 +134,7 @@ pub fn open_store(location: &Location) -> AnyStore {
 /// Where setup works, from this process's environment.
 pub fn layout() -> anyhow::Result<Layout> {
     let home = home::home_dir();
-    let global_gitconfig = git::global_file(
+    let global_gitconfig = git::config::global_file(
         &home,
         std::env::var_os("GIT_CONFIG_GLOBAL").as_deref(),
         std::env::var_os("XDG_CONFIG_HOME").as_deref(),

@@ -94,7 +94,7 @@ fn deadline(dir: &Path) -> anyhow::Result<Duration> {
     let (text, source) = match std::env::var(DEADLINE_ENV) {
         Ok(text) if !text.is_empty() => (text, DEADLINE_ENV),
         _ => {
-            let config = crate::gitconfig::get_regexp(Some(dir), r"^gitkit\.snapshottimeout$")
+            let config = crate::git::config::get_regexp(Some(dir), r"^gitkit\.snapshottimeout$")
                 .context("cannot read gitkit.snapshotTimeout")?;
             match config.into_iter().last() {
                 Some((_, text)) => (text, "gitkit.snapshotTimeout"),

@@ -8,7 +8,7 @@ use tracing::debug;
 use super::{Context, ParseError};
 use crate::aws::{self, Profile};
 use crate::codecommit::{self, Region, Settings};
-use crate::gitconfig;
+use crate::git::config as gitconfig;
 
 /// The operation git asks of a helper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+use crate::git::config::Entry;
+
 /// Every CodeCommit Git endpoint shape. In git's URL matching (2.27 and later) `*` matches one
 /// host label, so each shape is written out.
 pub const CODECOMMIT_URLS: &[&str] = &[
@@ -72,34 +74,6 @@ pub fn shell_word(text: &str) -> String {
     } else {
         format!("'{}'", text.replace('\'', r"'\''"))
     }
-}
-
-/// One `credential.*` entry as `git config --show-origin` prints it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
-    pub origin: String,
-    pub key: String,
-    pub value: String,
-}
-
-/// Parses `git config -z --show-origin --get-regexp` output: `origin\0key\nvalue\0` per entry.
-pub fn parse_entries(output: &[u8]) -> Vec<Entry> {
-    let fields: Vec<String> = output
-        .split(|&b| b == 0)
-        .map(|f| String::from_utf8_lossy(f).into_owned())
-        .collect();
-    fields
-        .chunks(2)
-        .filter(|pair| pair.len() == 2)
-        .map(|pair| {
-            let (key, value) = pair[1].split_once('\n').unwrap_or((&pair[1], ""));
-            Entry {
-                origin: pair[0].clone(),
-                key: key.to_string(),
-                value: value.to_string(),
-            }
-        })
-        .collect()
 }
 
 /// A helper in the chain, and the file that configured it.
@@ -223,21 +197,6 @@ pub fn is_aws_helper(command: &str) -> bool {
     command.contains("codecommit") && command.contains("credential-helper")
 }
 
-/// `git version 2.47.3` -> (2, 47).
-pub fn parse_git_version(text: &str) -> Option<(u32, u32)> {
-    let version = text.split_whitespace().nth(2)?;
-    let mut parts = version.split('.');
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts
-        .next()?
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect::<String>()
-        .parse()
-        .ok()?;
-    Some((major, minor))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,22 +269,6 @@ mod tests {
         assert!(keeps_passwords("store --file ~/.creds"));
         assert!(!keeps_passwords("/g/gitkit credential"));
         assert!(is_aws_helper("!aws codecommit credential-helper $@"));
-    }
-
-    #[test]
-    fn parses_show_origin_output_and_versions() {
-        let entries = parse_entries(
-            b"file:/h/.gitconfig\0credential.helper\ncache\0file:/x\0credential.usehttppath\0",
-        );
-        assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].value, "cache");
-        assert_eq!(entries[1].key, "credential.usehttppath");
-        assert_eq!(parse_git_version("git version 2.47.3"), Some((2, 47)));
-        assert_eq!(
-            parse_git_version("git version 2.39.5 (Apple Git-154)"),
-            Some((2, 39))
-        );
-        assert_eq!(parse_git_version("git version 2.40.rc1"), Some((2, 40)));
     }
 
     #[test]

@@ -5,7 +5,6 @@ pub mod binary;
 pub mod deploy;
 pub mod doctor;
 pub mod files;
-pub mod git;
 pub mod gitconfig;
 pub mod lifecycle;
 pub mod report;

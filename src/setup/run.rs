@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::git::{self, GitError};
 use super::gitconfig::{self, IncludeFile};
 use super::report::Report;
 use super::state::{self, Saved, StateError};
 use super::{Layout, files};
+use crate::git::{self, GitError};
 use crate::github::{self, ssh_config};
 use crate::hooks::{self, Schedule, ScheduleError, Target};
 
@@ -112,7 +112,7 @@ pub fn setup(layout: &Layout, options: &Options<'_>) -> Result<Done, SetupError>
 
     // init.templateDir, unless the user has their own.
     let include = layout.include_file();
-    let theirs: Vec<_> = git::get_all_with_origin(&layout.home, "init.templatedir")?
+    let theirs: Vec<_> = git::config::get_all_with_origin(&layout.home, "init.templatedir")?
         .into_iter()
         .filter(|e| e.origin != format!("file:{}", include.display()))
         .collect();
@@ -154,13 +154,13 @@ pub fn setup(layout: &Layout, options: &Options<'_>) -> Result<Done, SetupError>
         "git config for CodeCommit",
     )?;
     let include_value = include.to_string_lossy().into_owned();
-    let included = git::global_get_all(&layout.home, "include.path")?;
+    let included = git::config::global_get_all(&layout.home, "include.path")?;
     if !included.contains(&include_value) {
         if !options.dry_run {
             saved.added.gitconfig_created = !layout.global_gitconfig.exists();
             saved.added.include_section_created =
-                !git::global_has_section(&layout.home, "include")?;
-            git::global_add(&layout.home, "include.path", &include_value)?;
+                !git::config::global_has_section(&layout.home, "include")?;
+            git::config::global_add(&layout.home, "include.path", &include_value)?;
         }
         w.report.changed(format!(
             "{}: include.path = {include_value}",
@@ -341,7 +341,7 @@ fn warn_about_git(w: &mut Writer<'_>, layout: &Layout) -> Result<(), SetupError>
         ),
         _ => {}
     }
-    let entries = git::credential_entries(&layout.home)?;
+    let entries = git::config::credential_entries(&layout.home)?;
     for entry in &entries {
         let unscoped = entry.key == "credential.helper";
         if unscoped && gitconfig::is_aws_helper(&entry.value) {

@@ -1,11 +1,11 @@
 //! `gitkit setup --undo`: takes out exactly what setup added, and nothing of the user's. Keys
 //! and snapshots stay.
 
-use super::git;
 use super::report::Report;
 use super::run::SetupError;
 use super::state::{self, Saved};
 use super::{Layout, files};
+use crate::git;
 use crate::github;
 use crate::hooks::{self, Removed, Target};
 
@@ -20,9 +20,9 @@ pub fn undo(layout: &Layout, dry_run: bool) -> Result<Report, SetupError> {
     // The include line, then the rest of what setup made of the global file.
     let include = layout.include_file();
     let value = include.to_string_lossy().into_owned();
-    if git::global_get_all(&layout.home, "include.path")?.contains(&value) {
+    if git::config::global_get_all(&layout.home, "include.path")?.contains(&value) {
         if !dry_run {
-            git::global_unset(&layout.home, "include.path", &value)?;
+            git::config::global_unset(&layout.home, "include.path", &value)?;
             tidy_global_file(layout, &saved).map_err(write_err(&layout.global_gitconfig))?;
         }
         report.changed(format!(

@@ -4,7 +4,6 @@
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
@@ -16,10 +15,8 @@ pub const STATE_DIR: &str = "gitkit";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
-    #[error("could not run `git ls-files`")]
-    Spawn(#[source] std::io::Error),
-    #[error("`git ls-files` failed: {0}")]
-    LsFiles(String),
+    #[error("could not list the work tree's files")]
+    LsFiles(#[from] crate::git::GitError),
     #[error("bad gitkit.exclude pattern")]
     Pattern(#[source] ignore::Error),
     #[error("could not read {0}")]
@@ -132,25 +129,9 @@ impl Scan<'_> {
         let dir = self
             .root
             .join(Path::new(std::ffi::OsStr::from_bytes(prefix)));
-        let mut command = Command::new("git");
-        command
-            .current_dir(&dir)
-            .env("GIT_OPTIONAL_LOCKS", "0")
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .env_remove("GIT_INDEX_FILE")
-            .args(["ls-files", "-z", "--cached", "--others"]);
-        if !self.options.include_ignored {
-            command.arg("--exclude-standard");
-        }
-        let output = command.output().map_err(ScanError::Spawn)?;
-        if !output.status.success() {
-            return Err(ScanError::LsFiles(
-                String::from_utf8_lossy(&output.stderr).trim().to_string(),
-            ));
-        }
-        self.git_warnings(prefix, &output.stderr);
-        for listed in output.stdout.split(|&b| b == 0).filter(|p| !p.is_empty()) {
+        let (listed, said) = crate::git::ls_files(&dir, self.options.include_ignored)?;
+        self.git_warnings(prefix, &said);
+        for listed in listed.split(|&b| b == 0).filter(|p| !p.is_empty()) {
             // An untracked nested repository is listed as `nested/`.
             let listed = listed.strip_suffix(b"/").unwrap_or(listed);
             let path = join(prefix, listed);

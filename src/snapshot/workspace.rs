@@ -9,7 +9,7 @@ pub enum WorkspaceError {
     #[error("{0} is a bare repository; snapshots need a working tree")]
     Bare(PathBuf),
     #[error("could not read the repository's gitkit.* configuration")]
-    Config(#[source] crate::gitconfig::Error),
+    Config(#[source] crate::git::config::Error),
 }
 
 #[derive(Debug, Clone)]
@@ -38,7 +38,7 @@ impl Workspace {
             .ok_or_else(|| WorkspaceError::Bare(dir.to_path_buf()))?;
         let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
         // Through `git config` itself, so that `git -c`, GIT_CONFIG_* and includes apply.
-        let settings = crate::gitconfig::get_regexp(Some(&root), r"^gitkit\.")
+        let settings = crate::git::config::get_regexp(Some(&root), r"^gitkit\.")
             .map_err(WorkspaceError::Config)?;
         let last = |key: &str| {
             settings

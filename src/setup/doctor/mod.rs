@@ -11,9 +11,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use serde::Serialize;
 
+use super::Layout;
 use super::gitconfig::{self, helper_command};
 use super::state::Saved;
-use super::{Layout, git};
+use crate::git;
 use crate::home::Source;
 use crate::store::{AnyStore, Store};
 
@@ -165,7 +166,7 @@ pub fn local_checks(input: &Input<'_>) -> Vec<Check> {
     });
 
     let include = layout.include_file();
-    let included = git::global_get_all(&layout.home, "include.path")
+    let included = git::config::global_get_all(&layout.home, "include.path")
         .unwrap_or_default()
         .contains(&include.to_string_lossy().into_owned());
     checks.push(if included && include.exists() {
@@ -206,7 +207,7 @@ pub fn local_checks(input: &Input<'_>) -> Vec<Check> {
 
 fn helper_check(layout: &Layout, missing: Status) -> Check {
     let url = "https://git-codecommit.us-east-1.amazonaws.com/v1/repos/r";
-    let entries = git::credential_entries(&layout.home).unwrap_or_default();
+    let entries = git::config::credential_entries(&layout.home).unwrap_or_default();
     let chain = gitconfig::helper_chain(&entries, url);
     let names: Vec<&str> = chain.iter().map(|h| h.command.as_str()).collect();
     let ours = helper_command(&layout.bin());
