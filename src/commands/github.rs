@@ -1,14 +1,13 @@
 //! `gitkit github-key`.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 
 use crate::cli::GithubKeyArgs;
 use crate::error::Hinted;
 use crate::github::{self, ApiError, Client, GITHUB_API, ssh_config};
-use crate::home::gitkit_home;
+use crate::home::{gitkit_home, home_dir};
 use crate::secret::Secret;
 
 /// Where SageMaker notebook instances describe themselves.
@@ -72,10 +71,7 @@ pub fn github_key(args: GithubKeyArgs) -> anyhow::Result<()> {
     if let Some(client) = &client {
         let material = key.material();
         let existing = client.list_keys().map_err(api_error)?;
-        match existing
-            .iter()
-            .find(|k| github::key::material(&k.key) == material)
-        {
+        match existing.iter().find(|k| key.is(&k.key)) {
             Some(found) => writeln!(
                 stderr,
                 "already registered on GitHub as \"{}\" (id {})",
@@ -139,10 +135,4 @@ fn api_error(error: ApiError) -> anyhow::Error {
         Some(hint) => Hinted::new(error, hint).into(),
         None => error.into(),
     }
-}
-
-fn home_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
 }

@@ -9,6 +9,7 @@ pub use install::{HookError, Installed, Removed, install, uninstall};
 pub use schedule::{Schedule, ScheduleError, Target};
 pub use worker::{HookStatus, RunOutcome, post_commit, run, status};
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// A value gitkit would write into a hook or the crontab holds a control character: a new line
@@ -43,6 +44,25 @@ pub fn refuse_control_characters(
         shown: format!("\"{shown}\""),
         into,
     })
+}
+
+/// `text` as one word for `sh`, always in single quotes: what a hook names.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `text` as one word for `sh`: bare when it holds only characters no shell treats specially
+/// (so that a crontab line stays readable), else as [`shell_quote`] writes it.
+pub fn shell_word(text: &str) -> Cow<'_, str> {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:=@".contains(&b))
+    {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(shell_quote(text))
+    }
 }
 
 /// The repositories under `dir` (a folder with a `.git`), not looking inside repositories or
