@@ -77,7 +77,7 @@ pub enum Command {
 #[derive(Debug, Default, Args)]
 pub struct StoreArgs {
     /// `s3://BUCKET/PREFIX`, `file:///PATH` or a folder.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "GITKIT_STORE", hide_env_values = true)]
     pub store: Option<String>,
 
     /// AWS profile for an S3 store (default: AWS_PROFILE, else `default`).

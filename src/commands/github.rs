@@ -14,6 +14,7 @@ use crate::secret::Secret;
 const SAGEMAKER_METADATA: &str = "/opt/ml/metadata/resource-metadata.json";
 
 pub fn github_key(args: GithubKeyArgs) -> anyhow::Result<()> {
+    tracing::debug!(?args, "github-key");
     github::api::check_base_url(&args.api_url).map_err(|e| {
         Hinted::new(
             e,
@@ -109,7 +110,11 @@ fn token(from_stdin: bool) -> anyhow::Result<Secret<String>> {
             .find_map(|name| std::env::var(name).ok())
     };
     match token.filter(|t| !t.is_empty()) {
-        Some(token) => Ok(Secret::new(token)),
+        Some(token) => {
+            let token = Secret::new(token);
+            tracing::debug!(%token, from_stdin, "token");
+            Ok(token)
+        }
         None => Err(Hinted::new(
             anyhow::anyhow!("no GitHub token"),
             "set GITHUB_TOKEN (a token with the write:public_key scope), pass --token-stdin, or use --no-register",
