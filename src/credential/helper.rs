@@ -69,17 +69,19 @@ mod tests {
 
     const REQUEST: &str = "protocol=https\nhost=example.com\npath=r.git\n\n";
 
-    /// Runs `operation` on `input` with `answer`, and returns the result, what was written,
-    /// and what the answerer was given.
+    /// What one exchange did: its result, what was written, and what the answerer was given.
+    type Exchange = (
+        Result<(), Error<&'static str>>,
+        String,
+        Option<(Operation, Context)>,
+    );
+
+    /// Runs `operation` on `input`, answered with `reply`.
     fn exchange(
         operation: Operation,
         input: &str,
         reply: Result<Option<Context>, &'static str>,
-    ) -> (
-        Result<(), Error<&'static str>>,
-        String,
-        Option<(Operation, Context)>,
-    ) {
+    ) -> Exchange {
         let mut output = Cursor::new(Vec::new());
         let mut asked = None;
         let result = run(operation, Cursor::new(input), &mut output, |op, context| {
