@@ -86,3 +86,45 @@ pub fn repositories_under(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `sh` makes of `word`: the arguments it passes to `printf`.
+    fn as_sh_reads(word: &str) -> Vec<String> {
+        let output = std::process::Command::new("sh")
+            .args(["-c", &format!("printf '%s\\n' {word}")])
+            .output()
+            .expect("sh runs");
+        String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn quoted_words_reach_sh_as_one_word_unchanged() {
+        for text in [
+            "/usr/bin/gitkit",
+            "it's here",
+            "a b",
+            "$HOME",
+            "`x`",
+            "'",
+            "s3://b/p",
+        ] {
+            assert_eq!(as_sh_reads(&shell_quote(text)), [text], "{text}");
+            assert_eq!(as_sh_reads(&shell_word(text)), [text], "{text}");
+        }
+        assert_eq!(
+            shell_word("s3://b/p-1_2.x"),
+            "s3://b/p-1_2.x",
+            "bare when safe"
+        );
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word(""), "''", "an empty word is kept as a word");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
+}
