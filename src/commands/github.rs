@@ -24,7 +24,7 @@ pub fn github_key(args: GithubKeyArgs) -> anyhow::Result<()> {
     let token = if args.no_register {
         None
     } else {
-        Some(token(args.token_stdin)?)
+        Some(token(args.token_stdin, args.token.clone())?)
     };
     let host_name = gethostname::gethostname().to_string_lossy().into_owned();
     let dir = github::ssh_dir(&gitkit_home());
@@ -97,7 +97,9 @@ pub fn github_key(args: GithubKeyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn token(from_stdin: bool) -> anyhow::Result<Secret<String>> {
+/// The token: from standard input when asked, else `--token` or GITHUB_TOKEN (clap reads
+/// both), else GH_TOKEN, which clap cannot name beside GITHUB_TOKEN. An empty one is none.
+fn token(from_stdin: bool, given: Option<Secret<String>>) -> anyhow::Result<Secret<String>> {
     let token = if from_stdin {
         let mut text = String::new();
         std::io::stdin()
@@ -105,9 +107,10 @@ fn token(from_stdin: bool) -> anyhow::Result<Secret<String>> {
             .context("cannot read the token from standard input")?;
         Some(text.trim().to_string())
     } else {
-        ["GITHUB_TOKEN", "GH_TOKEN"]
-            .iter()
-            .find_map(|name| std::env::var(name).ok())
+        given
+            .map(|token| token.expose().clone())
+            .filter(|token| !token.is_empty())
+            .or_else(|| std::env::var("GH_TOKEN").ok())
     };
     match token.filter(|t| !t.is_empty()) {
         Some(token) => {
