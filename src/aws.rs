@@ -103,12 +103,29 @@ pub async fn credentials(profile: &Profile, region: Region) -> Result<Credential
     }
 }
 
-/// The SDK's multi-line chain report, folded onto one line with its Debug tail left off.
-fn one_line(text: &str) -> String {
+/// An SDK error report (`DisplayErrorContext`), which runs over several lines and ends in a
+/// Debug dump of the error, folded onto one line with the Debug tail left off and blank lines
+/// dropped: for the credential chain's report and for S3's.
+pub fn one_line(text: &str) -> String {
     let text = text.split(" (").next().unwrap_or(text);
     text.lines()
         .map(str::trim)
         .filter(|line| !line.is_empty())
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_folds_lines_and_drops_the_debug_tail() {
+        assert_eq!(
+            one_line("dispatch failure: io error\n\n  connection refused (Os { code: 111 })"),
+            "dispatch failure: io error; connection refused"
+        );
+        assert_eq!(one_line("plain"), "plain");
+        assert_eq!(one_line(""), "");
+    }
 }

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::secret::Secret;
+
 /// Git on throw-away cloud machines: CodeCommit credentials, GitHub over SSH, snapshots to S3.
 #[derive(Debug, Parser)]
 #[command(name = "gitkit", version, propagate_version = true)]
@@ -77,7 +79,7 @@ pub enum Command {
 #[derive(Debug, Default, Args)]
 pub struct StoreArgs {
     /// `s3://BUCKET/PREFIX`, `file:///PATH` or a folder.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", env = "GITKIT_STORE", hide_env_values = true)]
     pub store: Option<String>,
 
     /// AWS profile for an S3 store (default: AWS_PROFILE, else `default`).
@@ -185,6 +187,11 @@ pub enum HookCommand {
     Scheduled(AllArgs),
 }
 
+/// A value that must never be printed, as clap hands it over.
+fn secret(value: &str) -> Result<Secret<String>, std::convert::Infallible> {
+    Ok(Secret::new(value.to_string()))
+}
+
 #[derive(Debug, Args)]
 pub struct GithubKeyArgs {
     /// The key's title on GitHub (default: the notebook's or machine's name).
@@ -194,6 +201,17 @@ pub struct GithubKeyArgs {
     /// The API: https://HOST/api/v3 for GitHub Enterprise Server, https://api.TENANT.ghe.com.
     #[arg(long, value_name = "URL", default_value = "https://api.github.com")]
     pub api_url: String,
+
+    /// A token with the write:public_key scope; GH_TOKEN is read when GITHUB_TOKEN is not set.
+    /// Prefer the environment or --token-stdin: a command line is visible to other users.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "GITHUB_TOKEN",
+        hide_env_values = true,
+        value_parser = secret
+    )]
+    pub token: Option<Secret<String>>,
 
     /// Read the token from standard input instead of GITHUB_TOKEN / GH_TOKEN.
     #[arg(long)]

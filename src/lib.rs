@@ -61,15 +61,14 @@ pub fn run(cli: Cli) -> ExitCode {
     error::exit_code(&result)
 }
 
-/// The credential helper reports in one stderr line, and exits 0 whenever the user must act,
-/// so that git goes on to its next helper.
+/// `gitkit credential`: one exchange with git, answered by CodeCommit.
 fn credential(args: CredentialArgs) -> ExitCode {
     let operation = match args.operation {
         CredentialOperation::Get => credential::Operation::Get,
         CredentialOperation::Store => credential::Operation::Store,
         CredentialOperation::Erase => credential::Operation::Erase,
     };
-    let options = credential::Options {
+    let options = codecommit::Options {
         profile: aws::Profile(args.profile),
         now: SystemTime::now(),
         settings: || {
@@ -78,15 +77,32 @@ fn credential(args: CredentialArgs) -> ExitCode {
         },
     };
     let stdout = io::stdout();
-    let result = credential::run(operation, io::stdin().lock(), stdout.lock(), options);
+    let result = credential::run(
+        operation,
+        io::stdin().lock(),
+        stdout.lock(),
+        |operation, context| codecommit::answer_git(operation, context, options),
+    );
+    credential_exit(result, io::stderr())
+}
+
+/// The credential helper's outcome as git needs it: one stderr line (with the hint) on an
+/// error, exit 1 when the exchange itself failed (a bad request, a reply that cannot be
+/// written), and exit 0 whenever the user must act, so that git goes on to its next helper.
+fn credential_exit(
+    result: Result<(), credential::Error<codecommit::Error>>,
+    mut stderr: impl Write,
+) -> ExitCode {
     let Err(error) = result else {
         return ExitCode::SUCCESS;
     };
     let mut line = format!("gitkit: {}", error::chain_text(&error));
-    if let Some(hint) = error.hint() {
+    if let credential::Error::Answer(answer) = &error
+        && let Some(hint) = answer.hint()
+    {
         line.push_str(&format!(" (hint: {hint})"));
     }
-    let _ = writeln!(io::stderr(), "{line}");
+    let _ = writeln!(stderr, "{line}");
     if error.is_bad_input() {
         ExitCode::FAILURE
     } else {

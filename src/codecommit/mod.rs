@@ -1,5 +1,6 @@
 //! AWS CodeCommit: which requests gitkit answers, and the password it answers with.
 
+mod helper;
 mod host;
 mod sign;
 
@@ -7,6 +8,7 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use aws_credential_types::Credentials;
 
+pub use helper::{Error, Options, answer_git};
 pub use host::{AllowedHosts, HostPort, codecommit_region};
 pub use sign::{Request, password};
 

@@ -1,20 +1,20 @@
 //! `gitkit github-key`.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 
 use anyhow::Context as _;
 
 use crate::cli::GithubKeyArgs;
 use crate::error::Hinted;
 use crate::github::{self, ApiError, Client, GITHUB_API, ssh_config};
-use crate::home::gitkit_home;
+use crate::home::{gitkit_home, home_dir};
 use crate::secret::Secret;
 
 /// Where SageMaker notebook instances describe themselves.
 const SAGEMAKER_METADATA: &str = "/opt/ml/metadata/resource-metadata.json";
 
 pub fn github_key(args: GithubKeyArgs) -> anyhow::Result<()> {
+    tracing::debug!(?args, "github-key");
     github::api::check_base_url(&args.api_url).map_err(|e| {
         Hinted::new(
             e,
@@ -24,7 +24,7 @@ pub fn github_key(args: GithubKeyArgs) -> anyhow::Result<()> {
     let token = if args.no_register {
         None
     } else {
-        Some(token(args.token_stdin)?)
+        Some(token(args.token_stdin, args.token.clone())?)
     };
     let host_name = gethostname::gethostname().to_string_lossy().into_owned();
     let dir = github::ssh_dir(&gitkit_home());
@@ -72,10 +72,7 @@ pub fn github_key(args: GithubKeyArgs) -> anyhow::Result<()> {
     if let Some(client) = &client {
         let material = key.material();
         let existing = client.list_keys().map_err(api_error)?;
-        match existing
-            .iter()
-            .find(|k| github::key::material(&k.key) == material)
-        {
+        match existing.iter().find(|k| key.is(&k.key)) {
             Some(found) => writeln!(
                 stderr,
                 "already registered on GitHub as \"{}\" (id {})",
@@ -100,7 +97,9 @@ pub fn github_key(args: GithubKeyArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn token(from_stdin: bool) -> anyhow::Result<Secret<String>> {
+/// The token: from standard input when asked, else `--token` or GITHUB_TOKEN (clap reads
+/// both), else GH_TOKEN, which clap cannot name beside GITHUB_TOKEN. An empty one is none.
+fn token(from_stdin: bool, given: Option<Secret<String>>) -> anyhow::Result<Secret<String>> {
     let token = if from_stdin {
         let mut text = String::new();
         std::io::stdin()
@@ -108,12 +107,17 @@ fn token(from_stdin: bool) -> anyhow::Result<Secret<String>> {
             .context("cannot read the token from standard input")?;
         Some(text.trim().to_string())
     } else {
-        ["GITHUB_TOKEN", "GH_TOKEN"]
-            .iter()
-            .find_map(|name| std::env::var(name).ok())
+        given
+            .map(|token| token.expose().clone())
+            .filter(|token| !token.is_empty())
+            .or_else(|| std::env::var("GH_TOKEN").ok())
     };
     match token.filter(|t| !t.is_empty()) {
-        Some(token) => Ok(Secret::new(token)),
+        Some(token) => {
+            let token = Secret::new(token);
+            tracing::debug!(%token, from_stdin, "token");
+            Ok(token)
+        }
         None => Err(Hinted::new(
             anyhow::anyhow!("no GitHub token"),
             "set GITHUB_TOKEN (a token with the write:public_key scope), pass --token-stdin, or use --no-register",
@@ -139,10 +143,4 @@ fn api_error(error: ApiError) -> anyhow::Error {
         Some(hint) => Hinted::new(error, hint).into(),
         None => error.into(),
     }
-}
-
-fn home_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("."))
 }

@@ -80,6 +80,9 @@ pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
                 title: None,
                 api_url: std::env::var("GITKIT_GITHUB_API")
                     .unwrap_or_else(|_| GITHUB_API.to_string()),
+                token: std::env::var("GITHUB_TOKEN")
+                    .ok()
+                    .map(crate::secret::Secret::new),
                 token_stdin: false,
                 no_register: false,
             })

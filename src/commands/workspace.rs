@@ -25,10 +25,13 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// The hook's worker and cron: no command line, everything from the environment and git
-    /// config.
+    /// The hook's worker and cron: no command line, everything from the environment
+    /// (GITKIT_STORE, as `--store` takes it) and git config.
     pub fn unattended() -> Self {
-        Self::default()
+        Self {
+            store: std::env::var("GITKIT_STORE").ok().filter(|s| !s.is_empty()),
+            ..Self::default()
+        }
     }
 }
 
@@ -138,24 +141,22 @@ fn show_duration(duration: Duration) -> String {
 }
 
 /// The store to use, a folder made absolute before anything is keyed on it: relative to `dir`
-/// (`-C`, else the current folder) when given by flag or environment, to the work tree when by
-/// git config.
+/// (`-C`, else the current folder) when given by `--store` or GITKIT_STORE (which clap, or
+/// [`Settings::unattended`], puts in `flag`), to the work tree when by git config.
 pub fn location(
     flag: Option<&str>,
     workspace: Option<&Workspace>,
     dir: &Path,
 ) -> anyhow::Result<store::Location> {
-    let env = std::env::var("GITKIT_STORE").ok().filter(|s| !s.is_empty());
+    let flag = flag.filter(|s| !s.is_empty());
     let config = workspace.and_then(|w| w.store.as_deref());
-    let location = store::choose(flag, env.as_deref(), config, &home::gitkit_home())
-        .context("cannot use the store")?;
+    let location =
+        store::choose(flag, None, config, &home::gitkit_home()).context("cannot use the store")?;
     let store::Location::Dir(path) = location else {
         return Ok(location);
     };
     let base = match workspace {
-        Some(workspace) if flag.is_none() && env.is_none() && config.is_some() => {
-            workspace.root.clone()
-        }
+        Some(workspace) if flag.is_none() && config.is_some() => workspace.root.clone(),
         _ => std::path::absolute(dir).context("cannot tell the current folder")?,
     };
     Ok(store::Location::Dir(store::absolute(&base.join(path))))

@@ -19,6 +19,15 @@ pub enum ParseError {
     Io(#[from] io::Error),
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// git would read the rest of the value as a line of its own, or cut it short.
+    #[error("not answering: the value of '{key}' contains a NUL, carriage return or new line")]
+    ForbiddenCharacter { key: String },
+    #[error("could not write the answer to git")]
+    Io(#[from] io::Error),
+}
+
 /// One credential description, as git writes it to a helper or a helper answers.
 ///
 /// Keys git may repeat (`capability[]`, `wwwauth[]`, `state[]`) are kept in order; keys this
@@ -101,7 +110,10 @@ impl Context {
     }
 
     /// Writes the fields that are set, one `key=value` line each, in git's order.
-    pub fn write_to(&self, mut out: impl Write) -> io::Result<()> {
+    ///
+    /// Every value is checked first: one with a NUL, carriage return or new line is refused
+    /// and nothing at all is written.
+    pub fn write_to(&self, mut out: impl Write) -> Result<(), WriteError> {
         let Context {
             protocol,
             host,
@@ -113,58 +125,53 @@ impl Context {
             wwwauth,
             state,
         } = self;
-        let mut line = |key: &str, value: &str| writeln!(out, "{key}={value}");
-        for capability in capability {
-            line("capability[]", capability)?;
+        let expiry = password_expiry_utc.map(|expiry| expiry.to_string());
+        let lines = capability
+            .iter()
+            .map(|value| ("capability[]", value.as_str()))
+            .chain(protocol.as_deref().map(|value| ("protocol", value)))
+            .chain(host.as_deref().map(|value| ("host", value)))
+            .chain(path.as_deref().map(|value| ("path", value)))
+            .chain(
+                username
+                    .as_ref()
+                    .map(|value| ("username", value.expose().as_str())),
+            )
+            .chain(
+                password
+                    .as_ref()
+                    .map(|value| ("password", value.expose().as_str())),
+            )
+            .chain(
+                expiry
+                    .as_deref()
+                    .map(|value| ("password_expiry_utc", value)),
+            )
+            .chain(wwwauth.iter().map(|value| ("wwwauth[]", value.as_str())))
+            .chain(state.iter().map(|value| ("state[]", value.as_str())));
+        let mut reply = String::new();
+        for (key, value) in lines {
+            if value.contains(['\0', '\r', '\n']) {
+                return Err(WriteError::ForbiddenCharacter {
+                    key: key.to_owned(),
+                });
+            }
+            reply.push_str(key);
+            reply.push('=');
+            reply.push_str(value);
+            reply.push('\n');
         }
-        if let Some(protocol) = protocol {
-            line("protocol", protocol)?;
-        }
-        if let Some(host) = host {
-            line("host", host)?;
-        }
-        if let Some(path) = path {
-            line("path", path)?;
-        }
-        if let Some(username) = username {
-            line("username", username.expose())?;
-        }
-        if let Some(password) = password {
-            line("password", password.expose())?;
-        }
-        if let Some(expiry) = password_expiry_utc {
-            line("password_expiry_utc", &expiry.to_string())?;
-        }
-        for wwwauth in wwwauth {
-            line("wwwauth[]", wwwauth)?;
-        }
-        for state in state {
-            line("state[]", state)?;
-        }
+        out.write_all(reply.as_bytes())?;
+        out.flush()?;
         Ok(())
     }
 }
 
+/// `%XX` decoded; a `%` not followed by two hex digits is kept as it is.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut decoded = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
-        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
-            (b'%', Some(byte)) => {
-                decoded.push(byte);
-                i += 3;
-            }
-            (byte, _) => {
-                decoded.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&decoded).into_owned()
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]

@@ -1,14 +1,10 @@
-//! `gitkit credential get|store|erase`: answers git for CodeCommit, stays silent otherwise.
+//! The helper's side of one exchange with git, in gix-credentials' shape: read the request,
+//! ask an answering function, check and write the reply. What the answer is belongs to the
+//! caller (`codecommit::answer_git` for `gitkit credential`).
 
 use std::io::{BufRead, Write};
-use std::time::SystemTime;
 
-use tracing::debug;
-
-use super::{Context, ParseError};
-use crate::aws::{self, Profile};
-use crate::codecommit::{self, Region, Settings};
-use crate::git::config as gitconfig;
+use super::{Context, ParseError, WriteError};
 
 /// The operation git asks of a helper.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,133 +14,186 @@ pub enum Operation {
     Erase,
 }
 
+/// What went wrong in one exchange; `E` is the answering function's own error.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub enum Error<E> {
+    /// git's request could not be read.
     #[error(transparent)]
     Parse(#[from] ParseError),
-    #[error("cannot sign for {host}: git did not send the repository path")]
-    MissingPath { host: String },
-    #[error("no AWS region for {host}")]
-    NoRegion { host: String },
-    #[error("not signing for {host}: the host name is not in lower case")]
-    UpperCaseHost { host: String },
+    /// The answering function failed.
     #[error(transparent)]
-    Credentials(#[from] aws::Error),
-    #[error("could not read gitkit.codecommit.* from git config")]
-    Config(#[from] gitconfig::Error),
-    #[error("could not write the answer to git")]
-    Write(#[source] std::io::Error),
+    Answer(E),
+    /// The reply could not be written, or holds a value git would misread.
+    #[error(transparent)]
+    Reply(#[from] WriteError),
 }
 
-impl Error {
-    /// How the user fixes it, naming the exact command.
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Error::MissingPath { host } => Some(format!(
-                "run `git config --global credential.https://{host}.useHttpPath true`"
-            )),
-            Error::UpperCaseHost { host } => Some(format!(
-                "write the host in lower case in the remote URL, as in https://{}/v1/repos/NAME \
-                 (`git remote set-url`)",
-                host.to_ascii_lowercase()
-            )),
-            Error::NoRegion { .. } => Some(
-                "run `git config --global gitkit.codecommit.region REGION`, or set AWS_REGION"
-                    .to_string(),
-            ),
-            Error::Credentials(_) => Some(
-                "set AWS_PROFILE (or pass --profile) to a configured profile, run `aws sso login` \
-                 for an SSO profile, or give the machine an IAM role with CodeCommit access"
-                    .to_string(),
-            ),
-            Error::Parse(_) | Error::Config(_) | Error::Write(_) => None,
-        }
-    }
-
-    /// Whether git's request itself was bad, rather than something the user must set up.
+impl<E> Error<E> {
+    /// Whether the exchange itself failed (a bad request, a reply that cannot be written),
+    /// rather than the answering function.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Error::Parse(_) | Error::Write(_))
+        matches!(self, Error::Parse(_) | Error::Reply(_))
     }
 }
 
-/// What a helper call needs from outside: the AWS profile, the clock, and the user's settings.
-pub struct Options<S> {
-    pub profile: Profile,
-    pub now: SystemTime,
-    /// Reads `gitkit.codecommit.*`; called only for hosts that are not CodeCommit endpoints.
-    pub settings: S,
-}
-
-/// Runs one helper call: git's request on `input`, the answer (if any) on `output`.
-pub fn run<S>(
+/// Runs one helper call: git's request on `input`, `answer`'s reply (if any) on `output`.
+///
+/// `get` writes what `answer` returns, or nothing when it returns `None`: git then goes on to
+/// its next helper. `store` and `erase` never write: git reads no reply to them. Their request
+/// is read to its end either way, and one that cannot be parsed is not answered and not an
+/// error, as git ignores what such a call reports.
+pub fn run<E>(
     operation: Operation,
     input: impl BufRead,
     output: impl Write,
-    options: Options<S>,
-) -> Result<(), Error>
-where
-    S: FnOnce() -> Result<Settings, gitconfig::Error>,
-{
-    let context = match operation {
-        Operation::Get => Context::read_from(input)?,
-        // Nothing is stored: every password is computed afresh.
-        Operation::Store | Operation::Erase => {
-            let _ = Context::read_from(input);
-            return Ok(());
-        }
+    answer: impl FnOnce(Operation, Context) -> Result<Option<Context>, E>,
+) -> Result<(), Error<E>> {
+    let context = match (operation, Context::read_from(input)) {
+        (_, Ok(context)) => context,
+        (Operation::Get, Err(error)) => return Err(error.into()),
+        (Operation::Store | Operation::Erase, Err(_)) => return Ok(()),
     };
-    let Some(target) = codecommit::target(&context, options.settings)? else {
-        debug!("not a CodeCommit host; staying silent");
-        return Ok(());
-    };
-    // SigV4 signs a canonical (lower-case) host name while git sends the name as written, and
-    // awscli answers nothing for such a host: refuse rather than sign a name that may not
-    // verify.
-    if target.host.bytes().any(|b| b.is_ascii_uppercase()) {
-        return Err(Error::UpperCaseHost {
-            host: target.host.to_string(),
-        });
+    let reply = answer(operation, context).map_err(Error::Answer)?;
+    match (operation, reply) {
+        (Operation::Get, Some(reply)) => Ok(reply.write_to(output)?),
+        _ => Ok(()),
     }
-    let Some(path) = target.path else {
-        return Err(Error::MissingPath {
-            host: target.host_port.to_string(),
-        });
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a current-thread runtime builds");
-    let (region, credentials) = runtime.block_on(async {
-        let region = match target.region {
-            Region::Host(region) | Region::Configured(Some(region)) => region,
-            Region::Configured(None) => aws::default_region(&options.profile)
-                .await
-                .map(|region| region.to_string())
-                .ok_or_else(|| Error::NoRegion {
-                    host: target.host_port.to_string(),
-                })?,
-        };
-        let credentials = aws::credentials(
-            &options.profile,
-            aws_types::region::Region::new(region.clone()),
-        )
-        .await?;
-        Ok::<_, Error>((region, credentials))
-    })?;
-    debug!(
-        host = target.host,
-        path,
-        region,
-        session = credentials.session_token().is_some(),
-        "signing"
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Cursor;
+
+    use super::*;
+    use crate::secret::Secret;
+
+    const REQUEST: &str = "protocol=https\nhost=example.com\npath=r.git\n\n";
+
+    /// What one exchange did: its result, what was written, and what the answerer was given.
+    type Exchange = (
+        Result<(), Error<&'static str>>,
+        String,
+        Option<(Operation, Context)>,
     );
-    let request = codecommit::Request {
-        host: target.host,
-        path,
-        region: &region,
-        time: options.now,
-    };
-    codecommit::answer(&credentials, &request)
-        .write_to(output)
-        .map_err(Error::Write)
+
+    /// Runs `operation` on `input`, answered with `reply`.
+    fn exchange(
+        operation: Operation,
+        input: &str,
+        reply: Result<Option<Context>, &'static str>,
+    ) -> Exchange {
+        let mut output = Cursor::new(Vec::new());
+        let mut asked = None;
+        let result = run(operation, Cursor::new(input), &mut output, |op, context| {
+            asked = Some((op, context));
+            reply
+        });
+        let written = String::from_utf8(output.into_inner()).expect("utf-8");
+        (result, written, asked)
+    }
+
+    fn answer() -> Context {
+        Context {
+            username: Some(Secret::new("user".into())),
+            password: Some(Secret::new("pass".into())),
+            ..Context::default()
+        }
+    }
+
+    #[test]
+    fn get_writes_the_answer() {
+        let (result, written, asked) = exchange(Operation::Get, REQUEST, Ok(Some(answer())));
+        result.expect("answered");
+        assert_eq!(written, "username=user\npassword=pass\n");
+        let (operation, context) = asked.expect("the answerer was asked");
+        assert_eq!(operation, Operation::Get);
+        assert_eq!(context.host.as_deref(), Some("example.com"));
+        assert_eq!(context.path.as_deref(), Some("r.git"));
+    }
+
+    #[test]
+    fn get_unanswered_writes_nothing() {
+        let (result, written, asked) = exchange(Operation::Get, REQUEST, Ok(None));
+        result.expect("no error");
+        assert_eq!(written, "");
+        assert!(asked.is_some());
+    }
+
+    #[test]
+    fn store_and_erase_never_write() {
+        for operation in [Operation::Store, Operation::Erase] {
+            let input = "protocol=https\nhost=example.com\nusername=u\npassword=p\n\n";
+            let (result, written, asked) = exchange(operation, input, Ok(Some(answer())));
+            result.expect("no error");
+            assert_eq!(written, "", "{operation:?}");
+            let (asked_operation, context) = asked.expect("the answerer was asked");
+            assert_eq!(asked_operation, operation);
+            assert_eq!(
+                context.password.as_ref().map(|p| p.expose().as_str()),
+                Some("p")
+            );
+
+            let (result, written, asked) = exchange(operation, "garbage\n", Ok(None));
+            result.expect("a bad store or erase request is not an error");
+            assert_eq!(written, "");
+            assert!(asked.is_none(), "not asked about a bad request");
+        }
+    }
+
+    #[test]
+    fn a_bad_request_is_refused_without_asking() {
+        for input in [
+            "protocol=https\nno equals\n\n",
+            "host=a\0b\n\n",
+            "host=a\r\n\n",
+        ] {
+            let (result, written, asked) = exchange(Operation::Get, input, Ok(Some(answer())));
+            let error = result.expect_err(input);
+            assert!(matches!(error, Error::Parse(_)), "{input:?}: {error:?}");
+            assert!(error.is_bad_input());
+            assert_eq!(written, "");
+            assert!(asked.is_none(), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn the_answerers_error_is_passed_on() {
+        let (result, written, _) = exchange(Operation::Get, REQUEST, Err("no keys"));
+        let error = result.expect_err("the answerer failed");
+        assert!(matches!(error, Error::Answer("no keys")), "{error:?}");
+        assert!(!error.is_bad_input());
+        assert_eq!(written, "");
+    }
+
+    #[test]
+    fn a_reply_with_a_new_line_or_nul_is_refused_and_nothing_written() {
+        let replies = [
+            Context {
+                password: Some(Secret::new("pass\nhost=evil.example".into())),
+                ..answer()
+            },
+            Context {
+                host: Some("a\rb".into()),
+                ..answer()
+            },
+            Context {
+                wwwauth: vec!["x\0y".into()],
+                ..answer()
+            },
+        ];
+        for reply in replies {
+            let (result, written, _) = exchange(Operation::Get, REQUEST, Ok(Some(reply)));
+            let error = result.expect_err("refused");
+            assert!(
+                matches!(error, Error::Reply(WriteError::ForbiddenCharacter { .. })),
+                "{error:?}"
+            );
+            assert!(error.is_bad_input());
+            assert_eq!(written, "", "nothing of a bad reply is written");
+            assert!(
+                !error.to_string().contains("evil"),
+                "the value is not shown: {error}"
+            );
+        }
+    }
 }

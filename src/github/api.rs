@@ -128,6 +128,7 @@ impl Client {
                 .get(&current)
                 .call()
                 .map_err(|e| ApiError::Transport(self.base.clone(), Box::new(e)))?;
+            tracing::debug!(url = current, status = response.status().as_u16(), "GET");
             check(&mut response, "listing your SSH keys", &self.token)?;
             url = next_link(response.headers().get("link").and_then(|v| v.to_str().ok()));
             // The token goes wherever the link points: only under the API it was given to.
@@ -160,6 +161,11 @@ impl Client {
             .header("Authorization", &format!("Bearer {}", self.token.expose()))
             .send_json(serde_json::json!({ "title": title, "key": key }))
             .map_err(|e| ApiError::Transport(self.base.clone(), Box::new(e)))?;
+        tracing::debug!(
+            url = format!("{}/user/keys", self.base),
+            status = response.status().as_u16(),
+            "POST"
+        );
         if response.status().as_u16() == 422 {
             let body: ErrorBody = response.body_mut().read_json().unwrap_or(ErrorBody {
                 message: String::new(),
@@ -188,6 +194,11 @@ impl Client {
             .get(&format!("{}/meta", self.base))
             .call()
             .map_err(|e| ApiError::Transport(self.base.clone(), Box::new(e)))?;
+        tracing::debug!(
+            url = format!("{}/meta", self.base),
+            status = response.status().as_u16(),
+            "GET"
+        );
         check(&mut response, "reading /meta", &self.token)?;
         let meta: Meta = response
             .body_mut()

@@ -42,14 +42,41 @@ impl Key {
     pub fn material(&self) -> String {
         material(&self.public_line())
     }
+
+    /// Whether `line`, a public key as GitHub lists it, is this key.
+    pub fn is(&self, line: &str) -> bool {
+        same_key(&self.public_line(), line)
+    }
 }
 
-/// `ssh-ed25519 AAAA...` from a public key line, comment dropped.
+/// `ssh-ed25519 AAAA...` from a public key line: options and comment dropped, the key data
+/// in its canonical encoding. A line openssh-keys cannot parse is kept as its first two words.
 pub fn material(line: &str) -> String {
-    line.split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ")
+    match openssh_keys::PublicKey::parse(line) {
+        Ok(mut key) => {
+            key.options = None;
+            key.comment = None;
+            // Written as `TYPE DATA COMMENT`, with an empty comment a trailing space.
+            key.to_key_format().trim_end().to_string()
+        }
+        Err(_) => line
+            .split_whitespace()
+            .take(2)
+            .collect::<Vec<_>>()
+            .join(" "),
+    }
+}
+
+/// Whether two public key lines hold the same key: type and key data, whatever their comments
+/// or options. A line that does not parse as a public key matches nothing.
+pub fn same_key(a: &str, b: &str) -> bool {
+    match (
+        openssh_keys::PublicKey::parse(a),
+        openssh_keys::PublicKey::parse(b),
+    ) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
 }
 
 /// The key at `path`, generated with `comment` if there is none.
@@ -90,22 +117,27 @@ fn create(path: &Path, comment: &str) -> Result<Key, KeyError> {
     set_mode(dir, 0o700).map_err(write_error)?;
     // The private key: 0600 from the start, complete before it has its name, and never put
     // over a key another process wrote meanwhile.
-    let mut file = tempfile::Builder::new()
-        .prefix(crate::fs::TEMPORARY_PREFIX)
-        .tempfile_in(dir)
-        .map_err(write_error)?;
-    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(write_error)?;
-    file.as_file().sync_all().map_err(write_error)?;
-    match file.persist_noclobber(path) {
-        Ok(_) => {}
-        Err(e) if e.error.kind() == std::io::ErrorKind::AlreadyExists => {
+    let once = crate::fs::Atomic {
+        overwrite: false,
+        ..crate::fs::Atomic::PRIVATE
+    };
+    match crate::fs::write_with(path, text.as_bytes(), once) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             return load_or_create(path, comment);
         }
-        Err(e) => return Err(write_error(e.error)),
+        Err(e) => return Err(write_error(e)),
     }
-    crate::fs::write_atomically(&path.with_extension("pub"), public_line.as_bytes())
-        .map_err(write_error)?;
-    set_mode(&path.with_extension("pub"), 0o644).map_err(write_error)?;
+    let public_file = crate::fs::Atomic {
+        mode: 0o644,
+        ..crate::fs::Atomic::PRIVATE
+    };
+    crate::fs::write_with(
+        &path.with_extension("pub"),
+        public_line.as_bytes(),
+        public_file,
+    )
+    .map_err(write_error)?;
     Ok(Key {
         path: path.to_path_buf(),
         public,
@@ -142,9 +174,38 @@ mod tests {
         );
         assert!(first.public_line().starts_with("ssh-ed25519 "));
         assert!(first.fingerprint().starts_with("SHA256:"));
+        let pub_mode = std::fs::metadata(path.with_extension("pub"))
+            .expect("stat")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(pub_mode, 0o644);
+        let line = first.public_line();
+        let bare = line.rsplit_once(' ').expect("a comment").0;
+        assert_eq!(first.material(), bare);
+        assert!(first.is(bare), "the comment is not compared");
+        assert!(first.is(&format!("{bare} someone@elsewhere")));
+        assert!(!first.is("ssh-ed25519 AAAA"), "not a key");
+    }
+
+    #[test]
+    fn keys_are_compared_by_their_data() {
+        let other = load_or_create(
+            &tempfile::tempdir().expect("temp dir").path().join("k"),
+            "x",
+        )
+        .expect("created");
+        let ours = load_or_create(
+            &tempfile::tempdir().expect("temp dir").path().join("k"),
+            "x",
+        )
+        .expect("created");
+        assert!(!ours.is(&other.public_line()));
+        assert!(!same_key("garbage", "garbage"));
         assert_eq!(
             material("ssh-ed25519 AAAA comment here"),
-            "ssh-ed25519 AAAA"
+            "ssh-ed25519 AAAA",
+            "a line that does not parse keeps its first two words"
         );
     }
 }

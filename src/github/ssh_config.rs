@@ -16,7 +16,7 @@ pub const GITHUB_HOST_KEYS: &[&str] = &[
 #[error("could not write {0}")]
 pub struct WriteError(PathBuf, #[source] std::io::Error);
 
-/// One SSH host gitkit sets up, and the host keys pinned for it.
+/// One SSH host gitkit sets up; the host keys pinned for it are given to [`write`] beside it.
 #[derive(Debug, Clone)]
 pub struct SshHost {
     pub name: String,

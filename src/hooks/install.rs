@@ -94,11 +94,7 @@ pub fn script(gitkit: &Path) -> Result<String, HookError> {
         &path,
         "a hook",
     )?;
-    Ok(HOOK.replace(BIN_PLACEHOLDER, &shell_quote(&path)))
-}
-
-fn shell_quote(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
+    Ok(HOOK.replace(BIN_PLACEHOLDER, &super::shell_quote(&path)))
 }
 
 /// Whether `text` is gitkit's hook exactly as some gitkit installed it, unedited.
@@ -122,7 +118,7 @@ fn is_unedited(text: &[u8]) -> bool {
         return false;
     };
     let path = inner.replace(r"'\''", "'");
-    shell_quote(&path) == quoted && !path.contains('\n')
+    super::shell_quote(&path) == quoted && !path.contains('\n')
 }
 
 /// The hooks folder git uses for `repo`, `core.hooksPath` included, and the working tree.
@@ -257,17 +253,13 @@ fn is_ours(text: &[u8]) -> bool {
     text.windows(MARKER.len()).any(|w| w == MARKER.as_bytes())
 }
 
+/// A hook: complete before it has its name, executable by all.
 fn write_executable(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let parent = path.parent().expect("a hook has a folder");
-    let mut file = tempfile::Builder::new()
-        .prefix(crate::fs::TEMPORARY_PREFIX)
-        .tempfile_in(parent)?;
-    std::io::Write::write_all(&mut file, data)?;
-    file.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o755))?;
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    let executable = crate::fs::Atomic {
+        mode: 0o755,
+        ..crate::fs::Atomic::PRIVATE
+    };
+    crate::fs::write_with(path, data, executable)
 }
 
 #[cfg(test)]

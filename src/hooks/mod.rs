@@ -9,6 +9,7 @@ pub use install::{HookError, Installed, Removed, install, uninstall};
 pub use schedule::{Schedule, ScheduleError, Target};
 pub use worker::{HookStatus, RunOutcome, post_commit, run, status};
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// A value gitkit would write into a hook or the crontab holds a control character: a new line
@@ -45,6 +46,25 @@ pub fn refuse_control_characters(
     })
 }
 
+/// `text` as one word for `sh`, always in single quotes: what a hook names.
+pub fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `text` as one word for `sh`: bare when it holds only characters no shell treats specially
+/// (so that a crontab line stays readable), else as [`shell_quote`] writes it.
+pub fn shell_word(text: &str) -> Cow<'_, str> {
+    if !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-:=@".contains(&b))
+    {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(shell_quote(text))
+    }
+}
+
 /// The repositories under `dir` (a folder with a `.git`), not looking inside repositories or
 /// hidden folders, three levels deep at most: `~/SageMaker/*/` and a little below.
 pub fn repositories_under(dir: &Path) -> Vec<PathBuf> {
@@ -65,4 +85,46 @@ pub fn repositories_under(dir: &Path) -> Vec<PathBuf> {
         }
     }
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `sh` makes of `word`: the arguments it passes to `printf`.
+    fn as_sh_reads(word: &str) -> Vec<String> {
+        let output = std::process::Command::new("sh")
+            .args(["-c", &format!("printf '%s\\n' {word}")])
+            .output()
+            .expect("sh runs");
+        String::from_utf8(output.stdout)
+            .expect("utf-8")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn quoted_words_reach_sh_as_one_word_unchanged() {
+        for text in [
+            "/usr/bin/gitkit",
+            "it's here",
+            "a b",
+            "$HOME",
+            "`x`",
+            "'",
+            "s3://b/p",
+        ] {
+            assert_eq!(as_sh_reads(&shell_quote(text)), [text], "{text}");
+            assert_eq!(as_sh_reads(&shell_word(text)), [text], "{text}");
+        }
+        assert_eq!(
+            shell_word("s3://b/p-1_2.x"),
+            "s3://b/p-1_2.x",
+            "bare when safe"
+        );
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word(""), "''", "an empty word is kept as a word");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+    }
 }

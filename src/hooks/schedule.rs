@@ -209,16 +209,9 @@ fn escape_percent(text: &str) -> String {
     text.replace('%', r"\%")
 }
 
+/// One shell word cron runs as written: `%` escaped, quoted only where it must be.
 fn quote(text: &str) -> String {
-    let text = &escape_percent(text);
-    if text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-:=@".contains(&b))
-    {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
+    super::shell_word(&escape_percent(text)).into_owned()
 }
 
 #[cfg(test)]

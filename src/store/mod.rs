@@ -214,13 +214,15 @@ pub fn absolute(path: &std::path::Path) -> PathBuf {
 
 /// Which store to use: `--store`, else `GITKIT_STORE`, else git config `gitkit.store`, else the
 /// folder `store` under gitkit's home.
-pub fn choose(
-    flag: Option<&str>,
-    env: Option<&str>,
-    config: Option<&str>,
+pub fn choose<'a>(
+    flag: Option<&'a str>,
+    env: Option<&'a str>,
+    config: Option<&'a str>,
     home: &std::path::Path,
 ) -> Result<Location, BadLocation> {
-    match flag.or(env).or(config).filter(|s| !s.is_empty()) {
+    // An empty value is no value: `GITKIT_STORE=` does not hide gitkit.store.
+    let given = |s: Option<&'a str>| s.filter(|s| !s.is_empty());
+    match given(flag).or(given(env)).or(given(config)) {
         Some(text) => Location::parse(text),
         None => Ok(Location::Dir(home.join("store"))),
     }
@@ -270,5 +272,10 @@ mod tests {
         assert_eq!(pick(None, Some("s3://e"), Some("s3://c")), "s3://e");
         assert_eq!(pick(None, None, Some("s3://c")), "s3://c");
         assert_eq!(pick(None, None, None), "/h/store");
+        assert_eq!(
+            pick(Some(""), Some(""), Some("s3://c")),
+            "s3://c",
+            "empty is unset"
+        );
     }
 }

@@ -144,7 +144,7 @@ impl S3Store {
             {
                 format!("could not reach the S3 endpoint: {}", innermost(&error))
             }
-            _ => one_line(&DisplayErrorContext(&error).to_string()),
+            _ => aws::one_line(&DisplayErrorContext(&error).to_string()),
         };
         if has_cause::<CredentialsError>(&error) {
             let detail = format!(
@@ -353,14 +353,4 @@ fn innermost(error: &(dyn std::error::Error + 'static)) -> String {
         }
     }
     words
-}
-
-fn one_line(text: &str) -> String {
-    text.split(" (")
-        .next()
-        .unwrap_or(text)
-        .lines()
-        .map(str::trim)
-        .collect::<Vec<_>>()
-        .join("; ")
 }

@@ -394,3 +394,63 @@ fn a_symlinked_ssh_config_is_edited_through_the_link() {
     let again = std::fs::read_to_string(dotfiles.join("ssh_config")).expect("read");
     assert_eq!(again.matches("Include").count(), 1, "{again}");
 }
+
+#[test]
+fn help_names_the_environment_but_never_its_values() {
+    let mut env = Env::new();
+    env.set("GITKIT_STORE", "s3://bucket-shown-nowhere/prefix");
+    env.set("GITHUB_TOKEN", "ghp_help_must_not_show_this_token");
+    let key_help = stdout(&env.gitkit(["github-key", "--help"]).success());
+    assert!(key_help.contains("GITHUB_TOKEN"), "{key_help}");
+    assert!(key_help.contains("GH_TOKEN"), "{key_help}");
+    assert!(
+        !key_help.contains("ghp_help_must_not_show_this_token"),
+        "{key_help}"
+    );
+    for command in ["snapshot", "snapshots", "restore"] {
+        let help = stdout(&env.gitkit([command, "--help"]).success());
+        assert!(help.contains("[env: GITKIT_STORE]"), "{command}: {help}");
+        assert!(!help.contains("bucket-shown-nowhere"), "{command}: {help}");
+    }
+}
+
+#[test]
+fn a_token_from_the_environment_never_reaches_the_log_or_an_error() {
+    let github = FakeGitHub::start(Account {
+        host_keys: vec![TEST_HOST_KEY.into()],
+        ..Account::default()
+    });
+    // Registered with the right token, at the most verbose level.
+    let mut env = Env::new();
+    env.set("GITHUB_TOKEN", GOOD_TOKEN);
+    let output = env
+        .gitkit(["-vv", "github-key", "--api-url", &github.api_url()])
+        .success();
+    assert_eq!(github.posts(), 1);
+    let said = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(said.contains("DEBUG") || said.contains("TRACE"), "{said}");
+    assert!(!said.contains(GOOD_TOKEN), "{said}");
+
+    // Refused, from GH_TOKEN, with the log on.
+    const MADE_UP: &str = "ghp_made_up_token_from_gh_token_0123456789";
+    let mut env = Env::new();
+    env.remove("GITHUB_TOKEN");
+    env.set("GH_TOKEN", MADE_UP);
+    let output = env
+        .gitkit(["-vv", "github-key", "--api-url", &github.api_url()])
+        .failure();
+    let said = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(said.contains("401"), "{said}");
+    assert!(!said.contains(MADE_UP), "{said}");
+
+    // A server that cannot be reached: the error names the URL, never the token.
+    let closed = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let url = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let output = env
+        .gitkit(["-vv", "github-key", "--api-url", &url])
+        .failure();
+    let said = format!("{}{}", stdout(&output), stderr(&output));
+    assert!(said.contains("error"), "{said}");
+    assert!(!said.contains(MADE_UP), "{said}");
+}
