@@ -3,6 +3,8 @@
 use std::io::{self, Write};
 use std::process::ExitCode;
 
+use crate::text::chain_text;
+
 /// An error with the command that fixes it.
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
@@ -91,22 +93,28 @@ pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
     None
 }
 
-/// An error and its causes on one line: `what failed: cause: cause`.
-pub fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut message = String::new();
-    let mut next = Some(error);
-    while let Some(cause) = next {
-        let text = cause.to_string();
-        // `Hinted` and `#[error(transparent)]` repeat their source's text: print it once.
-        if !message.ends_with(&text) {
-            if !message.is_empty() {
-                message.push_str(": ");
-            }
-            message.push_str(&text);
-        }
-        next = cause.source();
+/// The credential helper's outcome as git needs it: one stderr line (with the hint) on an
+/// error, exit 1 when the exchange itself failed (a bad request, a reply that cannot be
+/// written), and exit 0 whenever the user must act, so that git goes on to its next helper.
+pub fn credential_exit(
+    result: Result<(), crate::credential::Error<crate::codecommit::Error>>,
+    mut stderr: impl Write,
+) -> ExitCode {
+    let Err(error) = result else {
+        return ExitCode::SUCCESS;
+    };
+    let mut line = format!("gitkit: {}", chain_text(&error));
+    if let crate::credential::Error::Answer(answer) = &error
+        && let Some(hint) = answer.hint()
+    {
+        line.push_str(&format!(" (hint: {hint})"));
     }
-    message
+    let _ = writeln!(stderr, "{line}");
+    if error.is_bad_input() {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

@@ -20,7 +20,7 @@ pub mod store;
 pub mod text;
 pub mod time;
 
-use std::io::{self, Write};
+use std::io;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
@@ -83,29 +83,5 @@ fn credential(args: CredentialArgs) -> ExitCode {
         stdout.lock(),
         |operation, context| codecommit::answer_git(operation, context, options),
     );
-    credential_exit(result, io::stderr())
-}
-
-/// The credential helper's outcome as git needs it: one stderr line (with the hint) on an
-/// error, exit 1 when the exchange itself failed (a bad request, a reply that cannot be
-/// written), and exit 0 whenever the user must act, so that git goes on to its next helper.
-fn credential_exit(
-    result: Result<(), credential::Error<codecommit::Error>>,
-    mut stderr: impl Write,
-) -> ExitCode {
-    let Err(error) = result else {
-        return ExitCode::SUCCESS;
-    };
-    let mut line = format!("gitkit: {}", error::chain_text(&error));
-    if let credential::Error::Answer(answer) = &error
-        && let Some(hint) = answer.hint()
-    {
-        line.push_str(&format!(" (hint: {hint})"));
-    }
-    let _ = writeln!(stderr, "{line}");
-    if error.is_bad_input() {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
-    }
+    error::credential_exit(result, io::stderr())
 }

@@ -22,6 +22,24 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     Cow::Owned(shown)
 }
 
+/// An error and its causes on one line: `what failed: cause: cause`.
+pub fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut message = String::new();
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        // `Hinted` and `#[error(transparent)]` repeat their source's text: print it once.
+        if !message.ends_with(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        next = cause.source();
+    }
+    message
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -71,7 +71,7 @@ pub fn doctor(args: DoctorArgs) -> anyhow::Result<()> {
             std::env::var("GITKIT_GITHUB_API").unwrap_or_else(|_| github::GITHUB_API.to_string());
         let keys = Client::new(&api, token)
             .list_keys()
-            .map_err(|e| crate::error::chain_text(&e))?;
+            .map_err(|e| crate::text::chain_text(&e))?;
         Ok(keys
             .iter()
             .any(|k| github::key::material(&k.key) == material))

@@ -187,7 +187,7 @@ fn restore_all(into: &Path, store: Option<String>, log: Option<PathBuf>) -> anyh
                     failed += 1;
                     say(format!(
                         "could not restore `{name}`: {}",
-                        crate::error::chain_text(e.as_ref())
+                        crate::text::chain_text(e.as_ref())
                     ));
                 }
             }
@@ -206,7 +206,7 @@ fn restore_all(into: &Path, store: Option<String>, log: Option<PathBuf>) -> anyh
         Err(e) => {
             say(format!(
                 "restore failed: {}",
-                crate::error::chain_text(e.as_ref())
+                crate::text::chain_text(e.as_ref())
             ));
             Err(e)
         }

@@ -179,7 +179,7 @@ pub fn run(
                     record.failing = false;
                 }
                 Err(error) => {
-                    let message = crate::error::chain_text(error.as_ref());
+                    let message = crate::text::chain_text(error.as_ref());
                     log(
                         state_dir,
                         &format!("pid {} error: {message}", std::process::id()),

@@ -211,7 +211,7 @@ pub fn setup(layout: &Layout, options: &Options<'_>) -> Result<Done, SetupError>
                             format!(
                                 "no hook in {}: {}",
                                 repo.display(),
-                                crate::error::chain_text(&e)
+                                crate::text::chain_text(&e)
                             ),
                             format!(
                                 "fix that, then `gitkit hooks install -C {}`",

@@ -134,7 +134,7 @@ pub async fn list<S: Store>(store: &S, workspaces: &[String]) -> Result<Listing,
             Err(FindError::Store(e)) if !matches!(e, StoreError::NotFound { .. }) => {
                 return Err(FindError::Store(e));
             }
-            Err(damaged) => listing.damaged.push(crate::error::chain_text(&damaged)),
+            Err(damaged) => listing.damaged.push(crate::text::chain_text(&damaged)),
         }
     }
     listing.summaries.sort_by(|a, b| b.id.cmp(&a.id));
@@ -157,7 +157,7 @@ pub async fn find<S: Store>(
         match read_manifest(store, workspace, id).await {
             Ok(manifest) => return Ok((manifest, damaged)),
             Err(FindError::Store(e)) => return Err(FindError::Store(e)),
-            Err(e) => damaged.push(crate::error::chain_text(&e)),
+            Err(e) => damaged.push(crate::text::chain_text(&e)),
         }
     }
     if let Some(newest) = damaged.into_iter().next() {

@@ -7,14 +7,21 @@ use std::path::Path;
 /// The top-level modules each top-level module of `src/` names through `crate::`.
 fn dependencies(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
     let mut graph: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for entry in walkdir::WalkDir::new(src).into_iter().filter_map(Result::ok) {
+    for entry in walkdir::WalkDir::new(src)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
         let path = entry.path();
         if path.extension().is_none_or(|e| e != "rs") {
             continue;
         }
         let relative = path.strip_prefix(src).expect("under src");
         let first = relative.components().next().expect("a component");
-        let module = first.as_os_str().to_string_lossy().trim_end_matches(".rs").to_string();
+        let module = first
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_string();
         if matches!(module.as_str(), "lib" | "main") {
             continue;
         }
@@ -35,7 +42,13 @@ fn dependencies(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
             let rest = &text[at + "crate::{".len()..];
             let group = &rest[..rest.find('}').unwrap_or(rest.len())];
             for part in group.split(',') {
-                let name = part.trim().split("::").next().unwrap_or("").trim().to_string();
+                let name = part
+                    .trim()
+                    .split("::")
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
                 if !name.is_empty() && name != module && name != "self" {
                     uses.insert(name);
                 }
@@ -81,8 +94,15 @@ fn find_cycle(graph: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>>
 fn no_two_top_level_modules_depend_on_each_other() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let graph = dependencies(&src);
-    assert!(graph.contains_key("snapshot") && graph.contains_key("store"), "{graph:?}");
-    assert_eq!(find_cycle(&graph), None, "modules that depend on each other: {graph:#?}");
+    assert!(
+        graph.contains_key("snapshot") && graph.contains_key("store"),
+        "{graph:?}"
+    );
+    assert_eq!(
+        find_cycle(&graph),
+        None,
+        "modules that depend on each other: {graph:#?}"
+    );
 }
 
 #[test]

@@ -4,6 +4,7 @@ mod credential;
 mod github;
 mod hooks;
 mod install;
+mod layout;
 mod setup;
 mod snapshot;
 mod store;

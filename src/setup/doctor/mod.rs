@@ -330,11 +330,11 @@ pub async fn store_check(name: &str, store: &AnyStore, host: &str) -> Check {
         tokio::time::timeout(STORE_TIMEOUT, store.put(&key, data.clone()))
             .await
             .map_err(|_| format!("writing took over {}s", STORE_TIMEOUT.as_secs()))?
-            .map_err(|e| crate::error::chain_text(&e))?;
+            .map_err(|e| crate::text::chain_text(&e))?;
         let back = tokio::time::timeout(STORE_TIMEOUT, store.get(&key))
             .await
             .map_err(|_| format!("reading took over {}s", STORE_TIMEOUT.as_secs()))?
-            .map_err(|e| crate::error::chain_text(&e))?;
+            .map_err(|e| crate::text::chain_text(&e))?;
         if back != data {
             return Err("what was read back differs from what was written".to_string());
         }
