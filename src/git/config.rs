@@ -75,32 +75,18 @@ pub fn parse_entries(output: &[u8]) -> Vec<Entry> {
 
 /// Every `credential.*` entry in every scope, in the order git reads them.
 pub fn credential_entries(dir: &Path) -> Result<Vec<Entry>, GitError> {
-    let out = run(
-        dir,
-        [
-            "config",
-            "-z",
-            "--show-origin",
-            "--get-regexp",
-            r"^credential\.",
-        ],
-    )?;
-    Ok(parse_entries(&out))
+    entries_with_origin(dir, r"^credential\.")
 }
 
 /// Values of `key` and where each comes from, every scope.
 pub fn get_all_with_origin(dir: &Path, key: &str) -> Result<Vec<Entry>, GitError> {
-    let out = run(
-        dir,
-        [
-            "config",
-            "-z",
-            "--show-origin",
-            "--get-regexp",
-            &regex_key(key),
-        ],
-    )?;
-    Ok(parse_entries(&out))
+    entries_with_origin(dir, &regex_key(key))
+}
+
+/// Every entry whose key matches `pattern`, with the file it comes from, in git's order.
+fn entries_with_origin(dir: &Path, pattern: &str) -> Result<Vec<Entry>, GitError> {
+    let args = ["config", "-z", "--show-origin", "--get-regexp", pattern];
+    Ok(parse_entries(&run(dir, args)?))
 }
 
 /// Values of `key` in the global file.

@@ -30,7 +30,7 @@ pub fn write(path: &Path, data: &[u8], mode: u32) -> std::io::Result<()> {
 
 /// The line setup adds to `~/.bashrc`.
 pub fn bashrc_line(completion: &Path) -> String {
-    let path = super::gitconfig::shell_word(&completion.to_string_lossy());
+    let path = crate::hooks::shell_word(&completion.to_string_lossy()).into_owned();
     format!("if [ -f {path} ]; then . {path}; fi  # gitkit completion (gitkit setup)")
 }
 

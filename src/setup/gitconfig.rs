@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use crate::git::config::Entry;
+use crate::hooks::shell_word;
 
 /// Every CodeCommit Git endpoint shape. In git's URL matching (2.27 and later) `*` matches one
 /// host label, so each shape is written out.
@@ -61,19 +62,6 @@ impl IncludeFile<'_> {
 /// A value in git's config-file syntax: always quoted, `\` and `"` escaped.
 fn config_value(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', r"\\").replace('"', "\\\""))
-}
-
-/// A word the shell reads back as `text`.
-pub fn shell_word(text: &str) -> String {
-    if !text.is_empty()
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"/._-+=:@,".contains(&b))
-    {
-        text.to_string()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
 }
 
 /// A helper in the chain, and the file that configured it.

@@ -4,7 +4,7 @@
 //!
 //! The scripts use no `${...}` so that CloudFormation's `Fn::Sub` can carry them unchanged.
 
-use super::gitconfig::shell_word;
+use crate::hooks::shell_word;
 
 /// SageMaker's limit on one lifecycle script.
 pub const MAX_SCRIPT_CHARS: usize = 16_384;
