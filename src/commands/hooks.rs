@@ -11,6 +11,7 @@ use indicatif::DecimalBytes;
 use super::workspace::{Settings, take};
 use crate::cli::{AllArgs, HookCommand, HooksCommand, ScheduleArgs};
 use crate::error::Hinted;
+use crate::git;
 use crate::hooks::{self, Removed, Schedule, Target};
 use crate::snapshot::{STATE_DIR, Silent};
 use crate::text::printable;
@@ -205,9 +206,9 @@ pub fn hook(command: HookCommand, dir: &Path) -> anyhow::Result<()> {
         HookCommand::PostCommit => {
             // Git runs hooks at the top of the working tree with GIT_DIR set: open the
             // repository from that, spawning nothing (this runs inside every commit).
-            let repo = git2::Repository::open_from_env().context("not in a git repository")?;
-            let root = repo.workdir().unwrap_or(dir).to_path_buf();
-            hooks::post_commit(&repo.path().join(STATE_DIR), &root)
+            let repo = git::Repository::from_hook_env().context("not in a git repository")?;
+            let root = repo.work_tree().unwrap_or_else(|| dir.to_path_buf());
+            hooks::post_commit(&repo.git_dir().join(STATE_DIR), &root)
                 .context("cannot start the snapshot")?;
         }
         HookCommand::Run => {
@@ -281,15 +282,20 @@ fn repositories(all: &AllArgs, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     }
 }
 
+/// The repository containing `dir`, found one way for every use below.
+fn repository(dir: &Path) -> anyhow::Result<git::Repository> {
+    git::Repository::discover(dir)
+        .with_context(|| format!("{} is not in a git repository", dir.display()))
+}
+
 fn toplevel(dir: &Path) -> anyhow::Result<PathBuf> {
-    let (_, top) = hooks::install::hooks_dir(dir)?;
-    Ok(top)
+    repository(dir)?
+        .work_tree()
+        .with_context(|| format!("{} is a bare repository", dir.display()))
 }
 
 fn state_dir(dir: &Path) -> anyhow::Result<PathBuf> {
-    let repo = git2::Repository::discover(dir)
-        .with_context(|| format!("{} is not in a git repository", dir.display()))?;
-    Ok(repo.path().join(STATE_DIR))
+    Ok(repository(dir)?.git_dir().join(STATE_DIR))
 }
 
 fn absolute(path: &Path) -> anyhow::Result<PathBuf> {

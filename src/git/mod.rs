@@ -1,14 +1,15 @@
 //! The one boundary to git: every git command gitkit runs, and every repository it opens.
 //!
-//! Two ways in, each for a reason:
-//! - **In process** (`git2`), only to find a repository and read where HEAD points: the
+//! No other module runs `git` or opens a repository. Two ways in, each for a reason:
+//! - **In process** (`git2`, [`Repository`]), only to find a repository and read HEAD: the
 //!   post-commit hook does this inside every commit, where starting a `git` process would cost
 //!   milliseconds, and these are plain files whose format git keeps stable.
 //! - **A `git` subprocess** for everything git decides: configuration (so that `git -c`,
 //!   `GIT_CONFIG_*`, includes and conditional includes apply exactly as git applies them;
 //!   [`config`]), which files a work tree holds (`git ls-files`: git's ignore rules and index;
 //!   [`ls_files`]), where hooks go (`rev-parse --git-path hooks`: `core.hooksPath` as git
-//!   resolves it), and which credential helpers git would run (doctor asks `git credential fill`).
+//!   resolves it; [`hooks_dir`]), and what git's credential helpers answer (doctor asks
+//!   `git credential fill`; [`credential_fill`]).
 
 pub mod config;
 
@@ -94,4 +95,89 @@ pub fn ls_files(dir: &Path, include_ignored: bool) -> Result<(Vec<u8>, Vec<u8>),
         });
     }
     Ok((output.stdout, output.stderr))
+}
+
+/// A repository opened in process (see the module's first point).
+pub struct Repository(git2::Repository);
+
+impl Repository {
+    /// The repository containing `dir`.
+    pub fn discover(dir: &Path) -> Option<Self> {
+        git2::Repository::discover(dir).ok().map(Self)
+    }
+
+    /// The repository a hook runs in, as git tells it (`GIT_DIR` and friends).
+    pub fn from_hook_env() -> Option<Self> {
+        git2::Repository::open_from_env().ok().map(Self)
+    }
+
+    /// The `.git` folder.
+    pub fn git_dir(&self) -> &Path {
+        self.0.path()
+    }
+
+    /// The working tree's top folder, resolved; `None` for a bare repository.
+    pub fn work_tree(&self) -> Option<std::path::PathBuf> {
+        let root = self.0.workdir()?;
+        Some(root.canonicalize().unwrap_or_else(|_| root.to_path_buf()))
+    }
+
+    /// The commit HEAD points at, and the branch it is on (`None` when detached).
+    pub fn head(&self) -> (Option<String>, Option<String>) {
+        let branch = self
+            .0
+            .find_reference("HEAD")
+            .ok()
+            .and_then(|head| head.symbolic_target().ok().flatten().map(str::to_string))
+            .map(|target| {
+                target
+                    .strip_prefix("refs/heads/")
+                    .unwrap_or(&target)
+                    .to_string()
+            });
+        let commit = self
+            .0
+            .head()
+            .ok()
+            .and_then(|head| head.peel_to_commit().ok())
+            .map(|commit| commit.id().to_string());
+        (commit, branch)
+    }
+}
+
+/// The hooks folder git uses for the repository at `dir` (`core.hooksPath` included) and the
+/// working tree's top, as `git rev-parse` prints them, one a line.
+pub fn hooks_dir(dir: &Path) -> Result<String, GitError> {
+    let out = run(
+        dir,
+        [
+            "rev-parse",
+            "--path-format=absolute",
+            "--git-path",
+            "hooks",
+            "--show-toplevel",
+        ],
+    )?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// What git's own credential machinery answers `request` with, from `dir` (doctor's end-to-end
+/// check): never prompting, whatever the terminal.
+pub fn credential_fill(dir: &Path, request: &[u8]) -> std::io::Result<std::process::Output> {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = Command::new("git")
+        .current_dir(dir)
+        .args(["credential", "fill"])
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env_remove("GIT_ASKPASS")
+        .env_remove("SSH_ASKPASS")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin.write_all(request)?;
+    drop(stdin);
+    child.wait_with_output()
 }

@@ -2,7 +2,6 @@
 //! repository already had, which is kept byte for byte and put back on uninstall.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The hook as shipped in `hooks/post-commit`.
 const HOOK: &str = include_str!("../../hooks/post-commit");
@@ -18,7 +17,7 @@ pub enum HookError {
     #[error("{0} is not in a git repository")]
     NotARepository(PathBuf),
     #[error("could not run git in {0}")]
-    Git(PathBuf, #[source] std::io::Error),
+    Git(PathBuf, #[source] crate::git::GitError),
     #[error(
         "{hook} is not gitkit's, and {chained} is already there too: refusing to guess which to keep"
     )]
@@ -123,23 +122,16 @@ fn is_unedited(text: &[u8]) -> bool {
 
 /// The hooks folder git uses for `repo`, `core.hooksPath` included, and the working tree.
 pub fn hooks_dir(repo: &Path) -> Result<(PathBuf, PathBuf), HookError> {
-    let output = Command::new("git")
-        .current_dir(repo)
-        .args([
-            "rev-parse",
-            "--path-format=absolute",
-            "--git-path",
-            "hooks",
-            "--show-toplevel",
-        ])
-        .output()
-        .map_err(|e| HookError::Git(repo.to_path_buf(), e))?;
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = crate::git::hooks_dir(repo).map_err(|e| match e {
+        crate::git::GitError::Failed { .. } => HookError::NotARepository(repo.to_path_buf()),
+        spawn => HookError::Git(repo.to_path_buf(), spawn),
+    })?;
     let lines: Vec<&str> = text.lines().collect();
-    match (output.status.success(), lines.as_slice()) {
-        (true, [hooks, top]) => Ok((PathBuf::from(hooks), PathBuf::from(top))),
+    match lines.as_slice() {
+        [hooks, top] => Ok((PathBuf::from(hooks), PathBuf::from(top))),
+        [] => Err(HookError::NotARepository(repo.to_path_buf())),
         // A path with a new line in it comes back as more lines than asked for.
-        (true, _) => Err(super::refuse_control_characters(
+        _ => Err(super::refuse_control_characters(
             "the repository's path",
             text.trim_end_matches('\n'),
             "a hook or the crontab",
@@ -149,7 +141,6 @@ pub fn hooks_dir(repo: &Path) -> Result<(PathBuf, PathBuf), HookError> {
             || HookError::NotARepository(repo.to_path_buf()),
             HookError::from,
         )),
-        _ => Err(HookError::NotARepository(repo.to_path_buf())),
     }
 }
 

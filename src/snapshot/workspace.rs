@@ -30,13 +30,12 @@ pub struct Workspace {
 
 impl Workspace {
     pub fn discover(dir: &Path) -> Result<Self, WorkspaceError> {
-        let repo = git2::Repository::discover(dir).map_err(|_| {
+        let repo = crate::git::Repository::discover(dir).ok_or_else(|| {
             WorkspaceError::NotARepository(dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf()))
         })?;
         let root = repo
-            .workdir()
+            .work_tree()
             .ok_or_else(|| WorkspaceError::Bare(dir.to_path_buf()))?;
-        let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
         // Through `git config` itself, so that `git -c`, GIT_CONFIG_* and includes apply.
         let settings = crate::git::config::get_regexp(Some(&root), r"^gitkit\.")
             .map_err(WorkspaceError::Config)?;
@@ -57,9 +56,9 @@ impl Workspace {
             .map(|(_, v)| v.clone())
             .collect();
         let store = last("gitkit.store").filter(|s| !s.is_empty());
-        let (commit, branch) = head(&repo);
+        let (commit, branch) = repo.head();
         Ok(Self {
-            git_dir: repo.path().to_path_buf(),
+            git_dir: repo.git_dir().to_path_buf(),
             root,
             name,
             commit,
@@ -68,26 +67,6 @@ impl Workspace {
             store,
         })
     }
-}
-
-/// The commit HEAD points at, and the branch it is on (`None` when detached).
-fn head(repo: &git2::Repository) -> (Option<String>, Option<String>) {
-    let branch = repo
-        .find_reference("HEAD")
-        .ok()
-        .and_then(|head| head.symbolic_target().ok().flatten().map(str::to_string))
-        .map(|target| {
-            target
-                .strip_prefix("refs/heads/")
-                .unwrap_or(&target)
-                .to_string()
-        });
-    let commit = repo
-        .head()
-        .ok()
-        .and_then(|head| head.peel_to_commit().ok())
-        .map(|commit| commit.id().to_string());
-    (commit, branch)
 }
 
 fn default_name(root: &Path) -> String {

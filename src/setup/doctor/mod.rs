@@ -255,25 +255,10 @@ fn helper_check(layout: &Layout, missing: Status) -> Check {
 
 /// What git really gets for a CodeCommit URL: `git credential fill`, end to end.
 fn fill_check(layout: &Layout) -> Check {
-    let answer = std::process::Command::new("git")
-        .current_dir(&layout.home)
-        .args(["credential", "fill"])
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env_remove("GIT_ASKPASS")
-        .env_remove("SSH_ASKPASS")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write as _;
-            let mut stdin = child.stdin.take().expect("piped");
-            stdin.write_all(
-                b"protocol=https\nhost=git-codecommit.us-east-1.amazonaws.com\npath=v1/repos/gitkit-doctor\n\n",
-            )?;
-            drop(stdin);
-            child.wait_with_output()
-        });
+    let answer = crate::git::credential_fill(
+        &layout.home,
+        b"protocol=https\nhost=git-codecommit.us-east-1.amazonaws.com\npath=v1/repos/gitkit-doctor\n\n",
+    );
     // Only whether a password came back is looked at; the answer itself is dropped unread.
     let answered = answer.as_ref().is_ok_and(|out| {
         out.status.success()
