@@ -19,7 +19,7 @@ use aws_types::region::Region;
 use tracing::debug;
 
 /// How long the whole credential chain may take, instance metadata included.
-const CHAIN_DEADLINE: Duration = Duration::from_secs(8);
+pub const CHAIN_DEADLINE: Duration = Duration::from_secs(8);
 
 /// Where the SDK looks, in order; named in the error when it finds nothing.
 pub const CREDENTIAL_SOURCES: &str = "environment (AWS_ACCESS_KEY_ID), shared config and \
@@ -30,8 +30,8 @@ pub const CREDENTIAL_SOURCES: &str = "environment (AWS_ACCESS_KEY_ID), shared co
 pub enum Error {
     #[error("no AWS credentials found (tried {CREDENTIAL_SOURCES}): {detail}")]
     NoCredentials { detail: String },
-    #[error("no AWS credentials found within {}s (tried {CREDENTIAL_SOURCES})", CHAIN_DEADLINE.as_secs())]
-    Timeout,
+    #[error("no AWS credentials found within {:.1}s (tried {CREDENTIAL_SOURCES})", .0.as_secs_f64())]
+    Timeout(Duration),
 }
 
 /// Which profile to use: the command line's, else the SDK's own (`AWS_PROFILE`, `default`).
@@ -76,12 +76,16 @@ pub async fn credentials_provider(profile: &Profile, region: Region) -> DefaultC
     chain.build().await
 }
 
-/// Credentials from the standard chain, within [`CHAIN_DEADLINE`].
+/// Credentials from the standard chain, within `deadline` ([`CHAIN_DEADLINE`] but in tests).
 ///
 /// The chain's first link, the environment, is tried before the rest of the chain is built:
 /// the same order, without the cost of setting up profile, SSO, container and instance
 /// metadata providers (and their HTTP clients) when the answer is already at hand.
-pub async fn credentials(profile: &Profile, region: Region) -> Result<Credentials, Error> {
+pub async fn credentials(
+    profile: &Profile,
+    region: Region,
+    deadline: Duration,
+) -> Result<Credentials, Error> {
     if let Ok(credentials) = EnvironmentVariableCredentialsProvider::new()
         .provide_credentials()
         .await
@@ -89,7 +93,7 @@ pub async fn credentials(profile: &Profile, region: Region) -> Result<Credential
         return Ok(credentials);
     }
     let chain = credentials_provider(profile, region).await;
-    match tokio::time::timeout(CHAIN_DEADLINE, chain.provide_credentials()).await {
+    match tokio::time::timeout(deadline, chain.provide_credentials()).await {
         Ok(Ok(credentials)) => Ok(credentials),
         Ok(Err(error)) => {
             debug!(error = %DisplayErrorContext(&error), "credential chain failed");
@@ -99,7 +103,7 @@ pub async fn credentials(profile: &Profile, region: Region) -> Result<Credential
             };
             Err(Error::NoCredentials { detail })
         }
-        Err(_) => Err(Error::Timeout),
+        Err(_) => Err(Error::Timeout(deadline)),
     }
 }
 

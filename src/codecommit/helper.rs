@@ -54,6 +54,8 @@ impl Error {
 pub struct Options<S> {
     pub profile: Profile,
     pub now: SystemTime,
+    /// How long the AWS credential chain may take ([`aws::CHAIN_DEADLINE`] but in tests).
+    pub chain_deadline: std::time::Duration,
     /// Reads `gitkit.codecommit.*`; called only for hosts that are not CodeCommit endpoints.
     pub settings: S,
 }
@@ -106,6 +108,7 @@ where
         let credentials = aws::credentials(
             &options.profile,
             aws_types::region::Region::new(region.clone()),
+            options.chain_deadline,
         )
         .await?;
         Ok::<_, Error>((region, credentials))
@@ -145,6 +148,7 @@ mod tests {
             let options = Options {
                 profile: Profile::default(),
                 now: SystemTime::now(),
+                chain_deadline: aws::CHAIN_DEADLINE,
                 settings: no_settings,
             };
             let answer = answer_git(operation, context.clone(), options).expect("no error");

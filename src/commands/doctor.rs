@@ -38,15 +38,16 @@ pub fn doctor(args: DoctorArgs) -> anyhow::Result<()> {
         let signing_region = region
             .clone()
             .unwrap_or_else(|| aws_types::region::Region::new("us-east-1"));
-        let credentials = match aws::credentials(&Profile(None), signing_region).await {
-            Ok(found) => Ok(provider_name(&found)),
-            Err(e) => Err((
-                e.to_string(),
-                "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or give the \
+        let credentials =
+            match aws::credentials(&Profile(None), signing_region, aws::CHAIN_DEADLINE).await {
+                Ok(found) => Ok(provider_name(&found)),
+                Err(e) => Err((
+                    e.to_string(),
+                    "set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or give the \
                  instance a role"
-                    .to_string(),
-            )),
-        };
+                        .to_string(),
+                )),
+            };
         let store_check = match &location {
             Ok(location) => {
                 let store = super::setup::open_store(location);

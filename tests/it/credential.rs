@@ -300,6 +300,8 @@ fn no_credentials_gives_one_line_with_a_hint_without_waiting_on_metadata() {
         "AWS_EC2_METADATA_SERVICE_ENDPOINT",
         format!("http://{}", silent.local_addr().expect("addr")),
     );
+    // A chain deadline far below the bound asserted: a loaded machine cannot close the gap.
+    env.set("GITKIT_TEST_CHAIN_DEADLINE_MS", "1500");
     let started = Instant::now();
     let output = env
         .gitkit(["credential", "get"])
@@ -312,8 +314,8 @@ fn no_credentials_gives_one_line_with_a_hint_without_waiting_on_metadata() {
     assert!(message.contains("no AWS credentials found"), "{message}");
     assert!(message.contains("hint: "), "{message}");
     assert!(
-        waited < Duration::from_secs(10),
-        "waited {waited:?} for instance metadata"
+        waited < Duration::from_secs(8),
+        "waited {waited:?} for instance metadata: the deadline was 1.5 s"
     );
 }
 
