@@ -274,7 +274,7 @@ pub enum LifecycleCommand {
     Restore {
         #[arg(long, value_name = "DIR")]
         into: PathBuf,
-        #[arg(long, value_name = "URL")]
+        #[arg(long, value_name = "URL", env = "GITKIT_STORE", hide_env_values = true)]
         store: Option<String>,
         /// Append what happens to this file too.
         #[arg(long, value_name = "FILE")]

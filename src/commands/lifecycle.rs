@@ -124,10 +124,9 @@ fn current_user() -> anyhow::Result<String> {
 fn restore_all(into: &Path, store: Option<String>, log: Option<PathBuf>) -> anyhow::Result<()> {
     let layout = super::setup::layout()?;
     let saved = state::load(&layout.gitkit_home)?;
-    let env = std::env::var("GITKIT_STORE").ok();
     let location = store::choose(
         store.as_deref(),
-        env.as_deref(),
+        None,
         saved.as_ref().and_then(|s| s.store.as_deref()),
         &layout.gitkit_home,
     )?;

@@ -58,6 +58,24 @@ fn commit(env: &Env, repo: &Path, message: &str) -> std::process::Output {
     env.git(repo, ["commit", "-q", "-m", message]).success()
 }
 
+/// A repository with gitkit's hook whose S3 store sits behind an endpoint that never answers,
+/// and one more setting.
+fn hooked_behind_a_black_hole(
+    prefix: &str,
+    key: &str,
+    value: &str,
+) -> (Env, BlackHole, std::path::PathBuf) {
+    let mut env = Env::new();
+    Weed::shared().configure(&mut env);
+    let hole = BlackHole::start();
+    env.set("AWS_ENDPOINT_URL_S3", hole.url());
+    env.set(key, value);
+    env.set("GITKIT_STORE", format!("s3://{BUCKET}/{prefix}"));
+    let repo = env.repo_with_commit("project");
+    install(&env, &repo);
+    (env, hole, repo)
+}
+
 fn install(env: &Env, repo: &Path) -> String {
     stderr(
         &env.gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "install"])
@@ -119,15 +137,8 @@ fn uninstall_without_an_original_removes_the_hook() {
 
 #[test]
 fn commit_returns_while_s3_hangs_and_the_next_commit_lands_once_it_is_back() {
-    let mut env = Env::new();
-    let weed = Weed::shared();
-    weed.configure(&mut env);
-    let hole = BlackHole::start();
-    env.set("AWS_ENDPOINT_URL_S3", hole.url());
-    env.set("AWS_MAX_ATTEMPTS", "1");
-    env.set("GITKIT_STORE", format!("s3://{BUCKET}/hooks-unreachable"));
-    let repo = env.repo_with_commit("project");
-    install(&env, &repo);
+    let (mut env, hole, repo) =
+        hooked_behind_a_black_hole("hooks-unreachable", "AWS_MAX_ATTEMPTS", "1");
 
     // Captured output, as IDEs and jupyterlab-git run it: the commit must not wait for the
     // snapshot, which cannot finish while the server hangs.
@@ -149,7 +160,7 @@ fn commit_returns_while_s3_hangs_and_the_next_commit_lands_once_it_is_back() {
         "{failed:#}"
     );
 
-    env.set("AWS_ENDPOINT_URL_S3", weed.endpoint());
+    env.set("AWS_ENDPOINT_URL_S3", Weed::shared().endpoint());
     commit(&env, &repo, "S3 is back");
     let head = head(&env, &repo);
     let settled = wait_until(&env, &repo, |s| s["failing"] == false);
@@ -380,15 +391,8 @@ fn install_refuses_to_guess_and_goes_on_with_the_rest() {
 /// next commit is snapshotted.
 #[test]
 fn worker_records_a_store_that_never_answers_and_frees_its_lock() {
-    let mut env = Env::new();
-    let weed = Weed::shared();
-    weed.configure(&mut env);
-    let hole = BlackHole::start();
-    env.set("AWS_ENDPOINT_URL_S3", hole.url());
-    env.set("GITKIT_SNAPSHOT_TIMEOUT", "2s");
-    env.set("GITKIT_STORE", format!("s3://{BUCKET}/hooks-never-answers"));
-    let repo = env.repo_with_commit("project");
-    install(&env, &repo);
+    let (mut env, hole, repo) =
+        hooked_behind_a_black_hole("hooks-never-answers", "GITKIT_SNAPSHOT_TIMEOUT", "2s");
 
     commit(&env, &repo, "while S3 never answers");
     hole.wait_for_a_caller();
@@ -402,7 +406,7 @@ fn worker_records_a_store_that_never_answers_and_frees_its_lock() {
         "{log}"
     );
 
-    env.set("AWS_ENDPOINT_URL_S3", weed.endpoint());
+    env.set("AWS_ENDPOINT_URL_S3", Weed::shared().endpoint());
     commit(&env, &repo, "S3 is back");
     let head = head(&env, &repo);
     let settled = wait_until(&env, &repo, |s| s["failing"] == false);
