@@ -58,6 +58,22 @@ fn commit(env: &Env, repo: &Path, message: &str) -> std::process::Output {
     env.git(repo, ["commit", "-q", "-m", message]).success()
 }
 
+/// Points S3 back at the real server, commits, and waits for the hook to snapshot that
+/// commit; returns it.
+#[track_caller]
+fn commit_once_s3_is_back(env: &mut Env, repo: &Path) -> String {
+    env.set("AWS_ENDPOINT_URL_S3", Weed::shared().endpoint());
+    commit(env, repo, "S3 is back");
+    let head = head(env, repo);
+    let settled = wait_until(env, repo, |s| s["failing"] == false);
+    assert_eq!(
+        settled["last_snapshot"]["commit"],
+        head.as_str(),
+        "{settled:#}"
+    );
+    head
+}
+
 /// A repository with gitkit's hook whose S3 store sits behind an endpoint that never answers,
 /// and one more setting.
 fn hooked_behind_a_black_hole(
@@ -160,15 +176,7 @@ fn commit_returns_while_s3_hangs_and_the_next_commit_lands_once_it_is_back() {
         "{failed:#}"
     );
 
-    env.set("AWS_ENDPOINT_URL_S3", Weed::shared().endpoint());
-    commit(&env, &repo, "S3 is back");
-    let head = head(&env, &repo);
-    let settled = wait_until(&env, &repo, |s| s["failing"] == false);
-    assert_eq!(
-        settled["last_snapshot"]["commit"],
-        head.as_str(),
-        "{settled:#}"
-    );
+    let head = commit_once_s3_is_back(&mut env, &repo);
     let listed = env
         .gitkit(["-C", repo.to_str().expect("utf-8"), "snapshots", "--json"])
         .success();
@@ -406,15 +414,7 @@ fn worker_records_a_store_that_never_answers_and_frees_its_lock() {
         "{log}"
     );
 
-    env.set("AWS_ENDPOINT_URL_S3", Weed::shared().endpoint());
-    commit(&env, &repo, "S3 is back");
-    let head = head(&env, &repo);
-    let settled = wait_until(&env, &repo, |s| s["failing"] == false);
-    assert_eq!(
-        settled["last_snapshot"]["commit"],
-        head.as_str(),
-        "{settled:#}"
-    );
+    commit_once_s3_is_back(&mut env, &repo);
 }
 
 /// Guards `hooks status` against a worker that holds the lock for too long: it says since when

@@ -28,6 +28,17 @@ fn restore(env: &Env, store: &str, target: &Path) -> crate::support::Cmd {
     ])
 }
 
+/// Snapshots `repo` to `store`, restores the newest snapshot into a new folder, and returns
+/// the restored `file`'s bytes.
+#[track_caller]
+fn round_trip(env: &Env, repo: &Path, store: &Path, file: &str) -> Vec<u8> {
+    snapshot_json(env, repo, utf8(store));
+    let target = tempfile::tempdir_in(env.root_path()).expect("temp dir");
+    let target = target.path().join("restored");
+    restore(env, utf8(store), &target).success();
+    std::fs::read(target.join(file)).expect("the file is restored")
+}
+
 /// A python process that writes to `file` until killed; started and running when this returns.
 struct Writer(Child);
 
@@ -295,13 +306,7 @@ fn a_made_up_index_object_is_not_believed() {
 
     let repo = env.repo_with_commit("project");
     std::fs::write(repo.join("notebook.ipynb"), content).expect("write");
-    snapshot_json(&env, &repo, utf8(&store));
-    let target = env.root_path().join("restored");
-    restore(&env, utf8(&store), &target).success();
-    assert_eq!(
-        std::fs::read(target.join("notebook.ipynb")).expect("read"),
-        content
-    );
+    assert_eq!(round_trip(&env, &repo, &store, "notebook.ipynb"), content);
 }
 
 /// Guards item 4: a submodule's working tree was not in the snapshot; its edits and untracked
@@ -812,13 +817,7 @@ fn a_tampered_local_index_copy_is_checked_against_the_store() {
     std::fs::write(&cache, copy.to_string()).expect("write");
 
     std::fs::write(repo.join("new.txt"), content).expect("write");
-    snapshot_json(&env, &repo, utf8(&store));
-    let target = env.root_path().join("restored");
-    restore(&env, utf8(&store), &target).success();
-    assert_eq!(
-        std::fs::read(target.join("new.txt")).expect("read"),
-        content
-    );
+    assert_eq!(round_trip(&env, &repo, &store, "new.txt"), content);
 }
 
 /// Red-team F8: a restore stopped by Ctrl-C left its staging folder and the target it made,
