@@ -4,8 +4,8 @@
 //! Every request is bounded, so that an endpoint that accepts connections and never answers
 //! fails a command rather than hanging it: a connect timeout, a timeout for the first byte of
 //! the answer (an upload gets more time for its body), a few retries at most, and, while a
-//! large object streams in, a timeout for a stall between two pieces rather than for the whole
-//! download, which may be slow and alive.
+//! body streams, the SDK's stalled-stream protection: a body that makes no progress for a while
+//! fails, rather than a deadline for the whole transfer, which may be slow and alive.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +13,7 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::StalledStreamProtectionConfig;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
@@ -41,7 +42,8 @@ pub struct Timeouts {
     /// An upload's body may take this long per MiB on top of `first_byte`: 8 s/MiB is about
     /// 1 Mbit/s, so that a slow uplink still gets a 4 MiB pack through.
     pub upload_per_mib: Duration,
-    /// The longest pause between two pieces of an object streaming in.
+    /// How long a body (download or upload) may make no progress at all; a slow one that
+    /// keeps moving is never cut.
     pub stall: Duration,
     /// Attempts per request at most, the first included (`AWS_MAX_ATTEMPTS` may lower it).
     pub max_attempts: u32,
@@ -55,7 +57,7 @@ impl Default for Timeouts {
             connect: Duration::from_secs(10),
             first_byte: Duration::from_secs(20),
             upload_per_mib: Duration::from_secs(8),
-            stall: Duration::from_secs(30),
+            stall: Duration::from_secs(20),
             max_attempts: 3,
         }
     }
@@ -185,26 +187,19 @@ impl S3Store {
             .map_err(|e| self.error("reading", key, e))?;
         let length = object.content_length().unwrap_or(0).max(0) as usize;
         let (store, key) = (self.name.to_string(), key.to_string());
-        let stall = self.options.timeouts.stall;
         let body = futures::stream::try_unfold(object.body, move |mut body| {
             let (store, key) = (store.clone(), key.clone());
             async move {
-                let failed = |detail: String| StoreError::Failed {
-                    store,
-                    action: "reading",
-                    key,
-                    detail,
-                };
-                // A stall, not the whole download, is bounded: a large pack on a slow link
-                // is fine as long as it keeps coming.
-                match tokio::time::timeout(stall, body.try_next()).await {
-                    Ok(Ok(Some(piece))) => Ok(Some((piece, body))),
-                    Ok(Ok(None)) => Ok(None),
-                    Ok(Err(e)) => Err(failed(e.to_string())),
-                    Err(_) => Err(failed(format!(
-                        "could not reach the S3 endpoint: nothing arrived for {}s",
-                        stall.as_secs()
-                    ))),
+                match body.try_next().await {
+                    Ok(Some(piece)) => Ok(Some((piece, body))),
+                    Ok(None) => Ok(None),
+                    // The SDK's stalled-stream protection ends a body that stops coming.
+                    Err(e) => Err(StoreError::Failed {
+                        store,
+                        action: "reading",
+                        key,
+                        detail: format!("the download stalled or broke off: {}", innermost(&e)),
+                    }),
                 }
             }
         });
@@ -227,6 +222,11 @@ async fn connect(options: &S3Options) -> Client {
     let timeouts = &options.timeouts;
     let sdk_config = loader
         .timeout_config(timeouts.config(timeouts.first_byte))
+        .stalled_stream_protection(
+            StalledStreamProtectionConfig::enabled()
+                .grace_period(timeouts.stall)
+                .build(),
+        )
         .load()
         .await;
     // The SDK's retry settings (AWS_MAX_ATTEMPTS, AWS_RETRY_MODE, the profile's), capped.

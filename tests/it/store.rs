@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use crate::support::black_hole::BlackHole;
-use crate::support::s3::BUCKET;
+use crate::support::http::{Response, Server};
+use crate::support::proxy::forward;
+use crate::support::s3::{BUCKET, Weed};
 use crate::support::{Env, describe, stderr};
 
 /// Well under the 2 minutes the issue allows; the test kills gitkit and fails past it.
@@ -86,4 +88,60 @@ fn the_deadline_can_come_from_git_config() {
     assert!(!output.status.success(), "{}", describe(&output));
     let said = stderr(&output);
     assert!(said.contains("did not finish within 2s"), "{said}");
+}
+
+/// Guards downloads against a link that stops mid-object: the read fails after a stall rather
+/// than waiting forever (a download that keeps coming, however slowly, is not cut).
+#[test]
+fn a_download_that_stalls_mid_object_fails() {
+    let mut env = Env::new();
+    let weed = Weed::shared();
+    weed.configure(&mut env);
+    let repo = env.repo_with_commit("project");
+    let data: Vec<u8> = (0..1u32 << 18)
+        .flat_map(|n| n.wrapping_mul(2_654_435_761).to_le_bytes())
+        .collect();
+    std::fs::write(repo.join("weights.bin"), data).expect("write");
+    let store = format!("s3://{BUCKET}/stalls");
+    env.gitkit([
+        "-C",
+        repo.to_str().expect("utf-8"),
+        "snapshot",
+        "--store",
+        &store,
+    ])
+    .success();
+
+    let weed_port: u16 = weed
+        .endpoint()
+        .rsplit(':')
+        .next()
+        .and_then(|port| port.parse().ok())
+        .expect("a port");
+    let proxy = Server::start(move |request| {
+        let Some(response) = forward(request, weed_port) else {
+            return Response::hangup();
+        };
+        if request.method == "GET" && request.path().contains("/data/") && response.status == 200 {
+            let half = response.body.len() / 2;
+            return response.stalled_after(half);
+        }
+        response
+    });
+    let target = env.root_path().join("restored");
+    let output = env
+        .gitkit([
+            "restore",
+            "latest",
+            "--store",
+            &store,
+            "--to",
+            target.to_str().expect("utf-8"),
+        ])
+        .env("AWS_ENDPOINT_URL_S3", proxy.url())
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output_within(GUARD);
+    assert!(!output.status.success(), "{}", describe(&output));
+    let said = stderr(&output);
+    assert!(said.contains("the download stalled"), "{said}");
 }

@@ -42,6 +42,8 @@ pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Send only this much of the body, then hold the connection open without a word more.
+    pub stall_after: Option<usize>,
 }
 
 impl Response {
@@ -50,7 +52,15 @@ impl Response {
             status,
             headers: Vec::new(),
             body: body.into(),
+            stall_after: None,
         }
+    }
+
+    /// This response, stalling for good after `bytes` of its body, as a link that died
+    /// without closing does.
+    pub fn stalled_after(mut self, bytes: usize) -> Self {
+        self.stall_after = Some(bytes.min(self.body.len()));
+        self
     }
 
     pub fn json(status: u16, body: impl Into<String>) -> Self {
@@ -136,6 +146,12 @@ fn serve(stream: TcpStream, handler: &Handler) -> std::io::Result<()> {
         response.body.len()
     ));
     stream.write_all(head.as_bytes())?;
+    if let Some(sent) = response.stall_after {
+        stream.write_all(&response.body[..sent])?;
+        stream.flush()?;
+        // Silent until the client gives up and hangs up.
+        return std::io::copy(&mut reader, &mut std::io::sink()).map(drop);
+    }
     stream.write_all(&response.body)?;
     stream.flush()
 }
