@@ -50,7 +50,7 @@ pub fn doctor(args: DoctorArgs) -> anyhow::Result<()> {
             };
         let store_check = match &location {
             Ok(location) => {
-                let store = super::setup::open_store(location);
+                let store = super::workspace::open(location, None);
                 doctor::store_check(&location.to_string(), &store, &host).await
             }
             Err(e) => Check {

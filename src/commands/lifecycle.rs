@@ -148,12 +148,12 @@ fn restore_all(into: &Path, store: Option<String>, log: Option<PathBuf>) -> anyh
     };
     std::fs::create_dir_all(into).with_context(|| format!("cannot create {}", into.display()))?;
     let result = super::runtime().block_on(async {
-        let store = super::setup::open_store(&location);
+        let store = super::workspace::open(&location, None);
         let names = snapshot::workspaces(&store).await?;
         let mut failed = 0;
         for name in names {
             // The name becomes a folder: one safe segment only.
-            if !is_folder_name(&name) {
+            if snapshot::id::check_workspace(&name).is_err() {
                 say(format!(
                     "skipped workspace `{name}`: not a safe folder name"
                 ));
@@ -210,13 +210,4 @@ fn restore_all(into: &Path, store: Option<String>, log: Option<PathBuf>) -> anyh
             Err(e)
         }
     }
-}
-
-/// Letters, digits, `-`, `_` and `.`, not starting with `.`: what workspace names are made of.
-fn is_folder_name(name: &str) -> bool {
-    !name.is_empty()
-        && !name.starts_with('.')
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }

@@ -12,7 +12,7 @@ use crate::git;
 use crate::github::GITHUB_API;
 use crate::home;
 use crate::setup::{self, Choices, Layout, Report, binary, undo};
-use crate::store::{self, AnyStore, Location, Store};
+use crate::store::{self, Location, Store};
 
 pub fn setup(args: SetupArgs) -> anyhow::Result<()> {
     let layout = layout()?;
@@ -115,7 +115,7 @@ pub fn upload_binary(
     let key = binary::store_key(env!("CARGO_PKG_VERSION"), &sha);
     let url = format!("{location}/{key}");
     let present = super::runtime().block_on(async {
-        let store = open_store(location);
+        let store = super::workspace::open(location, None);
         let there = store.exists(&key).await?;
         if !there && !dry_run {
             store.put(&key, Bytes::copy_from_slice(data)).await?;
@@ -128,10 +128,6 @@ pub fn upload_binary(
     }
     report.note(format!("binary for new instances: {url} sha256 {sha}"));
     Ok((url, sha))
-}
-
-pub fn open_store(location: &Location) -> AnyStore {
-    super::open_store(location, None, Default::default())
 }
 
 /// Where setup works, from this process's environment.

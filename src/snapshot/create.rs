@@ -139,7 +139,7 @@ pub async fn create<S: Store>(
         }
     }
     // Now and then the packs themselves are listed again, even when nothing changed.
-    let now_secs = unix_secs(options.now);
+    let now_secs = crate::time::unix_seconds(options.now);
     let mut refreshed = None;
     if last
         .as_ref()
@@ -344,12 +344,6 @@ async fn read_and_upload<S: Store>(
     let uploaded = upload(store, packs_rx).await;
     let reader = reader.await.expect("the reader does not panic");
     Pass { reader, uploaded }
-}
-
-fn unix_secs(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs()
 }
 
 /// `20261128T093000.123Z-1a2b3c`: sorts by time to the millisecond; the suffix keeps two

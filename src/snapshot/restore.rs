@@ -79,7 +79,7 @@ pub async fn restore<S: Store>(
     // Dropped on every way out (an error, or the restore itself dropped on Ctrl-C): whatever
     // is left in it goes, and so does a target this restore created, unless it succeeded.
     let staging = tempfile::Builder::new()
-        .prefix(&format!("{TEMPORARY_PREFIX}restore-"))
+        .prefix(&staging_prefix())
         .tempdir_in(target)
         .map_err(|e| RestoreError::Write(target.to_path_buf(), e))?;
     write_all(store, manifest, staging.path(), options, &progress).await?;
@@ -98,6 +98,11 @@ pub async fn restore<S: Store>(
         bytes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// How a restore's staging folder inside the target begins.
+fn staging_prefix() -> String {
+    format!("{TEMPORARY_PREFIX}restore-")
 }
 
 /// The target folder, and whether this restore created it: removed again unless kept.
@@ -167,7 +172,7 @@ fn prepare_target(target: &Path, force: bool) -> Result<bool, RestoreError> {
         let stale = entry
             .file_name()
             .to_string_lossy()
-            .starts_with(&format!("{TEMPORARY_PREFIX}restore-"))
+            .starts_with(&staging_prefix())
             && entry.file_type().is_ok_and(|t| t.is_dir());
         if stale {
             let path = entry.path();

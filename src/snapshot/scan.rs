@@ -66,14 +66,7 @@ pub fn scan(
     options: &Options,
 ) -> Result<(Vec<Found>, Vec<Warning>), ScanError> {
     let exclude = exclude_matcher(&workspace.root, &workspace.exclude)?;
-    let mut scan = Scan {
-        root: &workspace.root,
-        options,
-        exclude,
-        found: Vec::new(),
-        warnings: Vec::new(),
-        folders: HashMap::new(),
-    };
+    let mut scan = Scan::new(&workspace.root, options, exclude);
     scan.worktree(&[])?;
     scan.git_dir(&[])?;
     let Scan {
@@ -92,14 +85,7 @@ pub fn git_dir_again(workspace: &Workspace) -> Vec<Found> {
     let options = Options {
         include_ignored: false,
     };
-    let mut scan = Scan {
-        root: &workspace.root,
-        options: &options,
-        exclude: Gitignore::empty(),
-        found: Vec::new(),
-        warnings: Vec::new(),
-        folders: HashMap::new(),
-    };
+    let mut scan = Scan::new(&workspace.root, &options, Gitignore::empty());
     match scan.git_dir(&[]) {
         Ok(()) => scan.found,
         Err(_) => Vec::new(),
@@ -122,7 +108,18 @@ struct Scan<'a> {
     folders: HashMap<Vec<u8>, bool>,
 }
 
-impl Scan<'_> {
+impl<'a> Scan<'a> {
+    fn new(root: &'a Path, options: &'a Options, exclude: Gitignore) -> Self {
+        Self {
+            root,
+            options,
+            exclude,
+            found: Vec::new(),
+            warnings: Vec::new(),
+            folders: HashMap::new(),
+        }
+    }
+
     /// The files of the work tree at `prefix` (the workspace's own, or a submodule's or nested
     /// repository's) as git lists them, and the work trees nested in it, each with its `.git`.
     fn worktree(&mut self, prefix: &[u8]) -> Result<(), ScanError> {
