@@ -57,7 +57,7 @@ pub fn take(
         recheck_every: test_knob("GITKIT_TEST_RECHECK_SECS", Duration::from_secs)
             .unwrap_or(snapshot::RECHECK_EVERY),
     };
-    let deadline = deadline(dir)?;
+    let deadline = deadline(workspace.snapshot_timeout.as_deref())?;
     let runtime = super::runtime();
     let outcome = runtime.block_on(async {
         let store = open(&location, settings.profile.clone());
@@ -93,17 +93,13 @@ const DEFAULT_DEADLINE: Duration = Duration::from_secs(60 * 60);
 const DEADLINE_ENV: &str = "GITKIT_SNAPSHOT_TIMEOUT";
 
 /// The snapshot's deadline: GITKIT_SNAPSHOT_TIMEOUT, else git config gitkit.snapshotTimeout.
-fn deadline(dir: &Path) -> anyhow::Result<Duration> {
+fn deadline(config: Option<&str>) -> anyhow::Result<Duration> {
     let (text, source) = match std::env::var(DEADLINE_ENV) {
         Ok(text) if !text.is_empty() => (text, DEADLINE_ENV),
-        _ => {
-            let config = crate::git::config::get_regexp(Some(dir), r"^gitkit\.snapshottimeout$")
-                .context("cannot read gitkit.snapshotTimeout")?;
-            match config.into_iter().last() {
-                Some((_, text)) => (text, "gitkit.snapshotTimeout"),
-                None => return Ok(DEFAULT_DEADLINE),
-            }
-        }
+        _ => match config {
+            Some(text) => (text.to_string(), "gitkit.snapshotTimeout"),
+            None => return Ok(DEFAULT_DEADLINE),
+        },
     };
     parse_duration(&text).ok_or_else(|| {
         Hinted::new(

@@ -26,6 +26,8 @@ pub struct Workspace {
     pub exclude: Vec<String>,
     /// `gitkit.store`.
     pub store: Option<String>,
+    /// `gitkit.snapshotTimeout`, as written.
+    pub snapshot_timeout: Option<String>,
 }
 
 impl Workspace {
@@ -56,6 +58,7 @@ impl Workspace {
             .map(|(_, v)| v.clone())
             .collect();
         let store = last("gitkit.store").filter(|s| !s.is_empty());
+        let snapshot_timeout = last("gitkit.snapshottimeout");
         let (commit, branch) = repo.head();
         Ok(Self {
             git_dir: repo.git_dir().to_path_buf(),
@@ -65,6 +68,7 @@ impl Workspace {
             branch,
             exclude,
             store,
+            snapshot_timeout,
         })
     }
 }
