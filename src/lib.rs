@@ -72,10 +72,11 @@ fn credential(args: CredentialArgs) -> ExitCode {
         profile: aws::Profile(args.profile),
         now: SystemTime::now(),
         // GITKIT_TEST_CHAIN_DEADLINE_MS: a test's bound on waiting for instance metadata.
-        chain_deadline: std::env::var("GITKIT_TEST_CHAIN_DEADLINE_MS")
-            .ok()
-            .and_then(|ms| ms.parse().ok())
-            .map_or(aws::CHAIN_DEADLINE, std::time::Duration::from_millis),
+        chain_deadline: commands::test_knob(
+            "GITKIT_TEST_CHAIN_DEADLINE_MS",
+            std::time::Duration::from_millis,
+        )
+        .unwrap_or(aws::CHAIN_DEADLINE),
         settings: || {
             git::config::get_regexp(None, r"^gitkit\.codecommit\.")
                 .map(codecommit::Settings::from_entries)

@@ -242,10 +242,8 @@ fn run_worker(repo: &Path) -> anyhow::Result<()> {
     let state = state_dir(repo)?;
     // GITKIT_TEST_SETTLE_MS: a test's burst of commits must fall within one settle, however
     // loaded its machine.
-    let settle = std::env::var("GITKIT_TEST_SETTLE_MS")
-        .ok()
-        .and_then(|ms| ms.parse().ok())
-        .map_or(hooks::worker::SETTLE, std::time::Duration::from_millis);
+    let settle = super::test_knob("GITKIT_TEST_SETTLE_MS", std::time::Duration::from_millis)
+        .unwrap_or(hooks::worker::SETTLE);
     hooks::run(&state, settle, || {
         let (outcome, location) = take(repo, &Settings::unattended(), Arc::new(Silent))?;
         let summary = &outcome.summary;

@@ -79,6 +79,13 @@ pub fn anchor(command: &mut crate::cli::Command, dir: &std::path::Path) {
     }
 }
 
+/// A duration a test sets so that it need not wait for the real one (the racy window's three
+/// seconds, the hour between listings of an unchanged store's packs, the hook's settle time,
+/// the credential chain's deadline); never set in normal use.
+pub fn test_knob(name: &str, unit: fn(u64) -> std::time::Duration) -> Option<std::time::Duration> {
+    std::env::var(name).ok()?.parse().ok().map(unit)
+}
+
 /// The crontab program: `crontab`, or `GITKIT_CRONTAB` (tests give one with a spool of its own).
 pub fn crontab_program() -> PathBuf {
     std::env::var_os("GITKIT_CRONTAB")

@@ -52,9 +52,9 @@ pub fn take(
         include_ignored: settings.include_ignored,
         host: host_name(),
         now: SystemTime::now(),
-        racy_window: test_knob("GITKIT_TEST_RACY_WINDOW_MS", Duration::from_millis)
+        racy_window: super::test_knob("GITKIT_TEST_RACY_WINDOW_MS", Duration::from_millis)
             .unwrap_or(snapshot::RACY_WINDOW),
-        recheck_every: test_knob("GITKIT_TEST_RECHECK_SECS", Duration::from_secs)
+        recheck_every: super::test_knob("GITKIT_TEST_RECHECK_SECS", Duration::from_secs)
             .unwrap_or(snapshot::RECHECK_EVERY),
     };
     let deadline = deadline(workspace.snapshot_timeout.as_deref())?;
@@ -160,12 +160,6 @@ pub fn location(
 
 pub fn open(location: &store::Location, profile: Option<String>) -> AnyStore {
     super::open_store(location, profile, Default::default())
-}
-
-/// A duration tests set so that they need not wait for it (the racy window's three seconds, the
-/// hour between listings of an unchanged store's packs); never set in normal use.
-fn test_knob(name: &str, unit: fn(u64) -> Duration) -> Option<Duration> {
-    std::env::var(name).ok()?.parse().ok().map(unit)
 }
 
 fn host_name() -> String {
