@@ -20,13 +20,13 @@ use super::cache::{Content, FileCache, Stat};
 use super::id::IdError;
 use super::index::BlobIndex;
 use super::manifest::{
-    BlobRef, Entry, FORMAT_VERSION, Kind, Manifest, ManifestError, RelPath, Summary,
+    BlobRef, Entry, FORMAT_VERSION, Kind, Manifest, ManifestError, RelPath, SnapshotObject, Summary,
 };
-use super::pack::{CHUNK_SIZE, Pack, PackIndex, Packer, data_key, index_key};
+use super::pack::{Pack, PackIndex, Packer, data_key, index_key};
 use super::progress::Progress;
 use super::scan::{self, Found, STATE_DIR, ScanError, Warning};
 use super::workspace::Workspace;
-use super::{manifest_key, state};
+use super::{manifest_key, state, tree};
 use crate::store::{Store, StoreError};
 
 /// Packs uploading at once; with one more queued and one filling, this bounds memory.
@@ -153,8 +153,9 @@ pub async fn create<S: Store>(
         .entries(&found)
         .zip(last.clone())
         .and_then(|(entries, last)| {
-            let same =
-                last.describes(workspace) && state::digest(&locate(entries, &index)) == last.digest;
+            let same = last.describes(workspace)
+                && state::digest(&locate(entries, &index)) == last.digest
+                && last.trees_in(&index);
             same.then_some(last)
         });
     let mut cache = cached.cache;
@@ -260,19 +261,22 @@ pub async fn create<S: Store>(
         })
         .sum();
     let digest = state::digest(&entries);
-    let outcome = |summary, unchanged| Outcome {
+    let outcome = |summary, unchanged, new_bytes, new_packs| Outcome {
         summary,
         unchanged,
         read_bytes,
         new_bytes,
-        new_packs: new_pack_count,
+        new_packs,
         warnings: all_warnings.clone(),
         seconds: started.elapsed().as_secs_f64(),
     };
-    if let Some(mut last) = last.filter(|last| last.digest == digest && last.describes(workspace)) {
+    let same_as_last = |last: &state::Last| {
+        last.digest == digest && last.describes(workspace) && last.trees_in(&index)
+    };
+    if let Some(mut last) = last.filter(same_as_last) {
         last.checked_at = now_secs;
         last.save(&state_dir, store.name()).map_err(state_error)?;
-        return Ok(outcome(last.summary, true));
+        return Ok(outcome(last.summary, true, new_bytes, new_pack_count));
     }
 
     let summary = Summary {
@@ -292,17 +296,74 @@ pub async fn create<S: Store>(
     };
     // What is published must restore: the same checks restore makes, before it is written.
     manifest.validate().map_err(SnapshotError::Invalid)?;
+    let trees = tree::build(&manifest.entries);
+    drop(manifest);
+    let tree_hashes: Vec<String> = trees.iter().map(|tree| tree.hash.clone()).collect();
+    let root = tree_hashes.last().expect("there is a root tree").clone();
+    let stored = store_trees(store, &mut index, trees).await;
+    index.save(&index_cache).map_err(state_error)?;
+    let (tree_packs, tree_bytes) = stored?;
+    new_pack_count += tree_packs;
+    new_bytes += tree_bytes;
+    let object = SnapshotObject {
+        version: FORMAT_VERSION,
+        summary: summary.clone(),
+        tree: root,
+    };
     let key = manifest_key(&summary.workspace, &summary.id).map_err(SnapshotError::Name)?;
-    let data = serde_json::to_vec(&manifest).expect("a manifest serializes");
+    let data = serde_json::to_vec(&object).expect("a snapshot object serializes");
     store.put(&key, Bytes::from(data)).await?;
     state::Last {
         digest,
         summary: summary.clone(),
         checked_at: now_secs,
+        trees: tree_hashes,
     }
     .save(&state_dir, store.name())
     .map_err(state_error)?;
-    Ok(outcome(summary, false))
+    Ok(outcome(summary, false, new_bytes, new_pack_count))
+}
+
+/// Makes sure the store holds every tree: those it has in packs another machine wrote are
+/// checked first (like file content), and the rest are packed apart from file content (so
+/// that reading a snapshot's trees fetches few packs) and uploaded. Returns the packs and
+/// bytes it added.
+async fn store_trees<S: Store>(
+    store: &S,
+    index: &mut BlobIndex,
+    trees: Vec<tree::TreeBlob>,
+) -> Result<(usize, u64), SnapshotError> {
+    let foreign: HashSet<String> = trees
+        .iter()
+        .filter_map(|tree| index.locate(&tree.hash))
+        .filter(|blob| !index.is_verified(&blob.pack))
+        .map(|blob| blob.pack.clone())
+        .collect();
+    index.verify(store, foreign).await?;
+    let mut packer = Packer::default();
+    let mut packs = Vec::new();
+    let mut packed = HashSet::new();
+    for tree in trees {
+        if index.contains(&tree.hash) || !packed.insert(tree.hash.clone()) {
+            continue;
+        }
+        packs.extend(packer.add(tree.hash, &tree.data));
+    }
+    packs.extend(packer.seal());
+    let (count, bytes) = (packs.len(), packs.iter().map(|p| p.data.len() as u64).sum());
+    let (sender, receiver) = mpsc::channel(packs.len().max(1));
+    for pack in packs {
+        sender.try_send(pack).expect("the channel holds every pack");
+    }
+    drop(sender);
+    let uploaded = upload(store, receiver).await;
+    for pack in uploaded.done {
+        index.add_written(pack);
+    }
+    match uploaded.error {
+        Some(e) => Err(e.into()),
+        None => Ok((count, bytes)),
+    }
 }
 
 /// What one pass of reading and uploading gave.
@@ -705,29 +766,16 @@ impl<'a> Reader<'a> {
             // Each chunk goes to the packer only once the next one is read, and the last only
             // once the read proved whole: packing can wait on uploads, and that wait must not
             // fall between the two looks at the file (nor a torn chunk be stored).
-            let mut chunk = vec![0u8; CHUNK_SIZE.min(before.size as usize + 1).max(1)];
             let mut pending: Option<(String, Vec<u8>)> = None;
-            loop {
-                let n = read_full(&mut file, &mut chunk)?;
-                if n == 0 {
-                    break;
-                }
-                let data = &chunk[..n];
-                hasher.update(data);
-                let hash = blake3::hash(data).to_hex().to_string();
-                blobs.push((hash.clone(), n as u64));
-                self.read_bytes += n as u64;
-                let full_chunk = n == chunk.len();
-                let mut data = std::mem::take(&mut chunk);
-                data.truncate(n);
+            for data in chunks(&mut file, before.size) {
+                let data = data?;
+                hasher.update(&data);
+                let hash = blake3::hash(&data).to_hex().to_string();
+                blobs.push((hash.clone(), data.len() as u64));
+                self.read_bytes += data.len() as u64;
                 if let Some((hash, data)) = pending.replace((hash, data)) {
                     self.store_blob(&hash, &data);
-                    chunk = data; // reuse the buffer
                 }
-                if !full_chunk {
-                    break;
-                }
-                chunk.resize(CHUNK_SIZE, 0); // the file may have grown past its size
             }
             // Whole if the file read (through the open handle) did not change from before the
             // first byte to after the last, and held as many bytes as its size said. A git
@@ -827,16 +875,30 @@ fn open_no_follow(path: &Path) -> std::io::Result<File> {
     Ok(file)
 }
 
-/// Fills `buffer` unless the file ends first; returns how much was read.
-fn read_full(file: &mut File, buffer: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// Content-defined chunk sizes (FastCDC): an insertion moves the cut points only near it, so
+/// an edit in the middle of a large file stores about one new chunk. Smaller than restic's
+/// (512 KiB / 1 MiB / 8 MiB): a `.git/index` rewritten on every commit costs less each time.
+const MIN_CHUNK: usize = 64 << 10;
+const AVG_CHUNK: usize = 256 << 10;
+const MAX_CHUNK: usize = 1 << 20;
+
+/// A file's content in chunks, read to its end (which may lie past the `size` it had): whole
+/// when it is smaller than the smallest chunk, else cut where its content says.
+fn chunks(file: &mut File, size: u64) -> Box<dyn Iterator<Item = std::io::Result<Vec<u8>>> + '_> {
+    if size < MIN_CHUNK as u64 {
+        let mut data = Vec::with_capacity(size as usize);
+        return match file.read_to_end(&mut data) {
+            Ok(0) => Box::new(std::iter::empty()),
+            Ok(_) if data.len() < MIN_CHUNK => Box::new(std::iter::once(Ok(data))),
+            // It grew meanwhile: the read will not prove whole, but is still cut as usual.
+            Ok(_) => Box::new(cut(std::io::Cursor::new(data))),
+            Err(e) => Box::new(std::iter::once(Err(e))),
+        };
     }
-    Ok(filled)
+    Box::new(cut(file))
+}
+
+fn cut(source: impl Read) -> impl Iterator<Item = std::io::Result<Vec<u8>>> {
+    fastcdc::v2020::StreamCDC::new(source, MIN_CHUNK, AVG_CHUNK, MAX_CHUNK)
+        .map(|chunk| chunk.map(|c| c.data).map_err(std::io::Error::from))
 }

@@ -31,6 +31,9 @@ pub struct BlobIndex {
     verified: HashSet<String>,
     /// Packs that failed a check: never believed again.
     refused: HashSet<String>,
+    /// Packs that hold a blob another pack holds too: which of the two is believed depends on
+    /// which was seen first, unless they are checked ([`BlobIndex::settle`]).
+    ambiguous: HashSet<String>,
     /// Changed since it was loaded.
     dirty: bool,
 }
@@ -222,6 +225,15 @@ impl BlobIndex {
         Ok(bad)
     }
 
+    /// Checks every pack that holds a blob some other pack holds too, so that a made-up index
+    /// object claiming content it does not have cannot stand in for the pack that has it.
+    /// Honest stores rarely have any (two machines uploading the same file at once).
+    pub async fn settle<S: Store>(&mut self, store: &S) -> Result<(), StoreError> {
+        let ambiguous = std::mem::take(&mut self.ambiguous);
+        self.verify(store, ambiguous).await?;
+        Ok(())
+    }
+
     /// Adds a pack this machine wrote: its content is known to be what its index says.
     pub fn add_written(&mut self, pack: PackIndex) {
         self.verified.insert(pack.pack.clone());
@@ -233,6 +245,12 @@ impl BlobIndex {
             return;
         }
         for blob in &pack.blobs {
+            if let Some(known) = self.blobs.get(&blob.hash)
+                && known.pack != pack.pack
+            {
+                self.ambiguous.insert(known.pack.clone());
+                self.ambiguous.insert(pack.pack.clone());
+            }
             self.blobs
                 .entry(blob.hash.clone())
                 .or_insert_with(|| BlobRef {
@@ -240,6 +258,7 @@ impl BlobIndex {
                     pack: pack.pack.clone(),
                     offset: blob.offset,
                     len: blob.len,
+                    raw_len: blob.raw_len,
                 });
         }
         self.packs.push(pack);

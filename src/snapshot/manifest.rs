@@ -6,7 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub const FORMAT_VERSION: u32 = 1;
+/// The store format this gitkit writes; it reads this one and every older one.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
@@ -14,6 +15,22 @@ pub struct Manifest {
     #[serde(flatten)]
     pub summary: Summary,
     pub entries: Vec<Entry>,
+}
+
+/// Format 2's snapshot object: what `gitkit snapshots` lists, and the hash of the root tree
+/// (see `tree.rs`). A few hundred bytes, however large the workspace.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SnapshotObject {
+    pub version: u32,
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub tree: String,
+}
+
+/// Only the version of a snapshot object or manifest, read before anything else of it.
+#[derive(Deserialize)]
+pub struct Versioned {
+    pub version: u32,
 }
 
 /// What `gitkit snapshots` lists about a snapshot.
@@ -61,13 +78,23 @@ pub enum Kind {
     },
 }
 
-/// A stored piece of content: `len` bytes at `offset` in pack `pack`, with BLAKE3 `hash`.
+/// A stored piece of content: `len` bytes at `offset` in pack `pack`, whose content has
+/// BLAKE3 `hash`. `raw_len` is the content's length when the stored bytes are compressed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobRef {
     pub hash: String,
     pub pack: String,
     pub offset: u64,
     pub len: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_len: Option<u64>,
+}
+
+impl BlobRef {
+    /// How many bytes of the file this blob holds.
+    pub fn content_len(&self) -> u64 {
+        self.raw_len.unwrap_or(self.len)
+    }
 }
 
 /// A path relative to the workspace, as bytes: any file name a Unix file system allows.
@@ -283,11 +310,14 @@ fn check_blobs(
         // Every blob holds at least one byte (an empty file has none): a blob of no bytes
         // could share a place with another and dodge the overlap check.
         let end = blob.offset.checked_add(blob.len);
-        if blob.len == 0 || end.is_none_or(|end| end > MAX_PACK_LEN) {
+        let bad_raw_len = blob
+            .raw_len
+            .is_some_and(|raw| raw == 0 || raw > super::pack::MAX_BLOB_LEN);
+        if blob.len == 0 || end.is_none_or(|end| end > MAX_PACK_LEN) || bad_raw_len {
             return Err(ManifestError::BadBlobs(path.clone()));
         }
         total = total
-            .checked_add(blob.len)
+            .checked_add(blob.content_len())
             .ok_or_else(|| ManifestError::BadBlobs(path.clone()))?;
     }
     if total != size {
@@ -358,6 +388,7 @@ mod tests {
             pack: "c".repeat(64),
             offset,
             len,
+            raw_len: None,
         }
     }
 

@@ -11,6 +11,7 @@ mod progress;
 mod restore;
 mod scan;
 mod state;
+mod tree;
 mod workspace;
 
 use futures::StreamExt;
@@ -19,10 +20,11 @@ pub use cache::RACY_WINDOW;
 pub use create::{
     Options as SnapshotOptions, Outcome as SnapshotOutcome, RECHECK_EVERY, SnapshotError, create,
 };
-pub use manifest::{Manifest, ManifestError, Summary};
+pub use manifest::{FORMAT_VERSION, Manifest, ManifestError, Summary};
 pub use progress::{Progress, Silent};
 pub use restore::{Options as RestoreOptions, Outcome as RestoreOutcome, RestoreError, restore};
 pub use scan::STATE_DIR;
+pub use tree::TreeError;
 pub use workspace::{Workspace, WorkspaceError};
 
 use crate::store::{Store, StoreError};
@@ -54,6 +56,12 @@ pub enum FindError {
     BadManifest(String, #[source] serde_json::Error),
     #[error("the manifest of snapshot `{0}` is damaged")]
     Damaged(String, #[source] ManifestError),
+    #[error(
+        "snapshot `{id}` is in store format {version}, written by a newer gitkit; this one reads formats 1 to {FORMAT_VERSION}: upgrade gitkit"
+    )]
+    Newer { id: String, version: u32 },
+    #[error("the trees of snapshot `{0}` are damaged")]
+    Tree(String, #[source] TreeError),
     #[error(transparent)]
     Id(#[from] IdError),
     #[error(transparent)]
@@ -117,6 +125,7 @@ pub async fn list<S: Store>(store: &S, workspaces: &[String]) -> Result<Listing,
     let read: Vec<Result<Summary, FindError>> = futures::stream::iter(keys)
         .map(|(workspace, id)| async move {
             let data = store.get(&manifest_key(&workspace, &id)?).await?;
+            check_version(&id, &data)?;
             let summary = serde_json::from_slice::<Summary>(&data)
                 .map_err(|e| FindError::BadManifest(id.clone(), e))?;
             summary
@@ -148,13 +157,15 @@ pub async fn find<S: Store>(
     workspace: &str,
     id: &str,
 ) -> Result<(Manifest, Vec<String>), FindError> {
+    let mut index = None;
     if id != "latest" {
         id::check_snapshot(id)?;
-        return Ok((read_manifest(store, workspace, id).await?, Vec::new()));
+        let manifest = read_manifest(store, workspace, id, &mut index).await?;
+        return Ok((manifest, Vec::new()));
     }
     let mut damaged = Vec::new();
     for id in ids(store, workspace).await?.iter().rev() {
-        match read_manifest(store, workspace, id).await {
+        match read_manifest(store, workspace, id, &mut index).await {
             Ok(manifest) => return Ok((manifest, damaged)),
             Err(FindError::Store(e)) => return Err(FindError::Store(e)),
             Err(e) => damaged.push(crate::text::chain_text(&e)),
@@ -172,10 +183,14 @@ pub async fn find<S: Store>(
     })
 }
 
+/// Reads snapshot `id` of `workspace` whole: a format-1 manifest as it is stored, a format-2
+/// snapshot object with its trees, read through the store's pack index (`index`, loaded from
+/// the store the first time one is needed). Either way it is checked as restore needs.
 async fn read_manifest<S: Store>(
     store: &S,
     workspace: &str,
     id: &str,
+    index: &mut Option<index::BlobIndex>,
 ) -> Result<Manifest, FindError> {
     let data = store
         .get(&manifest_key(workspace, id)?)
@@ -188,11 +203,54 @@ async fn read_manifest<S: Store>(
             },
             other => FindError::Store(other),
         })?;
-    let manifest: Manifest =
-        serde_json::from_slice(&data).map_err(|e| FindError::BadManifest(id.to_string(), e))?;
+    let bad = |e| FindError::BadManifest(id.to_string(), e);
+    let manifest = match check_version(id, &data)? {
+        1 => serde_json::from_slice::<Manifest>(&data).map_err(bad)?,
+        _ => {
+            let object: manifest::SnapshotObject = serde_json::from_slice(&data).map_err(bad)?;
+            object
+                .summary
+                .check(workspace, id)
+                .map_err(|e| FindError::Damaged(id.to_string(), e))?;
+            id::check_hash(&object.tree)?;
+            if index.is_none() {
+                let mut loaded = index::BlobIndex::default();
+                loaded.refresh(store).await?;
+                loaded.settle(store).await?;
+                *index = Some(loaded);
+            }
+            let index = index.as_ref().expect("loaded");
+            let entries = tree::Loader::new(store, index)
+                .entries(&object.tree)
+                .await
+                .map_err(|e| match e {
+                    TreeError::Store(e) => FindError::Store(e),
+                    other => FindError::Tree(id.to_string(), other),
+                })?;
+            Manifest {
+                version: object.version,
+                summary: object.summary,
+                entries,
+            }
+        }
+    };
     manifest
         .validate()
         .and_then(|()| manifest.summary.check(workspace, id))
         .map_err(|e| FindError::Damaged(id.to_string(), e))?;
     Ok(manifest)
+}
+
+/// The format of a stored snapshot, refused when it is newer than this gitkit reads.
+fn check_version(id: &str, data: &[u8]) -> Result<u32, FindError> {
+    let version = serde_json::from_slice::<manifest::Versioned>(data)
+        .map_err(|e| FindError::BadManifest(id.to_string(), e))?
+        .version;
+    if version > FORMAT_VERSION {
+        return Err(FindError::Newer {
+            id: id.to_string(),
+            version,
+        });
+    }
+    Ok(version)
 }

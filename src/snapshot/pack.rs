@@ -1,5 +1,7 @@
 //! Packs: many blobs in one object, so that thousands of small files cost a few requests.
-//! A pack's id is the BLAKE3 of its bytes; its index object lists the blobs inside.
+//! A pack's id is the BLAKE3 of its bytes; its index object lists the blobs inside. A blob is
+//! stored zstd-compressed when that pays, as it is otherwise; it is named by the hash of its
+//! content either way, so deduplication does not depend on how it was stored.
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -9,8 +11,12 @@ use super::manifest::MAX_PACK_LEN;
 
 /// A pack is sealed once it holds this much.
 pub const PACK_TARGET: usize = 4 << 20;
-/// Files larger than this are split into chunks of this size, each a blob.
-pub const CHUNK_SIZE: usize = 2 << 20;
+/// zstd's level: its default, fast enough to keep up with the disk.
+const ZSTD_LEVEL: i32 = 3;
+/// No blob's content is believed to be larger than this (a tree of a very large folder is the
+/// largest blob there is); a stored length claiming more is refused before anything is
+/// allocated for it.
+pub const MAX_BLOB_LEN: u64 = 256 << 20;
 
 /// The key of pack `pack`'s data; refuses anything but a pack id.
 pub fn data_key(pack: &str) -> Result<String, IdError> {
@@ -24,12 +30,35 @@ pub fn index_key(pack: &str) -> Result<String, IdError> {
     Ok(format!("index/{pack}"))
 }
 
-/// One blob inside a pack.
+/// One blob inside a pack: `len` bytes at `offset`. `raw_len` is the content's length when
+/// those bytes are a zstd frame (format 2), absent when they are the content itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Packed {
     pub hash: String,
     pub offset: u64,
     pub len: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_len: Option<u64>,
+}
+
+/// The content of a stored blob: `stored` itself, or what it decompresses to when the index
+/// says it is compressed. Refuses a frame that does not give exactly `raw_len` bytes.
+pub fn unpack(stored: &[u8], raw_len: Option<u64>) -> std::io::Result<std::borrow::Cow<'_, [u8]>> {
+    let Some(raw_len) = raw_len else {
+        return Ok(stored.into());
+    };
+    if raw_len > MAX_BLOB_LEN {
+        return Err(std::io::Error::other(
+            "a blob claims to be larger than any can be",
+        ));
+    }
+    let content = zstd::bulk::decompress(stored, raw_len as usize)?;
+    if content.len() as u64 != raw_len {
+        return Err(std::io::Error::other(
+            "a blob is not as long as its index says",
+        ));
+    }
+    Ok(content.into())
 }
 
 /// A pack's index object.
@@ -68,6 +97,12 @@ impl PackIndex {
             if blob.len == 0 || blob.offset < end || blob_end > size.min(MAX_PACK_LEN) {
                 return Err(BadIndex::BadPlace);
             }
+            if blob
+                .raw_len
+                .is_some_and(|raw| raw == 0 || raw > MAX_BLOB_LEN)
+            {
+                return Err(BadIndex::BadPlace);
+            }
             end = blob_end;
         }
         Ok(())
@@ -83,12 +118,14 @@ impl PackIndex {
     }
 }
 
-/// Checks a pack's bytes against its index as they stream past, holding none of them: the
-/// whole hashes to the pack id, each blob to its hash, and nothing runs past the largest pack.
+/// Checks a pack's bytes against its index as they stream past: the whole hashes to the pack
+/// id, each blob's content to its hash, and nothing runs past the largest pack. Only a
+/// compressed blob is held, to be decompressed (one at a time, never more than its index says).
 pub struct PackChecker<'a> {
     index: &'a PackIndex,
     whole: blake3::Hasher,
     blob: blake3::Hasher,
+    compressed: Vec<u8>,
     /// The next blob to finish.
     next: usize,
     position: u64,
@@ -102,6 +139,7 @@ impl<'a> PackChecker<'a> {
             index,
             whole: blake3::Hasher::new(),
             blob: blake3::Hasher::new(),
+            compressed: Vec::new(),
             next: 0,
             position: 0,
             good: true,
@@ -129,10 +167,23 @@ impl<'a> PackChecker<'a> {
             }
             let left = blob.offset + blob.len - self.position;
             let take = left.min(data.len() as u64) as usize;
-            self.blob.update(&data[..take]);
+            if blob.raw_len.is_some() {
+                self.compressed.extend_from_slice(&data[..take]);
+            } else {
+                self.blob.update(&data[..take]);
+            }
             data = &data[take..];
             self.position += take as u64;
             if take as u64 == left {
+                if blob.raw_len.is_some() {
+                    match unpack(&self.compressed, blob.raw_len) {
+                        Ok(content) => {
+                            self.blob.update(&content);
+                        }
+                        Err(_) => self.good = false,
+                    }
+                    self.compressed.clear();
+                }
                 self.good &= self.blob.finalize().to_hex().as_str() == blob.hash;
                 self.blob.reset();
                 self.next += 1;
@@ -170,14 +221,23 @@ pub struct Packer {
 }
 
 impl Packer {
-    /// Adds a blob; returns a sealed pack when this one filled it.
+    /// Adds a blob, compressed when that saves at least one byte in 32 (a `.git` pack, a PNG
+    /// or a parquet file is stored as it is); returns a sealed pack when this one filled it.
     pub fn add(&mut self, hash: String, blob: &[u8]) -> Option<Pack> {
+        let compressed = zstd::bulk::compress(blob, ZSTD_LEVEL)
+            .ok()
+            .filter(|c| c.len() + blob.len() / 32 < blob.len());
+        let (stored, raw_len) = match &compressed {
+            Some(c) => (c.as_slice(), Some(blob.len() as u64)),
+            None => (blob, None),
+        };
         self.blobs.push(Packed {
             hash,
             offset: self.data.len() as u64,
-            len: blob.len() as u64,
+            len: stored.len() as u64,
+            raw_len,
         });
-        self.data.extend_from_slice(blob);
+        self.data.extend_from_slice(stored);
         (self.data.len() >= PACK_TARGET)
             .then(|| self.seal())
             .flatten()
@@ -210,25 +270,47 @@ mod tests {
     fn seals_when_full_and_indexes_offsets() {
         let mut packer = Packer::default();
         assert!(packer.add("a".into(), b"hello").is_none());
-        let big = vec![7u8; PACK_TARGET];
-        let pack = packer.add("b".into(), &big).expect("full");
+        let mut noise = vec![0u8; PACK_TARGET];
+        blake3::Hasher::new().finalize_xof().fill(&mut noise);
+        let pack = packer.add("b".into(), &noise).expect("full");
         assert_eq!(
             pack.index.blobs[0],
             Packed {
                 hash: "a".into(),
                 offset: 0,
-                len: 5
+                len: 5,
+                raw_len: None,
             }
         );
-        assert_eq!(
-            pack.index.blobs[1],
-            Packed {
-                hash: "b".into(),
-                offset: 5,
-                len: PACK_TARGET as u64
-            }
-        );
+        assert_eq!(pack.index.blobs[1].offset, 5);
         assert_eq!(pack.id, blake3::hash(&pack.data).to_hex().to_string());
         assert!(packer.seal().is_none());
+    }
+
+    #[test]
+    fn compresses_what_pays_and_checks_the_content() {
+        let mut packer = Packer::default();
+        let text = b"print('hello')\n".repeat(1000);
+        let hash = blake3::hash(&text).to_hex().to_string();
+        packer.add(hash.clone(), &text);
+        let pack = packer.seal().expect("one blob");
+        let blob = &pack.index.blobs[0];
+        assert_eq!(blob.raw_len, Some(text.len() as u64));
+        assert!(
+            blob.len < text.len() as u64 / 10,
+            "stored {} bytes",
+            blob.len
+        );
+        let stored = &pack.data[blob.offset as usize..(blob.offset + blob.len) as usize];
+        assert_eq!(
+            unpack(stored, blob.raw_len).expect("decompresses").as_ref(),
+            &text[..]
+        );
+        assert!(pack.index.matches(&pack.data));
+        assert!(
+            unpack(stored, Some(text.len() as u64 - 1)).is_err(),
+            "a wrong length is refused"
+        );
+        assert!(unpack(stored, Some(MAX_BLOB_LEN + 1)).is_err());
     }
 }

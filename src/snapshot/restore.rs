@@ -258,6 +258,8 @@ fn restored_mode(mode: u32, options: &Options) -> u32 {
 struct Stretch {
     pack_offset: u64,
     len: u64,
+    /// The content's length when the stored bytes are compressed.
+    raw_len: Option<u64>,
     hash: String,
     /// (file, offset in the file)
     places: Vec<(usize, u64)>,
@@ -300,12 +302,13 @@ async fn write_files<S: Store>(
                 .or_insert_with(|| Stretch {
                     pack_offset: blob.offset,
                     len: blob.len,
+                    raw_len: blob.raw_len,
                     hash: blob.hash.clone(),
                     places: Vec::new(),
                 })
                 .places
                 .push((index, file_offset));
-            file_offset += blob.len;
+            file_offset += blob.content_len();
         }
     }
     let shared = Arc::new(Files {
@@ -329,7 +332,8 @@ async fn write_files<S: Store>(
 }
 
 /// Streams one pack into the files that need it, checking each blob against its hash as it
-/// passes; nothing of the pack is held beyond the piece in hand, and nothing past the last
+/// passes; nothing of the pack is held beyond the piece in hand (or the compressed blob being
+/// gathered, at most [`MAX_BLOB_LEN`](super::pack::MAX_BLOB_LEN)), and nothing past the last
 /// blob wanted is read.
 async fn write_pack<S: Store>(
     store: &S,
@@ -345,6 +349,7 @@ async fn write_pack<S: Store>(
     let mut position = 0u64;
     let mut next = 0;
     let mut hasher = blake3::Hasher::new();
+    let mut compressed = Vec::new();
     let mut open: Vec<std::fs::File> = Vec::new();
     while next < wanted.len() {
         let Some(piece) = body.try_next().await? else {
@@ -365,6 +370,32 @@ async fn write_pack<S: Store>(
                 return Err(corrupt(stretch));
             };
             let take = left.min(data.len() as u64) as usize;
+            if stretch.raw_len.is_some() {
+                compressed.extend_from_slice(&data[..take]);
+                data = &data[take..];
+                position += take as u64;
+                if done + take as u64 == stretch.len {
+                    let content = super::pack::unpack(&compressed, stretch.raw_len)
+                        .map_err(|_| corrupt(stretch))?;
+                    if blake3::hash(&content).to_hex().as_str() != stretch.hash {
+                        return Err(corrupt(stretch));
+                    }
+                    for (file, offset) in &stretch.places {
+                        let path = &files.paths[*file];
+                        std::fs::OpenOptions::new()
+                            .write(true)
+                            .open(path)
+                            .and_then(|handle| handle.write_all_at(&content, *offset))
+                            .map_err(|e| RestoreError::Write(path.clone(), e))?;
+                    }
+                    let written = content.len() as u64 * stretch.places.len() as u64;
+                    drop(content);
+                    compressed.clear();
+                    files.progress.advance(written);
+                    next += 1;
+                }
+                continue;
+            }
             if open.is_empty() {
                 for (file, _) in &stretch.places {
                     let path = &files.paths[*file];

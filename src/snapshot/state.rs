@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::index::BlobIndex;
 use super::manifest::Summary;
 use super::manifest::{Entry, Kind};
 use super::workspace::Workspace;
@@ -18,6 +19,9 @@ pub struct Last {
     /// in seconds since the Unix epoch (0: never).
     #[serde(default)]
     pub checked_at: u64,
+    /// The snapshot's trees (format 2; none for a format-1 manifest, which holds everything).
+    #[serde(default)]
+    pub trees: Vec<String>,
 }
 
 impl Last {
@@ -38,6 +42,13 @@ impl Last {
         self.summary.workspace == workspace.name
             && self.summary.commit == workspace.commit
             && self.summary.branch == workspace.branch
+    }
+
+    /// Whether the store holds every tree of this snapshot, as far as `index` knows: a
+    /// snapshot whose trees were removed (a lifecycle rule) is not one to stand for the
+    /// workspace, however unchanged the files are.
+    pub fn trees_in(&self, index: &BlobIndex) -> bool {
+        self.trees.iter().all(|tree| index.contains(tree))
     }
 
     pub fn save(&self, state_dir: &Path, store_name: &str) -> std::io::Result<()> {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::support::http::{Response, Server};
 use crate::support::proxy::forward;
 use crate::support::s3::{BUCKET, Weed};
-use crate::support::{Env, pseudo_random_bytes, stderr, stdout};
+use crate::support::{Env, folder_store, pseudo_random_bytes, stderr, stdout};
 
 /// A repository with everything a snapshot must bring back: tracked, untracked and ignored
 /// files, an executable, a symlink, an empty file, a non-UTF-8 name, an unpushed commit on a
@@ -221,14 +221,22 @@ fn unchanged_workspace_makes_no_new_snapshot_and_an_edit_does() {
     assert_eq!(again["summary"]["id"], first["summary"]["id"]);
     assert_eq!(again["new_bytes"], 0);
 
-    std::fs::write(repo.join("notebook.ipynb"), b"{\"cells\": [1]}\n").expect("write");
+    let before = folder_store::blob_hashes(Path::new(store));
+    let content = b"{\"cells\": [1]}\n";
+    std::fs::write(repo.join("notebook.ipynb"), content).expect("write");
     let edited = snapshot_json(&env, &repo, store);
     assert_eq!(edited["unchanged"], false);
     assert_ne!(edited["summary"]["id"], first["summary"]["id"]);
+    let new: Vec<String> = folder_store::blob_hashes(Path::new(store))
+        .difference(&before)
+        .cloned()
+        .collect();
     assert_eq!(
-        edited["new_bytes"], 15,
-        "only the edited file's content is new"
+        new.len(),
+        2,
+        "the edited file's content and the root tree: {new:?}"
     );
+    assert!(new.contains(&blake3::hash(content).to_hex().to_string()));
 
     let listed = env
         .gitkit([
@@ -308,7 +316,7 @@ fn identical_content_is_stored_once_across_workspaces() {
     let env = Env::new();
     let store = env.dir("store");
     let store_str = store.to_str().expect("utf-8");
-    let data: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    let data = pseudo_random_bytes(0x5eed, 800_000);
     let mut new_bytes = Vec::new();
     for name in ["first", "second"] {
         let repo = env.repo_with_commit(name);
@@ -409,19 +417,63 @@ fn restore_refuses_a_non_empty_folder_unless_forced() {
     );
 }
 
-/// Rewrites the only manifest in a folder store with `edit`.
+/// Rewrites the only snapshot in a folder store with `edit`, as a format-1 manifest (which
+/// names every entry and its blobs' places: what restore checks before it writes anything).
 pub(crate) fn tamper_manifest(store: &Path, edit: impl FnOnce(&mut Value)) {
-    let manifests: Vec<PathBuf> = walkdir::WalkDir::new(store.join("snapshots"))
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.path().to_path_buf())
-        .collect();
-    assert_eq!(manifests.len(), 1);
-    let mut manifest: Value =
-        serde_json::from_slice(&std::fs::read(&manifests[0]).expect("read")).expect("json");
+    let path = folder_store::only_snapshot(store);
+    let mut manifest = folder_store::as_format_1(store, &folder_store::read_json(&path));
     edit(&mut manifest);
-    std::fs::write(&manifests[0], serde_json::to_vec(&manifest).expect("json")).expect("write");
+    std::fs::write(&path, serde_json::to_vec(&manifest).expect("json")).expect("write");
+}
+
+/// Issue 9: a one-file edit deep in a workspace stores that file's content and the trees of
+/// the folders on its path, nothing else.
+#[test]
+fn a_one_file_edit_stores_the_blob_and_the_trees_on_its_path() {
+    let env = Env::new();
+    let repo = env.repo_with_commit("project");
+    for folder in ["data/raw/2026", "data/clean", "src", "notes"] {
+        std::fs::create_dir_all(repo.join(folder)).expect("mkdir");
+        for n in 0..20 {
+            let path = repo.join(folder).join(format!("file {n}.txt"));
+            std::fs::write(path, format!("{folder} {n}\n")).expect("write");
+        }
+    }
+    env.git(&repo, ["add", "."]).success();
+    env.git(&repo, ["commit", "-q", "-m", "data"]).success();
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, store.to_str().expect("utf-8"));
+    let before = folder_store::blob_hashes(&store);
+
+    let content = b"data/raw/2026 7, edited\n";
+    std::fs::write(repo.join("data/raw/2026/file 7.txt"), content).expect("write");
+    let second = snapshot_json(&env, &repo, store.to_str().expect("utf-8"));
+
+    let new: Vec<String> = folder_store::blob_hashes(&store)
+        .difference(&before)
+        .cloned()
+        .collect();
+    assert_eq!(
+        new.len(),
+        5,
+        "the content, and the trees of data/raw/2026, data/raw, data and the root: {new:?}"
+    );
+    assert!(new.contains(&blake3::hash(content).to_hex().to_string()));
+    let object = folder_store::read_json(&store.join("snapshots/project").join(format!(
+        "{}.json",
+        second["summary"]["id"].as_str().expect("id")
+    )));
+    assert!(new.contains(&object["tree"].as_str().expect("tree").to_string()));
+    assert!(
+        std::fs::metadata(store.join("snapshots/project").join(format!(
+            "{}.json",
+            second["summary"]["id"].as_str().expect("id")
+        )))
+        .expect("stat")
+        .len()
+            < 1024,
+        "a snapshot object is small"
+    );
 }
 
 /// A change made to a manifest, to see restore refuse it.
@@ -485,17 +537,16 @@ fn corrupt_object_fails_the_restore_and_leaves_no_wrong_file() {
     std::fs::write(repo.join("precious.txt"), b"the real content\n").expect("write");
     let store = env.dir("store");
     snapshot_json(&env, &repo, store.to_str().expect("utf-8"));
-    let pack = walkdir::WalkDir::new(store.join("data"))
+    let (pack, mut data, at) = walkdir::WalkDir::new(store.join("data"))
         .into_iter()
         .filter_map(Result::ok)
-        .find(|e| e.file_type().is_file())
-        .expect("a pack")
-        .into_path();
-    let mut data = std::fs::read(&pack).expect("read");
-    let at = data
-        .windows(8)
-        .position(|w| w == b"the real")
-        .expect("content in the pack");
+        .filter(|e| e.file_type().is_file())
+        .find_map(|e| {
+            let data = std::fs::read(e.path()).expect("read");
+            let at = data.windows(8).position(|w| w == b"the real")?;
+            Some((e.into_path(), data, at))
+        })
+        .expect("content in a pack");
     data[at..at + 8].copy_from_slice(b"the fake");
     std::fs::write(&pack, data).expect("write");
 

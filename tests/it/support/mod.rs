@@ -2,6 +2,7 @@
 
 pub mod black_hole;
 pub mod crontab;
+pub mod folder_store;
 pub mod git_http;
 pub mod github;
 pub mod http;
