@@ -28,7 +28,7 @@ fn snapshot_against_a_store_that_never_answers_fails_at_its_deadline() {
     let hole = BlackHole::start();
     let (env, repo) = env_against(&hole);
     let output = env
-        .gitkit(["-C", repo.to_str().expect("utf-8"), "snapshot"])
+        .gitkit_in(&repo, ["snapshot"])
         .env("GITKIT_SNAPSHOT_TIMEOUT", "3s")
         .output_within(GUARD);
     assert!(!output.status.success(), "{}", describe(&output));
@@ -51,7 +51,7 @@ fn s3_requests_time_out_on_their_own() {
     let hole = BlackHole::start();
     let (env, repo) = env_against(&hole);
     let output = env
-        .gitkit(["-C", repo.to_str().expect("utf-8"), "snapshot"])
+        .gitkit_in(&repo, ["snapshot"])
         .env("AWS_MAX_ATTEMPTS", "1")
         .output_within(GUARD);
     assert!(!output.status.success(), "{}", describe(&output));
@@ -68,7 +68,7 @@ fn a_bad_snapshot_timeout_is_refused_with_the_forms_it_takes() {
     let hole = BlackHole::start();
     let (env, repo) = env_against(&hole);
     let output = env
-        .gitkit(["-C", repo.to_str().expect("utf-8"), "snapshot"])
+        .gitkit_in(&repo, ["snapshot"])
         .env("GITKIT_SNAPSHOT_TIMEOUT", "soon")
         .output_within(GUARD);
     assert!(!output.status.success(), "{}", describe(&output));
@@ -82,9 +82,7 @@ fn the_deadline_can_come_from_git_config() {
     let (env, repo) = env_against(&hole);
     env.git(&repo, ["config", "gitkit.snapshotTimeout", "2s"])
         .success();
-    let output = env
-        .gitkit(["-C", repo.to_str().expect("utf-8"), "snapshot"])
-        .output_within(GUARD);
+    let output = env.gitkit_in(&repo, ["snapshot"]).output_within(GUARD);
     assert!(!output.status.success(), "{}", describe(&output));
     let said = stderr(&output);
     assert!(said.contains("did not finish within 2s"), "{said}");
@@ -94,23 +92,16 @@ fn the_deadline_can_come_from_git_config() {
 /// than waiting forever (a download that keeps coming, however slowly, is not cut).
 #[test]
 fn a_download_that_stalls_mid_object_fails() {
-    let mut env = Env::new();
+    let env = Weed::shared_env();
     let weed = Weed::shared();
-    weed.configure(&mut env);
     let repo = env.repo_with_commit("project");
     let data: Vec<u8> = (0..1u32 << 18)
         .flat_map(|n| n.wrapping_mul(2_654_435_761).to_le_bytes())
         .collect();
     std::fs::write(repo.join("weights.bin"), data).expect("write");
     let store = format!("s3://{BUCKET}/stalls");
-    env.gitkit([
-        "-C",
-        repo.to_str().expect("utf-8"),
-        "snapshot",
-        "--store",
-        &store,
-    ])
-    .success();
+    env.gitkit_in(&repo, ["snapshot", "--store", &store])
+        .success();
 
     let weed_port: u16 = weed
         .endpoint()
