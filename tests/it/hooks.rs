@@ -93,7 +93,7 @@ fn install(env: &Env, repo: &Path) -> String {
 #[test]
 fn existing_hook_still_runs_and_uninstall_puts_it_back_exactly() {
     let (mut env, repo) = Env::with_project();
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    env.use_folder_store();
     let hook = repo.join(".git/hooks/post-commit");
     std::fs::write(&hook, ORIGINAL_HOOK).expect("write hook");
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o750)).expect("chmod");
@@ -131,7 +131,7 @@ fn existing_hook_still_runs_and_uninstall_puts_it_back_exactly() {
 #[test]
 fn uninstall_without_an_original_removes_the_hook() {
     let (mut env, repo) = Env::with_project();
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    env.use_folder_store();
     install(&env, &repo);
     assert!(repo.join(".git/hooks/post-commit").exists());
     env.gitkit_in(&repo, ["hooks", "uninstall"]).success();
@@ -215,7 +215,7 @@ fn ten_quick_commits_all_succeed_and_snapshots_never_overlap() {
 #[test]
 fn core_hooks_path_is_honoured_and_explained() {
     let (mut env, repo) = Env::with_project();
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    env.use_folder_store();
     let hooks_dir = repo.join(".githooks");
     std::fs::create_dir_all(&hooks_dir).expect("mkdir");
     std::fs::write(hooks_dir.join("post-commit"), ORIGINAL_HOOK).expect("write");
@@ -280,7 +280,7 @@ fn schedule_writes_one_crontab_line_idempotently_and_removes_it() {
     let mut env = Env::new();
     let crontab = PrivateCrontab::install(&mut env);
     crontab.set("# the user's own line\n17 3 * * * /usr/bin/true\n");
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    env.use_folder_store();
     let repo = env.repo_with_commit("project");
     let repo_arg = repo.to_str().expect("utf-8");
     let ours = |text: &str| {
@@ -332,8 +332,7 @@ fn schedule_writes_one_crontab_line_idempotently_and_removes_it() {
 #[test]
 fn scheduled_run_snapshots_only_when_something_changed() {
     let mut env = Env::new();
-    let store = env.dir("store");
-    env.set("GITKIT_STORE", store.to_str().expect("utf-8"));
+    env.use_folder_store();
     let repo = env.repo_with_commit("project");
     let repo_arg = repo.to_str().expect("utf-8");
     let count = |env: &Env| {
@@ -498,7 +497,7 @@ fn control_characters_never_reach_the_hook() {
 #[test]
 fn uninstall_keeps_an_edited_hook_aside_and_says_so() {
     let (mut env, repo) = Env::with_project();
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    env.use_folder_store();
     let hooks = repo.join(".git/hooks");
     std::fs::write(hooks.join("post-commit"), ORIGINAL_HOOK).expect("write");
     std::fs::set_permissions(
@@ -581,7 +580,7 @@ fn status_shows_escape_sequences_instead_of_sending_them() {
 #[test]
 fn hooks_status_names_what_the_last_snapshot_left_out() {
     let (mut env, repo) = Env::with_project();
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    env.use_folder_store();
     std::fs::write(repo.join("queue"), b"a tracked file\n").expect("write");
     env.git(&repo, ["add", "queue"]).success();
     env.git(&repo, ["commit", "-q", "-m", "queue"]).success();
@@ -613,8 +612,7 @@ fn hooks_status_names_what_the_last_snapshot_left_out() {
 #[test]
 fn a_scheduled_run_goes_on_past_a_repository_that_fails() {
     let mut env = Env::new();
-    let store = env.dir("store");
-    env.set("GITKIT_STORE", store.to_str().expect("utf-8"));
+    let store = env.use_folder_store();
     let root = env.dir("workspaces");
     let broken = root.join("a-broken");
     let fine = root.join("b-fine");

@@ -34,6 +34,13 @@ fn notebook() -> (Env, PrivateCrontab) {
     (env, crontab)
 }
 
+/// `gitkit setup --store STORE --every EVERY`.
+fn setup_with_store(env: &Env, store: &Path, every: &str) -> crate::support::Cmd {
+    env.gitkit(["setup", "--store"])
+        .args([store])
+        .args(["--every", every])
+}
+
 fn gitkit_home(env: &Env) -> PathBuf {
     env.home().join("SageMaker/.gitkit")
 }
@@ -120,15 +127,7 @@ fn setup_signs_for_every_codecommit_shape_leaves_github_alone_and_undo_restores_
     let repo = workspace(&env, "project");
     let store = env.dir("store");
 
-    let first = env
-        .gitkit([
-            "setup",
-            "--store",
-            store.to_str().expect("utf-8"),
-            "--every",
-            "1h",
-        ])
-        .success();
+    let first = setup_with_store(&env, &store, "1h").success();
     let said = stderr(&first);
     assert!(said.contains("changed:"), "{said}");
     assert!(said.contains("GitHub over SSH is not set up"), "{said}");
@@ -364,14 +363,7 @@ fn a_simulated_restart_is_undone_by_the_on_start_script() {
     env.gitkit(["github-key", "--no-register"]).success();
     let key = gitkit_home(&env).join("ssh/id_ed25519.pub");
     let public = std::fs::read(&key).expect("key");
-    env.gitkit([
-        "setup",
-        "--store",
-        store.to_str().expect("utf-8"),
-        "--every",
-        "15m",
-    ])
-    .success();
+    setup_with_store(&env, &store, "15m").success();
     let script = env.root_path().join("on-start.sh");
     let printed = env.gitkit(["lifecycle", "on-start"]).success();
     std::fs::write(&script, &printed.stdout).expect("write");
@@ -534,14 +526,7 @@ fn doctor_fails_and_names_the_fix_for_each_broken_link() {
         "{checks:#?}"
     );
 
-    env.gitkit([
-        "setup",
-        "--store",
-        store.to_str().expect("utf-8"),
-        "--every",
-        "1h",
-    ])
-    .success();
+    setup_with_store(&env, &store, "1h").success();
     let healthy = env.gitkit(["doctor", "--json"]).success();
     let checks: Vec<Value> = serde_json::from_slice(&healthy.stdout).expect("JSON");
     for check in &checks {

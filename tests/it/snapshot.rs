@@ -115,6 +115,12 @@ pub(crate) fn restore_project(env: &Env, store: &str, target: &Path) -> crate::s
     env.gitkit(restore_project_args(store, target))
 }
 
+/// `gitkit restore latest` from `store` into `target`, the workspace left for gitkit to find.
+pub(crate) fn restore_latest(env: &Env, store: &str, target: &Path) -> crate::support::Cmd {
+    env.gitkit(["restore", "latest", "--store", store, "--to"])
+        .args([target])
+}
+
 /// The arguments of [`restore_project`], for a gitkit started another way.
 pub(crate) fn restore_project_args<'a>(store: &'a str, target: &'a Path) -> [&'a str; 7] {
     let target = target.to_str().expect("utf-8");
@@ -188,15 +194,7 @@ fn s3_round_trip_through_a_real_server() {
     assert!(first["new_bytes"].as_u64().expect("number") > 0);
 
     let target = env.root_path().join("restored");
-    env.gitkit([
-        "restore",
-        "latest",
-        "--store",
-        &store,
-        "--to",
-        target.to_str().expect("utf-8"),
-    ])
-    .success();
+    restore_latest(&env, &store, &target).success();
     assert_restored(&env, &repo, &target);
 }
 

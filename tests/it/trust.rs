@@ -30,6 +30,18 @@ fn assert_new_file_round_trips(env: &Env, repo: &Path, store: &Path, file: &str,
     assert_file_holds(&target.join(file), content);
 }
 
+/// A `project` with `big.bin` in its working tree: `len` bytes that do not compress, the same
+/// for the same `seed`.
+fn project_with_big_file(seed: u64, len: usize) -> (Env, PathBuf) {
+    let (env, repo) = Env::with_project();
+    std::fs::write(
+        repo.join("big.bin"),
+        crate::support::pseudo_random_bytes(seed, len),
+    )
+    .expect("write");
+    (env, repo)
+}
+
 /// A python process that writes to `file` until killed; started and running when this returns.
 struct Writer(Child);
 
@@ -635,12 +647,7 @@ fn a_user_who_is_not_root_restores_a_repository() {
 /// snapshot never listed; every snapshot taken during a stream of commits must pass fsck.
 #[test]
 fn commits_made_during_a_snapshot_never_leave_refs_to_missing_objects() {
-    let (env, repo) = Env::with_project();
-    std::fs::write(
-        repo.join("big.bin"),
-        crate::support::pseudo_random_bytes(7, 48 << 20),
-    )
-    .expect("write");
+    let (env, repo) = project_with_big_file(7, 48 << 20);
     env.git(&repo, ["add", "big.bin"]).success();
     env.git(&repo, ["commit", "-q", "-m", "big"]).success();
     let store = env.dir("store");
@@ -784,12 +791,7 @@ fn a_tampered_local_index_copy_is_checked_against_the_store() {
 /// and the next restore then refused the target as not empty.
 #[test]
 fn an_interrupted_restore_cleans_up_and_a_stale_staging_folder_is_cleared() {
-    let (env, repo) = Env::with_project();
-    std::fs::write(
-        repo.join("big.bin"),
-        crate::support::pseudo_random_bytes(3, 96 << 20),
-    )
-    .expect("write");
+    let (env, repo) = project_with_big_file(3, 96 << 20);
     let store = env.dir("store");
     snapshot_json(&env, &repo, utf8(&store));
 

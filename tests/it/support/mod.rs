@@ -86,6 +86,13 @@ impl Env {
         self
     }
 
+    /// Makes a folder store, `store` under the root, the one GITKIT_STORE names; returns it.
+    pub fn use_folder_store(&mut self) -> PathBuf {
+        let store = self.dir("store");
+        self.set("GITKIT_STORE", store.to_str().expect("utf-8 temp path"));
+        store
+    }
+
     pub fn remove(&mut self, key: &str) {
         self.vars.retain(|(k, _)| k != key);
     }
