@@ -16,9 +16,7 @@ const ORIGINAL_HOOK: &str =
     "#!/bin/sh\necho \"original ran for $(git rev-parse HEAD)\" >> original-hook.log\n";
 
 pub(crate) fn status(env: &Env, repo: &Path) -> Value {
-    let output = env
-        .gitkit_in(&repo, ["hooks", "status", "--json"])
-        .success();
+    let output = env.gitkit_in(repo, ["hooks", "status", "--json"]).success();
     serde_json::from_str(&stdout(&output)).expect("JSON status")
 }
 
@@ -87,7 +85,7 @@ fn hooked_behind_a_black_hole(
 }
 
 fn install(env: &Env, repo: &Path) -> String {
-    stderr(&env.gitkit_in(&repo, ["hooks", "install"]).success())
+    stderr(&env.gitkit_in(repo, ["hooks", "install"]).success())
 }
 
 #[test]
@@ -614,15 +612,8 @@ fn a_scheduled_run_goes_on_past_a_repository_that_fails() {
     let mut env = Env::new();
     let store = env.use_folder_store();
     let root = env.dir("workspaces");
-    let broken = root.join("a-broken");
-    let fine = root.join("b-fine");
-    for repo in [&broken, &fine] {
-        std::fs::create_dir_all(repo).expect("mkdir");
-        env.git(repo, ["init", "-q"]).success();
-        std::fs::write(repo.join("f.txt"), b"x\n").expect("write");
-        env.git(repo, ["add", "f.txt"]).success();
-        env.git(repo, ["commit", "-q", "-m", "x"]).success();
-    }
+    let broken = env.repo_with_commit("workspaces/a-broken");
+    env.repo_with_commit("workspaces/b-fine");
     // gitkit's state folder cannot be made: a file is in its place.
     std::fs::write(broken.join(".git/gitkit"), b"in the way").expect("write");
 

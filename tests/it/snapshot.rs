@@ -105,7 +105,7 @@ pub(crate) fn git_state(env: &Env, repo: &Path) -> Vec<String> {
 
 pub(crate) fn snapshot_json(env: &Env, repo: &Path, store: &str) -> Value {
     let output = env
-        .gitkit_in(&repo, ["snapshot", "--json", "--store", store])
+        .gitkit_in(repo, ["snapshot", "--json", "--store", store])
         .success();
     serde_json::from_str(stdout(&output).trim()).expect("one JSON object")
 }
