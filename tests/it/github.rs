@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::github::{Account, FakeGitHub, GOOD_TOKEN, READ_ONLY_TOKEN};
-use crate::support::{Env, stderr, stdout};
+use crate::support::{Env, assert_stderr_contains, stderr, stdout};
 
 fn other_keys(count: u64) -> Vec<(u64, String, String)> {
     (0..count)
@@ -52,7 +52,7 @@ fn registers_once_after_reading_every_page_of_existing_keys() {
         lines.next().is_some_and(|l| l.starts_with("SHA256:")),
         "{printed}"
     );
-    assert!(stderr(&first).contains("registered"), "{}", stderr(&first));
+    assert_stderr_contains(&first, "registered");
     assert_eq!(github.posts(), 1);
     let gets = github
         .account
@@ -72,11 +72,7 @@ fn registers_once_after_reading_every_page_of_existing_keys() {
     );
 
     let again = github_key(&env, &github.api_url()).success();
-    assert!(
-        stderr(&again).contains("already registered"),
-        "{}",
-        stderr(&again)
-    );
+    assert_stderr_contains(&again, "already registered");
     assert_eq!(github.posts(), 1, "no second registration");
     assert_eq!(
         std::fs::read(&key).expect("read"),

@@ -10,21 +10,13 @@ use serde_json::Value;
 use crate::support::black_hole::BlackHole;
 use crate::support::crontab::PrivateCrontab;
 use crate::support::s3::{BUCKET, Weed};
-use crate::support::{Env, stderr, stdout};
+use crate::support::{Env, assert_stderr_contains, stderr, stdout};
 
 const ORIGINAL_HOOK: &str =
     "#!/bin/sh\necho \"original ran for $(git rev-parse HEAD)\" >> original-hook.log\n";
 
 pub(crate) fn status(env: &Env, repo: &Path) -> Value {
-    let output = env
-        .gitkit([
-            "-C",
-            repo.to_str().expect("utf-8"),
-            "hooks",
-            "status",
-            "--json",
-        ])
-        .success();
+    let output = env.gitkit_in(repo, ["hooks", "status", "--json"]).success();
     serde_json::from_str(&stdout(&output)).expect("JSON status")
 }
 
@@ -93,17 +85,13 @@ fn hooked_behind_a_black_hole(
 }
 
 fn install(env: &Env, repo: &Path) -> String {
-    stderr(
-        &env.gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "install"])
-            .success(),
-    )
+    stderr(&env.gitkit_in(repo, ["hooks", "install"]).success())
 }
 
 #[test]
 fn existing_hook_still_runs_and_uninstall_puts_it_back_exactly() {
-    let mut env = Env::new();
-    let repo = env.repo_with_commit("project");
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    let (mut env, repo) = Env::with_project();
+    env.use_folder_store();
     let hook = repo.join(".git/hooks/post-commit");
     std::fs::write(&hook, ORIGINAL_HOOK).expect("write hook");
     std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o750)).expect("chmod");
@@ -130,8 +118,7 @@ fn existing_hook_still_runs_and_uninstall_puts_it_back_exactly() {
         std::fs::read_to_string(repo.join("original-hook.log")).expect("the original hook ran");
     assert!(log.contains(&head), "{log}");
 
-    env.gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "uninstall"])
-        .success();
+    env.gitkit_in(&repo, ["hooks", "uninstall"]).success();
     assert_eq!(std::fs::read_to_string(&hook).expect("read"), ORIGINAL_HOOK);
     let mode = std::fs::metadata(&hook).expect("stat").permissions().mode() & 0o777;
     assert_eq!(mode, 0o750, "the original's mode is back too");
@@ -141,13 +128,11 @@ fn existing_hook_still_runs_and_uninstall_puts_it_back_exactly() {
 
 #[test]
 fn uninstall_without_an_original_removes_the_hook() {
-    let mut env = Env::new();
-    let repo = env.repo_with_commit("project");
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    let (mut env, repo) = Env::with_project();
+    env.use_folder_store();
     install(&env, &repo);
     assert!(repo.join(".git/hooks/post-commit").exists());
-    env.gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "uninstall"])
-        .success();
+    env.gitkit_in(&repo, ["hooks", "uninstall"]).success();
     assert!(!repo.join(".git/hooks/post-commit").exists());
 }
 
@@ -177,9 +162,7 @@ fn commit_returns_while_s3_hangs_and_the_next_commit_lands_once_it_is_back() {
     );
 
     let head = commit_once_s3_is_back(&mut env, &repo);
-    let listed = env
-        .gitkit(["-C", repo.to_str().expect("utf-8"), "snapshots", "--json"])
-        .success();
+    let listed = env.gitkit_in(&repo, ["snapshots", "--json"]).success();
     let listed: Vec<Value> = serde_json::from_str(&stdout(&listed)).expect("array");
     assert_eq!(listed[0]["commit"], head.as_str());
 }
@@ -229,9 +212,8 @@ fn ten_quick_commits_all_succeed_and_snapshots_never_overlap() {
 
 #[test]
 fn core_hooks_path_is_honoured_and_explained() {
-    let mut env = Env::new();
-    let repo = env.repo_with_commit("project");
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    let (mut env, repo) = Env::with_project();
+    env.use_folder_store();
     let hooks_dir = repo.join(".githooks");
     std::fs::create_dir_all(&hooks_dir).expect("mkdir");
     std::fs::write(hooks_dir.join("post-commit"), ORIGINAL_HOOK).expect("write");
@@ -262,8 +244,7 @@ fn core_hooks_path_is_honoured_and_explained() {
             .contains(&head)
     );
 
-    env.gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "uninstall"])
-        .success();
+    env.gitkit_in(&repo, ["hooks", "uninstall"]).success();
     assert_eq!(
         std::fs::read_to_string(hooks_dir.join("post-commit")).expect("read"),
         ORIGINAL_HOOK
@@ -297,7 +278,7 @@ fn schedule_writes_one_crontab_line_idempotently_and_removes_it() {
     let mut env = Env::new();
     let crontab = PrivateCrontab::install(&mut env);
     crontab.set("# the user's own line\n17 3 * * * /usr/bin/true\n");
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    env.use_folder_store();
     let repo = env.repo_with_commit("project");
     let repo_arg = repo.to_str().expect("utf-8");
     let ours = |text: &str| {
@@ -338,7 +319,7 @@ fn schedule_writes_one_crontab_line_idempotently_and_removes_it() {
     let refused = env
         .gitkit(["-C", repo_arg, "schedule", "--every", "45m"])
         .failure();
-    assert!(stderr(&refused).contains("hint: "), "{}", stderr(&refused));
+    assert_stderr_contains(&refused, "hint: ");
 
     env.gitkit(["-C", repo_arg, "schedule", "--off"]).success();
     let text = crontab.current();
@@ -349,8 +330,7 @@ fn schedule_writes_one_crontab_line_idempotently_and_removes_it() {
 #[test]
 fn scheduled_run_snapshots_only_when_something_changed() {
     let mut env = Env::new();
-    let store = env.dir("store");
-    env.set("GITKIT_STORE", store.to_str().expect("utf-8"));
+    env.use_folder_store();
     let repo = env.repo_with_commit("project");
     let repo_arg = repo.to_str().expect("utf-8");
     let count = |env: &Env| {
@@ -421,8 +401,7 @@ fn worker_records_a_store_that_never_answers_and_frees_its_lock() {
 /// and which process, and past a threshold flags it.
 #[test]
 fn status_shows_how_long_the_worker_has_been_running() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let state = repo.join(".git/gitkit");
     std::fs::create_dir_all(&state).expect("mkdir");
     let lock = state.join("snapshot.lock");
@@ -454,10 +433,7 @@ fn status_shows_how_long_the_worker_has_been_running() {
     };
     assert_eq!(json["worker"]["pid"], holder.id(), "{json:#}");
     assert_eq!(json["worker"]["stuck"], true, "{json:#}");
-    let text = stdout(
-        &env.gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "status"])
-            .success(),
-    );
+    let text = stdout(&env.gitkit_in(&repo, ["hooks", "status"]).success());
     let _ = holder.kill();
     let _ = holder.wait();
     assert!(
@@ -484,27 +460,12 @@ fn control_characters_never_reach_the_crontab() {
             "s3://bucket/p\n* * * * * touch /tmp/gitkit-injected",
         )
         .failure();
-    let said = stderr(&injected);
-    assert!(
-        said.contains("GITKIT_STORE") && said.contains("control character"),
-        "{said}"
-    );
+    assert_stderr_contains(&injected, "GITKIT_STORE");
+    assert_stderr_contains(&injected, "control character");
 
     let odd = env.repo_with_commit("odd\n* * * * * touch x #");
-    let refused = env
-        .gitkit([
-            "-C",
-            odd.to_str().expect("utf-8"),
-            "schedule",
-            "--every",
-            "1h",
-        ])
-        .failure();
-    assert!(
-        stderr(&refused).contains("control character"),
-        "{}",
-        stderr(&refused)
-    );
+    let refused = env.gitkit_in(&odd, ["schedule", "--every", "1h"]).failure();
+    assert_stderr_contains(&refused, "control character");
 
     assert_eq!(
         crontab.current(),
@@ -516,8 +477,7 @@ fn control_characters_never_reach_the_crontab() {
 /// Guards the hook script the same way: a gitkit installed at a path with a newline is refused.
 #[test]
 fn control_characters_never_reach_the_hook() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let odd = env.dir("bin\nexit 0\n#");
     let gitkit = odd.join("gitkit");
     std::fs::hard_link(crate::support::gitkit_bin(), &gitkit)
@@ -527,20 +487,15 @@ fn control_characters_never_reach_the_hook() {
         .command(&gitkit)
         .args(["-C", repo.to_str().expect("utf-8"), "hooks", "install"])
         .failure();
-    assert!(
-        stderr(&output).contains("control character"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "control character");
     assert!(!repo.join(".git/hooks/post-commit").exists());
 }
 
 /// Guards edits to gitkit's hook: uninstall keeps them aside rather than deleting them.
 #[test]
 fn uninstall_keeps_an_edited_hook_aside_and_says_so() {
-    let mut env = Env::new();
-    let repo = env.repo_with_commit("project");
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    let (mut env, repo) = Env::with_project();
+    env.use_folder_store();
     let hooks = repo.join(".git/hooks");
     std::fs::write(hooks.join("post-commit"), ORIGINAL_HOOK).expect("write");
     std::fs::set_permissions(
@@ -553,9 +508,7 @@ fn uninstall_keeps_an_edited_hook_aside_and_says_so() {
     edited.push_str("echo my own addition\n");
     std::fs::write(hooks.join("post-commit"), &edited).expect("edit");
 
-    let output = env
-        .gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "uninstall"])
-        .success();
+    let output = env.gitkit_in(&repo, ["hooks", "uninstall"]).success();
     let said = stderr(&output);
     assert!(said.contains("post-commit.gitkit-edited"), "{said}");
     assert_eq!(
@@ -579,21 +532,16 @@ fn uninstall_keeps_an_edited_hook_aside_and_says_so() {
     );
 
     // An unedited hook goes without a trace.
-    let output = env
-        .gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "uninstall"])
-        .success();
+    let output = env.gitkit_in(&repo, ["hooks", "uninstall"]).success();
     assert!(!stderr(&output).contains("edited"), "{}", stderr(&output));
 }
 
 #[test]
 fn a_hook_that_is_a_folder_gets_a_clear_error_and_is_left_alone() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let hook = repo.join(".git/hooks/post-commit");
     std::fs::create_dir_all(hook.join("inside")).expect("mkdir");
-    let output = env
-        .gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "install"])
-        .failure();
+    let output = env.gitkit_in(&repo, ["hooks", "install"]).failure();
     let said = stderr(&output);
     assert!(said.contains("is a folder"), "{said}");
     assert!(said.contains("hint: "), "{said}");
@@ -605,8 +553,7 @@ fn a_hook_that_is_a_folder_gets_a_clear_error_and_is_left_alone() {
 /// to the repository can edit, so escape sequences are shown, not sent.
 #[test]
 fn status_shows_escape_sequences_instead_of_sending_them() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let state = repo.join(".git/gitkit");
     std::fs::create_dir_all(&state).expect("mkdir");
     std::fs::write(
@@ -616,9 +563,7 @@ fn status_shows_escape_sequences_instead_of_sending_them() {
             "failing":true}"#,
     )
     .expect("write");
-    let output = env
-        .gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "status"])
-        .success();
+    let output = env.gitkit_in(&repo, ["hooks", "status"]).success();
     let text = stdout(&output);
     assert!(
         !text.chars().any(|c| c.is_control() && c != '\n'),
@@ -632,9 +577,8 @@ fn status_shows_escape_sequences_instead_of_sending_them() {
 /// `hooks status` (text and JSON), not only in a log nobody reads.
 #[test]
 fn hooks_status_names_what_the_last_snapshot_left_out() {
-    let mut env = Env::new();
-    let repo = env.repo_with_commit("project");
-    env.set("GITKIT_STORE", env.dir("store").to_str().expect("utf-8"));
+    let (mut env, repo) = Env::with_project();
+    env.use_folder_store();
     std::fs::write(repo.join("queue"), b"a tracked file\n").expect("write");
     env.git(&repo, ["add", "queue"]).success();
     env.git(&repo, ["commit", "-q", "-m", "queue"]).success();
@@ -654,10 +598,7 @@ fn hooks_status_names_what_the_last_snapshot_left_out() {
         "queue: is a socket, pipe or device, not a file; left out",
         "{settled:#}"
     );
-    let text = stdout(
-        &env.gitkit(["-C", repo.to_str().expect("utf-8"), "hooks", "status"])
-            .success(),
-    );
+    let text = stdout(&env.gitkit_in(&repo, ["hooks", "status"]).success());
     assert!(
         text.contains("  warning: queue: is a socket, pipe or device, not a file; left out"),
         "{text}"
@@ -669,18 +610,10 @@ fn hooks_status_names_what_the_last_snapshot_left_out() {
 #[test]
 fn a_scheduled_run_goes_on_past_a_repository_that_fails() {
     let mut env = Env::new();
-    let store = env.dir("store");
-    env.set("GITKIT_STORE", store.to_str().expect("utf-8"));
+    let store = env.use_folder_store();
     let root = env.dir("workspaces");
-    let broken = root.join("a-broken");
-    let fine = root.join("b-fine");
-    for repo in [&broken, &fine] {
-        std::fs::create_dir_all(repo).expect("mkdir");
-        env.git(repo, ["init", "-q"]).success();
-        std::fs::write(repo.join("f.txt"), b"x\n").expect("write");
-        env.git(repo, ["add", "f.txt"]).success();
-        env.git(repo, ["commit", "-q", "-m", "x"]).success();
-    }
+    let broken = env.repo_with_commit("workspaces/a-broken");
+    env.repo_with_commit("workspaces/b-fine");
     // gitkit's state folder cannot be made: a file is in its place.
     std::fs::write(broken.join(".git/gitkit"), b"in the way").expect("write");
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::support::crontab::PrivateCrontab;
-use crate::support::{Env, describe, stderr, stdout};
+use crate::support::{Env, assert_stderr_contains, describe, stderr, stdout};
 
 /// The newest `GLIBC_x.y` symbol version a binary needs.
 fn newest_glibc(objdump: &str) -> Option<(u32, u32)> {
@@ -65,11 +65,7 @@ fn install_sh_installs_a_binary_amazon_linux_2_can_run_and_is_safe_twice() {
     );
 
     let second = env.command("bash").args([&script]).success();
-    assert!(
-        stderr(&second).contains("nothing changed"),
-        "{}",
-        stderr(&second)
-    );
+    assert_stderr_contains(&second, "nothing changed");
 }
 
 #[test]

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support::crontab::PrivateCrontab;
 use crate::support::github::{Account, FakeGitHub, GOOD_TOKEN};
 use crate::support::s3::{BUCKET, Weed};
-use crate::support::{ACCESS_KEY, Env, describe, stderr, stdout};
+use crate::support::{ACCESS_KEY, Env, assert_stderr_contains, describe, stderr, stdout};
 
 /// A GitHub helper the user already had: it must keep answering for github.com.
 const USER_GITCONFIG: &str = "[user]\n\tname = Someone\n[credential \"https://github.com\"]\n\thelper = \"!f() { echo username=octo; echo password=gh-secret; }; f\"\n";
@@ -32,6 +32,13 @@ fn notebook() -> (Env, PrivateCrontab) {
     std::fs::create_dir_all(env.home().join("SageMaker")).expect("mkdir");
     let crontab = PrivateCrontab::install(&mut env);
     (env, crontab)
+}
+
+/// `gitkit setup --store STORE --every EVERY`.
+fn setup_with_store(env: &Env, store: &Path, every: &str) -> crate::support::Cmd {
+    env.gitkit(["setup", "--store"])
+        .args([store])
+        .args(["--every", every])
 }
 
 fn gitkit_home(env: &Env) -> PathBuf {
@@ -120,15 +127,7 @@ fn setup_signs_for_every_codecommit_shape_leaves_github_alone_and_undo_restores_
     let repo = workspace(&env, "project");
     let store = env.dir("store");
 
-    let first = env
-        .gitkit([
-            "setup",
-            "--store",
-            store.to_str().expect("utf-8"),
-            "--every",
-            "1h",
-        ])
-        .success();
+    let first = setup_with_store(&env, &store, "1h").success();
     let said = stderr(&first);
     assert!(said.contains("changed:"), "{said}");
     assert!(said.contains("GitHub over SSH is not set up"), "{said}");
@@ -173,11 +172,7 @@ fn setup_signs_for_every_codecommit_shape_leaves_github_alone_and_undo_restores_
     let before = tree(&env.home());
     let crontab_before = crontab.current();
     let second = env.gitkit(["setup"]).success();
-    assert!(
-        stderr(&second).contains("nothing changed"),
-        "{}",
-        stderr(&second)
-    );
+    assert_stderr_contains(&second, "nothing changed");
     assert_eq!(tree(&env.home()), before, "a second setup changes no file");
     assert_eq!(crontab.current(), crontab_before);
 
@@ -191,11 +186,7 @@ fn setup_signs_for_every_codecommit_shape_leaves_github_alone_and_undo_restores_
     assert!(!env.home().join(".local/bin/gitkit").exists(), "{said}");
     assert!(said.contains("kept: snapshots in"), "{said}");
     let again = env.gitkit(["setup", "--undo"]).success();
-    assert!(
-        stderr(&again).contains("nothing to undo"),
-        "{}",
-        stderr(&again)
-    );
+    assert_stderr_contains(&again, "nothing to undo");
 }
 
 #[test]
@@ -209,7 +200,7 @@ fn setup_warns_about_helpers_that_would_misbehave_and_a_template_dir_of_the_user
     );
     std::fs::write(&gitconfig, &text).expect("write");
     let dry = env.gitkit(["setup", "--dry-run"]).success();
-    assert!(stderr(&dry).contains("would change:"), "{}", stderr(&dry));
+    assert_stderr_contains(&dry, "would change:");
     assert_eq!(
         std::fs::read_to_string(&gitconfig).expect("read"),
         text,
@@ -249,11 +240,7 @@ fn setup_warns_about_helpers_that_would_misbehave_and_a_template_dir_of_the_user
     text.push_str("[credential]\n\thelper = cache --timeout=3600\n");
     std::fs::write(&gitconfig, &text).expect("write");
     let output = env.gitkit(["setup"]).success();
-    assert!(
-        stderr(&output).contains("would keep CodeCommit passwords"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "would keep CodeCommit passwords");
 }
 
 #[test]
@@ -270,11 +257,7 @@ fn setup_makes_and_registers_the_github_key_once_when_a_token_is_given() {
     env.gitkit(["setup"]).success();
     assert!(gitkit_home(&env).join("ssh/id_ed25519").exists());
     let again = env.gitkit(["setup"]).success();
-    assert!(
-        stderr(&again).contains("nothing changed"),
-        "{}",
-        stderr(&again)
-    );
+    assert_stderr_contains(&again, "nothing changed");
     let posts = github
         .account
         .lock()
@@ -296,7 +279,7 @@ fn setup_refuses_bad_input_and_changes_nothing() {
         &["setup", "--workspace-root", "/no/such/folder"],
     ] {
         let output = env.gitkit(args).failure();
-        assert!(stderr(&output).contains("hint:"), "{}", stderr(&output));
+        assert_stderr_contains(&output, "hint:");
     }
     assert!(!gitkit_home(&env).exists());
     assert_eq!(
@@ -380,14 +363,7 @@ fn a_simulated_restart_is_undone_by_the_on_start_script() {
     env.gitkit(["github-key", "--no-register"]).success();
     let key = gitkit_home(&env).join("ssh/id_ed25519.pub");
     let public = std::fs::read(&key).expect("key");
-    env.gitkit([
-        "setup",
-        "--store",
-        store.to_str().expect("utf-8"),
-        "--every",
-        "15m",
-    ])
-    .success();
+    setup_with_store(&env, &store, "15m").success();
     let script = env.root_path().join("on-start.sh");
     let printed = env.gitkit(["lifecycle", "on-start"]).success();
     std::fs::write(&script, &printed.stdout).expect("write");
@@ -486,8 +462,7 @@ fn on_create_fetches_checks_sets_up_and_restores_and_refuses_a_tampered_binary()
     let (env, _crontab, store) = s3_env(&unique);
     let repo = workspace(&env, "project");
     env.gitkit(["setup", "--store", &store]).success();
-    env.gitkit(["-C", repo.to_str().expect("utf-8"), "snapshot"])
-        .success();
+    env.gitkit_in(&repo, ["snapshot"]).success();
     let printed = env.gitkit(["lifecycle", "on-create"]).success();
     let script = env.root_path().join("on-create.sh");
     std::fs::write(&script, &printed.stdout).expect("write");
@@ -551,14 +526,7 @@ fn doctor_fails_and_names_the_fix_for_each_broken_link() {
         "{checks:#?}"
     );
 
-    env.gitkit([
-        "setup",
-        "--store",
-        store.to_str().expect("utf-8"),
-        "--every",
-        "1h",
-    ])
-    .success();
+    setup_with_store(&env, &store, "1h").success();
     let healthy = env.gitkit(["doctor", "--json"]).success();
     let checks: Vec<Value> = serde_json::from_slice(&healthy.stdout).expect("JSON");
     for check in &checks {

@@ -11,7 +11,10 @@ use serde_json::Value;
 use crate::support::http::{Response, Server};
 use crate::support::proxy::forward;
 use crate::support::s3::{BUCKET, Weed};
-use crate::support::{Env, folder_store, pseudo_random_bytes, stderr, stdout};
+use crate::support::{
+    Env, assert_file_holds, assert_stderr_contains, describe, folder_store, pseudo_random_bytes,
+    stderr, stdout,
+};
 
 /// A repository with everything a snapshot must bring back: tracked, untracked and ignored
 /// files, an executable, a symlink, an empty file, a non-UTF-8 name, an unpushed commit on a
@@ -103,22 +106,26 @@ pub(crate) fn git_state(env: &Env, repo: &Path) -> Vec<String> {
 
 pub(crate) fn snapshot_json(env: &Env, repo: &Path, store: &str) -> Value {
     let output = env
-        .gitkit([
-            "-C",
-            repo.to_str().expect("utf-8"),
-            "snapshot",
-            "--json",
-            "--store",
-            store,
-        ])
+        .gitkit_in(repo, ["snapshot", "--json", "--store", store])
         .success();
     serde_json::from_str(stdout(&output).trim()).expect("one JSON object")
 }
 
 /// `gitkit restore` of workspace `project` from `store` into `target`.
 pub(crate) fn restore_project(env: &Env, store: &str, target: &Path) -> crate::support::Cmd {
+    env.gitkit(restore_project_args(store, target))
+}
+
+/// `gitkit restore latest` from `store` into `target`, the workspace left for gitkit to find.
+pub(crate) fn restore_latest(env: &Env, store: &str, target: &Path) -> crate::support::Cmd {
+    env.gitkit(["restore", "latest", "--store", store, "--to"])
+        .args([target])
+}
+
+/// The arguments of [`restore_project`], for a gitkit started another way.
+pub(crate) fn restore_project_args<'a>(store: &'a str, target: &'a Path) -> [&'a str; 7] {
     let target = target.to_str().expect("utf-8");
-    env.gitkit([
+    [
         "restore",
         "--store",
         store,
@@ -126,7 +133,7 @@ pub(crate) fn restore_project(env: &Env, store: &str, target: &Path) -> crate::s
         "project",
         "--to",
         target,
-    ])
+    ]
 }
 
 #[track_caller]
@@ -147,13 +154,7 @@ fn folder_store_round_trip_brings_back_the_whole_workspace() {
     let before = git_state(&env, &repo);
 
     let output = env
-        .gitkit([
-            "-C",
-            repo.to_str().expect("utf-8"),
-            "snapshot",
-            "--store",
-            store,
-        ])
+        .gitkit_in(&repo, ["snapshot", "--store", store])
         .success();
     let id = stdout(&output).lines().last().expect("an id").to_string();
     assert!(
@@ -185,9 +186,7 @@ fn folder_store_round_trip_brings_back_the_whole_workspace() {
 
 #[test]
 fn s3_round_trip_through_a_real_server() {
-    let mut env = Env::new();
-    let weed = Weed::shared();
-    weed.configure(&mut env);
+    let env = Weed::shared_env();
     let repo = rich_repository(&env);
     let store = format!("s3://{BUCKET}/round-trip");
 
@@ -196,15 +195,7 @@ fn s3_round_trip_through_a_real_server() {
     assert!(first["new_bytes"].as_u64().expect("number") > 0);
 
     let target = env.root_path().join("restored");
-    env.gitkit([
-        "restore",
-        "latest",
-        "--store",
-        &store,
-        "--to",
-        target.to_str().expect("utf-8"),
-    ])
-    .success();
+    restore_latest(&env, &store, &target).success();
     assert_restored(&env, &repo, &target);
 }
 
@@ -239,14 +230,7 @@ fn unchanged_workspace_makes_no_new_snapshot_and_an_edit_does() {
     assert!(new.contains(&blake3::hash(content).to_hex().to_string()));
 
     let listed = env
-        .gitkit([
-            "-C",
-            repo.to_str().expect("utf-8"),
-            "snapshots",
-            "--json",
-            "--store",
-            store,
-        ])
+        .gitkit_in(&repo, ["snapshots", "--json", "--store", store])
         .success();
     let listed: Vec<Value> = serde_json::from_str(&stdout(&listed)).expect("a JSON array");
     let ids: Vec<&Value> = listed.iter().map(|s| &s["id"]).collect();
@@ -274,8 +258,7 @@ fn unchanged_workspace_makes_no_new_snapshot_and_an_edit_does() {
 /// The edit `aws s3 sync` misses: same size, same modification time, different content.
 #[test]
 fn edit_keeping_size_and_mtime_is_never_missed() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let store = env.dir("store");
     let store = store.to_str().expect("utf-8");
     let file = repo.join("weights.txt");
@@ -305,10 +288,7 @@ fn edit_keeping_size_and_mtime_is_never_missed() {
 
     let target = env.root_path().join("restored");
     restore_project(&env, store, &target).success();
-    assert_eq!(
-        std::fs::read(target.join("weights.txt")).expect("read"),
-        b"BBBB"
-    );
+    assert_file_holds(&target.join("weights.txt"), b"BBBB");
 }
 
 #[test]
@@ -343,15 +323,8 @@ fn ignored_files_only_with_include_ignored_and_gitkit_exclude_leaves_files_out()
         .success();
     let store = env.dir("store");
     let store = store.to_str().expect("utf-8");
-    env.gitkit([
-        "-C",
-        repo.to_str().expect("utf-8"),
-        "snapshot",
-        "--include-ignored",
-        "--store",
-        store,
-    ])
-    .success();
+    env.gitkit_in(&repo, ["snapshot", "--include-ignored", "--store", store])
+        .success();
     let target = env.root_path().join("restored");
     restore_project(&env, store, &target).success();
     assert!(target.join("train.log").exists());
@@ -361,8 +334,7 @@ fn ignored_files_only_with_include_ignored_and_gitkit_exclude_leaves_files_out()
 
 #[test]
 fn large_file_is_chunked_and_restored_exactly() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let data = pseudo_random_bytes(0x9e37_79b9_7f4a_7c15, 9 << 20);
     std::fs::write(repo.join("model.bin"), &data).expect("write");
     let store = env.dir("store");
@@ -375,8 +347,7 @@ fn large_file_is_chunked_and_restored_exactly() {
 
 #[test]
 fn restore_refuses_a_non_empty_folder_unless_forced() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let store = env.dir("store");
     let store = store.to_str().expect("utf-8");
     snapshot_json(&env, &repo, store);
@@ -384,12 +355,8 @@ fn restore_refuses_a_non_empty_folder_unless_forced() {
     std::fs::write(target.join("mine.txt"), b"keep me").expect("write");
 
     let refused = restore_project(&env, store, &target).failure();
-    assert!(
-        stderr(&refused).contains("not empty"),
-        "{}",
-        stderr(&refused)
-    );
-    assert!(stderr(&refused).contains("--force"), "{}", stderr(&refused));
+    assert_stderr_contains(&refused, "not empty");
+    assert_stderr_contains(&refused, "--force");
     assert_eq!(
         std::fs::read_dir(&target).expect("list").count(),
         1,
@@ -407,14 +374,8 @@ fn restore_refuses_a_non_empty_folder_unless_forced() {
         target.to_str().expect("utf-8"),
     ])
     .success();
-    assert_eq!(
-        std::fs::read(target.join("README.md")).expect("read"),
-        b"hello\n"
-    );
-    assert_eq!(
-        std::fs::read(target.join("mine.txt")).expect("read"),
-        b"keep me"
-    );
+    assert_file_holds(&target.join("README.md"), b"hello\n");
+    assert_file_holds(&target.join("mine.txt"), b"keep me");
 }
 
 /// Rewrites the only snapshot in a folder store with `edit`, as a format-1 manifest (which
@@ -507,8 +468,7 @@ fn restore_refuses_manifests_that_escape_the_folder() {
         }),
     ];
     for (name, edit) in cases {
-        let env = Env::new();
-        let repo = env.repo_with_commit("project");
+        let (env, repo) = Env::with_project();
         let store = env.dir("store");
         snapshot_json(&env, &repo, store.to_str().expect("utf-8"));
         tamper_manifest(&store, edit);
@@ -532,8 +492,7 @@ fn restore_refuses_manifests_that_escape_the_folder() {
 
 #[test]
 fn corrupt_object_fails_the_restore_and_leaves_no_wrong_file() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     std::fs::write(repo.join("precious.txt"), b"the real content\n").expect("write");
     let store = env.dir("store");
     snapshot_json(&env, &repo, store.to_str().expect("utf-8"));
@@ -552,11 +511,7 @@ fn corrupt_object_fails_the_restore_and_leaves_no_wrong_file() {
 
     let target = env.root_path().join("restored");
     let output = restore_project(&env, store.to_str().expect("utf-8"), &target).failure();
-    assert!(
-        stderr(&output).contains("precious.txt"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "precious.txt");
     assert!(!target.join("precious.txt").exists());
     let leftovers: Vec<_> = walkdir::WalkDir::new(&target)
         .into_iter()
@@ -646,11 +601,28 @@ fn s3_server_stopping_mid_snapshot_fails_cleanly_and_the_next_run_reuses_the_upl
     );
 }
 
+/// Asserts that `output` failed with an error naming each of `needles`, and a hint on the
+/// line after it; returns what it said.
+#[track_caller]
+fn assert_one_line_error_with_hint(output: &std::process::Output, needles: &[&str]) -> String {
+    assert!(!output.status.success(), "{}", describe(output));
+    let message = stderr(output);
+    for needle in needles {
+        assert!(message.contains(needle), "{message}");
+    }
+    assert!(
+        message
+            .lines()
+            .nth(1)
+            .is_some_and(|l| l.starts_with("hint: ")),
+        "{message}"
+    );
+    message
+}
+
 #[test]
 fn wrong_credentials_and_missing_bucket_are_one_line_errors_with_a_hint() {
-    let mut env = Env::new();
-    let weed = Weed::shared();
-    weed.configure(&mut env);
+    let mut env = Weed::shared_env();
     let repo = env.repo_with_commit("project");
     let repo_arg = repo.to_str().expect("utf-8");
 
@@ -663,36 +635,14 @@ fn wrong_credentials_and_missing_bucket_are_one_line_errors_with_a_hint() {
             "s3://no-such-bucket/x",
         ])
         .failure();
-    let message = stderr(&missing);
-    assert!(
-        message.contains("s3://no-such-bucket/x") && message.contains("does not exist"),
-        "{message}"
-    );
-    assert!(
-        message
-            .lines()
-            .nth(1)
-            .is_some_and(|l| l.starts_with("hint: ")),
-        "{message}"
-    );
+    assert_one_line_error_with_hint(&missing, &["s3://no-such-bucket/x", "does not exist"]);
 
     env.set("AWS_SECRET_ACCESS_KEY", "wrong-secret");
     let store = format!("s3://{BUCKET}/denied");
     let denied = env
         .gitkit(["-C", repo_arg, "snapshot", "--store", &store])
         .failure();
-    let message = stderr(&denied);
-    assert!(
-        message.contains(&store) && message.contains("access denied"),
-        "{message}"
-    );
-    assert!(
-        message
-            .lines()
-            .nth(1)
-            .is_some_and(|l| l.starts_with("hint: ")),
-        "{message}"
-    );
+    let message = assert_one_line_error_with_hint(&denied, &[&store, "access denied"]);
     assert!(!message.contains("wrong-secret"), "{message}");
 
     env.remove("AWS_ACCESS_KEY_ID");
@@ -737,18 +687,13 @@ fn listing_outside_a_repository_shows_every_workspace() {
         ])
         .current_dir(&outside)
         .failure();
-    assert!(
-        stderr(&ambiguous).contains("--workspace"),
-        "{}",
-        stderr(&ambiguous)
-    );
+    assert_stderr_contains(&ambiguous, "--workspace");
 }
 
 /// Guards the listing's columns: the ID column was wider than its header, so nothing lined up.
 #[test]
 fn the_snapshot_table_lines_up_under_its_headers() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let store = env.dir("store");
     let store = store.to_str().expect("utf-8");
     let first = snapshot_json(&env, &repo, store);
@@ -776,11 +721,10 @@ fn the_snapshot_table_lines_up_under_its_headers() {
 /// GIT_CONFIG_* (what a hook run by `git -c gitkit.workspace=... commit` sees).
 #[test]
 fn settings_given_to_git_on_the_command_line_apply() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let store = env.dir("store");
     let output = env
-        .gitkit(["-C", repo.to_str().expect("utf-8"), "snapshot", "--json"])
+        .gitkit_in(&repo, ["snapshot", "--json"])
         .env("GIT_CONFIG_COUNT", "2")
         .env("GIT_CONFIG_KEY_0", "gitkit.workspace")
         .env("GIT_CONFIG_VALUE_0", "from-the-command-line")
@@ -796,8 +740,7 @@ fn settings_given_to_git_on_the_command_line_apply() {
 /// done by changing the whole process's folder).
 #[test]
 fn paths_are_relative_to_the_folder_given_with_dash_c() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let repo_arg = repo.to_str().expect("utf-8");
     env.gitkit(["-C", repo_arg, "snapshot", "--store", "../store"])
         .success();
@@ -812,17 +755,8 @@ fn paths_are_relative_to_the_folder_given_with_dash_c() {
         "../restored",
     ])
     .success();
-    assert_eq!(
-        std::fs::read(env.root_path().join("restored/README.md")).expect("restored beside"),
-        b"hello\n"
-    );
+    assert_file_holds(&env.root_path().join("restored/README.md"), b"hello\n");
     let missing = env.root_path().join("missing");
-    let output = env
-        .gitkit(["-C", missing.to_str().expect("utf-8"), "snapshots"])
-        .failure();
-    assert!(
-        stderr(&output).contains("cannot change to"),
-        "{}",
-        stderr(&output)
-    );
+    let output = env.gitkit_in(&missing, ["snapshots"]).failure();
+    assert_stderr_contains(&output, "cannot change to");
 }

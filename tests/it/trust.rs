@@ -7,36 +7,39 @@ use std::process::{Child, Command};
 
 use serde_json::Value;
 
-use crate::snapshot::{assert_restored, rich_repository, snapshot_json, tamper_manifest, tree};
+use crate::snapshot::{
+    assert_restored, restore_project, restore_project_args, rich_repository, snapshot_json,
+    tamper_manifest, tree,
+};
 use crate::support::s3::{BUCKET, Weed};
-use crate::support::{Env, stderr, stdout};
+use crate::support::{Env, assert_file_holds, assert_stderr_contains, stderr, stdout};
 
 fn utf8(path: &Path) -> &str {
     path.to_str().expect("utf-8 temp path")
 }
 
-/// Restores the newest snapshot of `project` into `target`.
-fn restore(env: &Env, store: &str, target: &Path) -> crate::support::Cmd {
-    env.gitkit([
-        "restore",
-        "--store",
-        store,
-        "--workspace",
-        "project",
-        "--to",
-        utf8(target),
-    ])
-}
-
-/// Snapshots `repo` to `store`, restores the newest snapshot into a new folder, and returns
-/// the restored `file`'s bytes.
+/// Writes `content` to `file` in `repo`, snapshots `repo` to `store`, restores the newest
+/// snapshot into a new folder, and asserts that `file` comes back with `content`.
 #[track_caller]
-fn round_trip(env: &Env, repo: &Path, store: &Path, file: &str) -> Vec<u8> {
+fn assert_new_file_round_trips(env: &Env, repo: &Path, store: &Path, file: &str, content: &[u8]) {
+    std::fs::write(repo.join(file), content).expect("write");
     snapshot_json(env, repo, utf8(store));
     let target = tempfile::tempdir_in(env.root_path()).expect("temp dir");
     let target = target.path().join("restored");
-    restore(env, utf8(store), &target).success();
-    std::fs::read(target.join(file)).expect("the file is restored")
+    restore_project(env, utf8(store), &target).success();
+    assert_file_holds(&target.join(file), content);
+}
+
+/// A `project` with `big.bin` in its working tree: `len` bytes that do not compress, the same
+/// for the same `seed`.
+fn project_with_big_file(seed: u64, len: usize) -> (Env, PathBuf) {
+    let (env, repo) = Env::with_project();
+    std::fs::write(
+        repo.join("big.bin"),
+        crate::support::pseudo_random_bytes(seed, len),
+    )
+    .expect("write");
+    (env, repo)
 }
 
 /// A python process that writes to `file` until killed; started and running when this returns.
@@ -80,8 +83,7 @@ const APPENDER: &str = "f = open(path, 'ab', 0)\nopen(ready, 'w').close()\n\
 /// match its blobs, and restore refused the whole snapshot.
 #[test]
 fn a_file_appended_to_while_snapshotted_is_never_stored_torn() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let log = repo.join("train.log");
     std::fs::write(&log, b"epoch 0 loss 1.0\n".repeat(1_000_000)).expect("write");
     let earlier = std::fs::read(&log).expect("read");
@@ -90,13 +92,13 @@ fn a_file_appended_to_while_snapshotted_is_never_stored_torn() {
 
     let writer = Writer::start(&log, APPENDER);
     let second = env
-        .gitkit(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+        .gitkit_in(&repo, ["snapshot", "--store", utf8(&store)])
         .success();
     drop(writer);
     let now = std::fs::read(&log).expect("read");
 
     let target = env.root_path().join("restored");
-    restore(&env, utf8(&store), &target).success();
+    restore_project(&env, utf8(&store), &target).success();
     let restored = std::fs::read(target.join("train.log")).expect("the log is restored");
     if restored == earlier {
         assert!(
@@ -111,17 +113,13 @@ fn a_file_appended_to_while_snapshotted_is_never_stored_torn() {
             restored.len()
         );
     }
-    assert_eq!(
-        std::fs::read(target.join("README.md")).expect("the rest restores"),
-        b"hello\n"
-    );
+    assert_file_holds(&target.join("README.md"), b"hello\n");
 }
 
 /// A file rewritten in place, over and over, comes back as one version or the other.
 #[test]
 fn a_file_rewritten_in_place_is_one_version_never_a_mix() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let data = repo.join("weights.bin");
     let size = 3 << 20;
     std::fs::write(&data, vec![b'A'; size]).expect("write");
@@ -133,12 +131,12 @@ fn a_file_rewritten_in_place_is_one_version_never_a_mix() {
     );
     let writer = Writer::start(&data, &program);
     let output = env
-        .gitkit(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+        .gitkit_in(&repo, ["snapshot", "--store", utf8(&store)])
         .success();
     drop(writer);
 
     let target = env.root_path().join("restored");
-    restore(&env, utf8(&store), &target).success();
+    restore_project(&env, utf8(&store), &target).success();
     match std::fs::read(target.join("weights.bin")) {
         Ok(restored) => {
             assert_eq!(restored.len(), size);
@@ -159,8 +157,7 @@ fn a_file_rewritten_in_place_is_one_version_never_a_mix() {
 /// through it into the manifest, and restore refused it.
 #[test]
 fn a_tracked_folder_replaced_by_a_link_is_recorded_as_the_link() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     std::fs::create_dir_all(repo.join("data")).expect("mkdir");
     std::fs::write(repo.join("data/README"), b"tracked\n").expect("write");
     std::fs::write(repo.join("notes.txt"), b"tracked too\n").expect("write");
@@ -177,7 +174,7 @@ fn a_tracked_folder_replaced_by_a_link_is_recorded_as_the_link() {
     let store = env.dir("store");
     snapshot_json(&env, &repo, utf8(&store));
     let target = env.root_path().join("restored");
-    restore(&env, utf8(&store), &target).success();
+    restore_project(&env, utf8(&store), &target).success();
 
     for (link, points_to) in [
         ("data", outside.clone()),
@@ -221,7 +218,7 @@ fn an_emptied_folder_store_is_noticed_and_written_again() {
     let again = snapshot_json(&env, &repo, utf8(&store));
     assert_eq!(again["unchanged"], false, "{again}");
     let target = env.root_path().join("restored");
-    restore(&env, utf8(&store), &target).success();
+    restore_project(&env, utf8(&store), &target).success();
     assert_restored(&env, &repo, &target);
 
     // Only the packs go: the manifest stays, the listing no longer shows them.
@@ -229,16 +226,15 @@ fn an_emptied_folder_store_is_noticed_and_written_again() {
     std::fs::write(repo.join("src/model.py"), b"print('edited')\n").expect("edit");
     snapshot_json(&env, &repo, utf8(&store));
     let target = env.root_path().join("restored-after-edit");
-    restore(&env, utf8(&store), &target).success();
+    restore_project(&env, utf8(&store), &target).success();
     assert_restored(&env, &repo, &target);
 }
 
 /// The same, through the S3 API: every object of the prefix deleted from the bucket.
 #[test]
 fn an_emptied_bucket_is_noticed_and_written_again() {
-    let mut env = Env::new();
+    let env = Weed::shared_env();
     let weed = Weed::shared();
-    weed.configure(&mut env);
     let repo = rich_repository(&env);
     let store = format!("s3://{BUCKET}/emptied");
     snapshot_json(&env, &repo, &store);
@@ -251,15 +247,14 @@ fn an_emptied_bucket_is_noticed_and_written_again() {
     let again = snapshot_json(&env, &repo, &store);
     assert_eq!(again["unchanged"], false);
     let target = env.root_path().join("restored");
-    restore(&env, &store, &target).success();
+    restore_project(&env, &store, &target).success();
     assert_restored(&env, &repo, &target);
 }
 
 /// Guards item 3: `--store ../s` from a subfolder is another folder, yet it said "unchanged".
 #[test]
 fn a_relative_store_is_the_folder_it_names_from_where_it_is_given() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     std::fs::create_dir_all(repo.join("sub")).expect("mkdir");
     std::fs::write(repo.join("sub/file"), b"x\n").expect("write");
     let from_top = env
@@ -305,8 +300,7 @@ fn a_made_up_index_object_is_not_believed() {
     std::fs::write(store.join("index").join("e".repeat(64)), b"{not json").expect("write");
 
     let repo = env.repo_with_commit("project");
-    std::fs::write(repo.join("notebook.ipynb"), content).expect("write");
-    assert_eq!(round_trip(&env, &repo, &store, "notebook.ipynb"), content);
+    assert_new_file_round_trips(&env, &repo, &store, "notebook.ipynb", content);
 }
 
 /// Guards item 4: a submodule's working tree was not in the snapshot; its edits and untracked
@@ -330,7 +324,7 @@ fn a_submodule_working_tree_is_snapshotted_with_its_edits() {
     let store = env.dir("store");
     snapshot_json(&env, &repo, utf8(&store));
     let target = env.root_path().join("restored");
-    restore(&env, utf8(&store), &target).success();
+    restore_project(&env, utf8(&store), &target).success();
 
     assert_eq!(tree(&target), tree(&repo));
     let status = |dir: &Path| stdout(&env.git(dir, ["status", "--porcelain"]).success());
@@ -416,7 +410,7 @@ fn restore_refuses_bad_ids_and_blobs_that_dodge_the_hash_check() {
         let store = one_snapshot(&env);
         tamper_manifest(&store, edit);
         let target = env.root_path().join("restored");
-        let output = restore(&env, utf8(&store), &target).failure();
+        let output = restore_project(&env, utf8(&store), &target).failure();
         assert_eq!(output.status.code(), Some(1), "{name}: {}", stderr(&output));
         assert!(
             stderr(&output).contains("error:"),
@@ -486,17 +480,17 @@ fn a_failed_restore_leaves_the_target_as_it_found_it() {
     }
 
     let absent = env.root_path().join("absent");
-    restore(&env, utf8(&store), &absent).failure();
+    restore_project(&env, utf8(&store), &absent).failure();
     assert!(!absent.exists(), "a target that was not there is not there");
 
     let empty = env.dir("empty");
-    restore(&env, utf8(&store), &empty).failure();
+    restore_project(&env, utf8(&store), &empty).failure();
     assert_eq!(std::fs::read_dir(&empty).expect("list").count(), 0);
 
     let occupied = env.dir("occupied");
     std::fs::write(occupied.join("mine.txt"), b"keep me").expect("write");
     let before = tree(&occupied);
-    restore(&env, utf8(&store), &occupied)
+    restore_project(&env, utf8(&store), &occupied)
         .args(["--force"])
         .failure();
     assert_eq!(
@@ -508,8 +502,7 @@ fn a_failed_restore_leaves_the_target_as_it_found_it() {
 
 #[test]
 fn setuid_setgid_and_sticky_bits_come_back_only_when_asked() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     std::fs::write(repo.join("tool"), b"#!/bin/sh\n").expect("write");
     std::fs::set_permissions(repo.join("tool"), std::fs::Permissions::from_mode(0o6755))
         .expect("chmod");
@@ -524,10 +517,10 @@ fn setuid_setgid_and_sticky_bits_come_back_only_when_asked() {
     };
 
     let plain = env.root_path().join("plain");
-    restore(&env, utf8(&store), &plain).success();
+    restore_project(&env, utf8(&store), &plain).success();
     assert_eq!(mode(&plain), 0o755);
     let kept = env.root_path().join("kept");
-    restore(&env, utf8(&store), &kept)
+    restore_project(&env, utf8(&store), &kept)
         .args(["--keep-setuid"])
         .success();
     assert_eq!(mode(&kept), 0o6755);
@@ -536,8 +529,7 @@ fn setuid_setgid_and_sticky_bits_come_back_only_when_asked() {
 /// Guards item 7: one damaged manifest stopped `snapshots` and `restore latest`.
 #[test]
 fn a_damaged_manifest_is_skipped_with_a_warning() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let store = env.dir("store");
     let first = snapshot_json(&env, &repo, utf8(&store));
     std::fs::write(repo.join("later.txt"), b"later\n").expect("write");
@@ -563,12 +555,8 @@ fn a_damaged_manifest_is_skipped_with_a_warning() {
     assert_eq!(listed[0]["id"], first["summary"]["id"]);
 
     let target = env.root_path().join("restored");
-    let output = restore(&env, utf8(&store), &target).success();
-    assert!(
-        stderr(&output).contains("warning: skipped"),
-        "{}",
-        stderr(&output)
-    );
+    let output = restore_project(&env, utf8(&store), &target).success();
+    assert_stderr_contains(&output, "warning: skipped");
     assert!(target.join("README.md").exists());
     assert!(!target.join("later.txt").exists(), "the older snapshot");
 }
@@ -577,8 +565,7 @@ fn a_damaged_manifest_is_skipped_with_a_warning() {
 /// named in a warning. Runs the snapshot as `nobody`, for whom mode 000 means something.
 #[test]
 fn folders_and_paths_that_cannot_be_read_are_named_in_a_warning() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     std::fs::create_dir_all(repo.join("secret")).expect("mkdir");
     std::fs::write(repo.join("secret/keys.txt"), b"x\n").expect("write");
     // A path of more than 4,096 bytes, made one folder at a time (no single call could).
@@ -645,15 +632,7 @@ fn a_user_who_is_not_root_restores_a_repository() {
         .args(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
         .success();
     as_nobody(&env, &[])
-        .args([
-            "restore",
-            "--store",
-            utf8(&store),
-            "--workspace",
-            "project",
-            "--to",
-        ])
-        .args([utf8(&target)])
+        .args(restore_project_args(utf8(&store), &target))
         .success();
     // The checks below run git as root, in folders nobody owns.
     env.git(
@@ -668,13 +647,7 @@ fn a_user_who_is_not_root_restores_a_repository() {
 /// snapshot never listed; every snapshot taken during a stream of commits must pass fsck.
 #[test]
 fn commits_made_during_a_snapshot_never_leave_refs_to_missing_objects() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
-    std::fs::write(
-        repo.join("big.bin"),
-        crate::support::pseudo_random_bytes(7, 48 << 20),
-    )
-    .expect("write");
+    let (env, repo) = project_with_big_file(7, 48 << 20);
     env.git(&repo, ["add", "big.bin"]).success();
     env.git(&repo, ["commit", "-q", "-m", "big"]).success();
     let store = env.dir("store");
@@ -688,7 +661,7 @@ fn commits_made_during_a_snapshot_never_leave_refs_to_missing_objects() {
     let mut ids = Vec::new();
     for _ in 0..4 {
         let output = env
-            .gitkit(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+            .gitkit_in(&repo, ["snapshot", "--store", utf8(&store)])
             .success();
         ids.push(stdout(&output).trim().to_string());
     }
@@ -753,19 +726,15 @@ fn a_folder_store_never_reads_or_writes_through_links_or_pipes() {
     }
     // `latest` passes over all three and restores the real one.
     let target = env.root_path().join("restored");
-    restore(&env, utf8(&store), &target).success();
+    restore_project(&env, utf8(&store), &target).success();
 
     let outside = env.dir("outside");
     let repo = env.repo_with_commit("linked");
     symlink(&outside, store.join("snapshots/linked")).expect("ln -s");
     let output = env
-        .gitkit(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+        .gitkit_in(&repo, ["snapshot", "--store", utf8(&store)])
         .failure();
-    assert!(
-        stderr(&output).contains("not a key gitkit writes"),
-        "{}",
-        stderr(&output)
-    );
+    assert_stderr_contains(&output, "not a key gitkit writes");
     assert_eq!(
         std::fs::read_dir(&outside).expect("list").count(),
         0,
@@ -788,15 +757,14 @@ fn packs_removed_while_nothing_changes_are_noticed_at_the_next_recheck() {
         "uploaded again: {again}"
     );
     let target = env.root_path().join("restored");
-    restore(&env, utf8(&store), &target).success();
+    restore_project(&env, utf8(&store), &target).success();
     assert_restored(&env, &repo, &target);
 }
 
 /// Red-team F6: a local index copy edited to name a blob past its pack's end was believed.
 #[test]
 fn a_tampered_local_index_copy_is_checked_against_the_store() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     let store = env.dir("store");
     snapshot_json(&env, &repo, utf8(&store));
     let content = b"brand new content\n";
@@ -816,36 +784,19 @@ fn a_tampered_local_index_copy_is_checked_against_the_store() {
     }));
     std::fs::write(&cache, copy.to_string()).expect("write");
 
-    std::fs::write(repo.join("new.txt"), content).expect("write");
-    assert_eq!(round_trip(&env, &repo, &store, "new.txt"), content);
+    assert_new_file_round_trips(&env, &repo, &store, "new.txt", content);
 }
 
 /// Red-team F8: a restore stopped by Ctrl-C left its staging folder and the target it made,
 /// and the next restore then refused the target as not empty.
 #[test]
 fn an_interrupted_restore_cleans_up_and_a_stale_staging_folder_is_cleared() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
-    std::fs::write(
-        repo.join("big.bin"),
-        crate::support::pseudo_random_bytes(3, 96 << 20),
-    )
-    .expect("write");
+    let (env, repo) = project_with_big_file(3, 96 << 20);
     let store = env.dir("store");
     snapshot_json(&env, &repo, utf8(&store));
 
     let target = env.root_path().join("restored");
-    let mut restoring = env
-        .gitkit([
-            "restore",
-            "--store",
-            utf8(&store),
-            "--workspace",
-            "project",
-            "--to",
-        ])
-        .args([utf8(&target)])
-        .spawn();
+    let mut restoring = restore_project(&env, utf8(&store), &target).spawn();
     // Interrupt it once it has begun writing (a condition, not a delay).
     let started = std::time::Instant::now();
     let staging = loop {
@@ -878,25 +829,21 @@ fn an_interrupted_restore_cleans_up_and_a_stale_staging_folder_is_cleared() {
 
     // A staging folder left by a restore that was killed outright is cleared by the next one.
     std::fs::create_dir_all(target.join(".gitkit-tmp-restore-stale/sub")).expect("mkdir");
-    restore(&env, utf8(&store), &target)
+    restore_project(&env, utf8(&store), &target)
         .args(["--force"])
         .success();
     assert!(!target.join(".gitkit-tmp-restore-stale").exists());
-    assert_eq!(
-        std::fs::read(target.join("README.md")).expect("read"),
-        b"hello\n"
-    );
+    assert_file_holds(&target.join("README.md"), b"hello\n");
     let empty = env.dir("only-stale");
     std::fs::create_dir_all(empty.join(".gitkit-tmp-restore-old")).expect("mkdir");
-    restore(&env, utf8(&store), &empty).success();
+    restore_project(&env, utf8(&store), &empty).success();
 }
 
 /// Red-team F13 and F14: what a store says reached the terminal raw, and a pipe in the
 /// workspace was left out without a word.
 #[test]
 fn escapes_from_a_store_are_shown_not_obeyed_and_a_pipe_is_named() {
-    let env = Env::new();
-    let repo = env.repo_with_commit("project");
+    let (env, repo) = Env::with_project();
     // git lists a tracked file that became a pipe (an untracked pipe it does not list).
     std::fs::write(repo.join("queue"), b"a tracked file\n").expect("write");
     env.git(&repo, ["add", "queue"]).success();
@@ -907,12 +854,11 @@ fn escapes_from_a_store_are_shown_not_obeyed_and_a_pipe_is_named() {
         .success();
     let store = env.dir("store");
     let output = env
-        .gitkit(["-C", utf8(&repo), "snapshot", "--store", utf8(&store)])
+        .gitkit_in(&repo, ["snapshot", "--store", utf8(&store)])
         .success();
-    assert!(
-        stderr(&output).contains("queue: is a socket, pipe or device, not a file; left out"),
-        "{}",
-        stderr(&output)
+    assert_stderr_contains(
+        &output,
+        "queue: is a socket, pipe or device, not a file; left out",
     );
     tamper_manifest(&store, |m| {
         m["host"] = "evil\u{1b}]0;PWNED\u{7}\u{1b}[31mRED\nFAKE LINE".into();

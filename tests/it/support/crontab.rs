@@ -7,7 +7,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 
 use super::Env;
 
@@ -40,24 +40,31 @@ impl PrivateCrontab {
         std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         env.set("GITKIT_CRONTAB", wrapper.to_str().expect("utf-8 temp path"));
         let crontab = Self { wrapper };
-        let probe = Command::new(&crontab.wrapper)
-            .arg("-l")
-            .output()
-            .expect("run the crontab wrapper");
-        let said = String::from_utf8_lossy(&probe.stderr);
-        assert!(
-            probe.status.success() || said.contains("no crontab"),
-            "a private crontab needs root and mount namespaces (unshare -m): {said}"
+        crontab.run_allowing_none(
+            "-l",
+            "a private crontab needs root and mount namespaces (unshare -m)",
         );
         crontab
     }
 
+    /// Runs `crontab ARG`, which must succeed or find no crontab; `context` is said if not.
+    #[track_caller]
+    fn run_allowing_none(&self, arg: &str, context: &str) -> Output {
+        let output = Command::new(&self.wrapper)
+            .arg(arg)
+            .output()
+            .unwrap_or_else(|e| panic!("crontab {arg}: {e}"));
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success() || said.contains("no crontab"),
+            "{context}: {said}"
+        );
+        output
+    }
+
     /// The private crontab's text ("" when there is none).
     pub fn current(&self) -> String {
-        let output = Command::new(&self.wrapper)
-            .arg("-l")
-            .output()
-            .expect("crontab -l");
+        let output = self.run_allowing_none("-l", "crontab -l");
         String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
@@ -85,15 +92,7 @@ impl PrivateCrontab {
 
     /// Removes the crontab, as a restart of a notebook instance does.
     pub fn remove(&self) {
-        let output = Command::new(&self.wrapper)
-            .arg("-r")
-            .output()
-            .expect("crontab -r");
-        let said = String::from_utf8_lossy(&output.stderr);
-        assert!(
-            output.status.success() || said.contains("no crontab"),
-            "{said}"
-        );
+        self.run_allowing_none("-r", "crontab -r");
     }
 
     pub fn set(&self, text: &str) {

@@ -67,6 +67,14 @@ impl Env {
         env
     }
 
+    /// A new environment holding `project`, a repository with one commit (see
+    /// [`Env::repo_with_commit`]): where most tests start.
+    pub fn with_project() -> (Self, PathBuf) {
+        let env = Self::new();
+        let repo = env.repo_with_commit("project");
+        (env, repo)
+    }
+
     /// Sets (or replaces) a variable for every command this environment builds.
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         self.vars.retain(|(k, _)| k != key);
@@ -77,6 +85,13 @@ impl Env {
     pub fn with(mut self, key: &str, value: impl Into<String>) -> Self {
         self.set(key, value);
         self
+    }
+
+    /// Makes a folder store, `store` under the root, the one GITKIT_STORE names; returns it.
+    pub fn use_folder_store(&mut self) -> PathBuf {
+        let store = self.dir("store");
+        self.set("GITKIT_STORE", store.to_str().expect("utf-8 temp path"));
+        store
     }
 
     pub fn remove(&mut self, key: &str) {
@@ -121,6 +136,15 @@ impl Env {
         S: AsRef<OsStr>,
     {
         self.command(gitkit_bin()).args(args)
+    }
+
+    /// `gitkit -C DIR ARGS...`: gitkit run as if started in `dir`, as `git -C` is.
+    pub fn gitkit_in<I, S>(&self, dir: &Path, args: I) -> Cmd
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.gitkit([OsStr::new("-C"), dir.as_os_str()]).args(args)
     }
 
     pub fn git<I, S>(&self, dir: &Path, args: I) -> Cmd
@@ -296,6 +320,23 @@ pub fn describe(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
+}
+
+/// Asserts that a command said `needle` on stderr; if not, shows all it said and how it ended.
+#[track_caller]
+pub fn assert_stderr_contains(output: &Output, needle: &str) {
+    assert!(
+        stderr(output).contains(needle),
+        "stderr does not contain {needle:?}:\n{}",
+        describe(output)
+    );
+}
+
+/// Asserts that the file at `path` holds exactly `expected`.
+#[track_caller]
+pub fn assert_file_holds(path: &Path, expected: impl AsRef<[u8]>) {
+    let found = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    assert_eq!(found, expected.as_ref(), "{}", path.display());
 }
 
 pub fn stdout(output: &Output) -> String {

@@ -58,6 +58,13 @@ impl Weed {
         weed
     }
 
+    /// A new environment pointed at the shared server (see [`Weed::configure`]).
+    pub fn shared_env() -> Env {
+        let mut env = Env::new();
+        Self::shared().configure(&mut env);
+        env
+    }
+
     pub fn endpoint(&self) -> String {
         format!("http://127.0.0.1:{}", self.ports[0])
     }
