@@ -1,6 +1,7 @@
 //! Snapshots of a workspace: its working tree and `.git`, content-addressed and deduplicated in
 //! a store, listed and restored. The stored format is described in `docs/FORMAT.md`.
 
+mod browse;
 mod cache;
 mod create;
 pub mod id;
@@ -15,11 +16,12 @@ mod workspace;
 
 use futures::StreamExt;
 
+pub use browse::{Change, NoMatch, PathError, Status, diff, parse_path, select};
 pub use cache::RACY_WINDOW;
 pub use create::{
     Options as SnapshotOptions, Outcome as SnapshotOutcome, RECHECK_EVERY, SnapshotError, create,
 };
-pub use manifest::{Manifest, ManifestError, Summary};
+pub use manifest::{Entry, Kind, Manifest, ManifestError, RelPath, Summary};
 pub use progress::{Progress, Silent};
 pub use restore::{Options as RestoreOptions, Outcome as RestoreOutcome, RestoreError, restore};
 pub use scan::STATE_DIR;
