@@ -34,10 +34,13 @@ pub fn parse_paths(paths: &[PathBuf]) -> anyhow::Result<Vec<RelPath>> {
 pub fn ls(args: LsArgs, dir: &Path) -> anyhow::Result<()> {
     let filters = parse_paths(&args.paths)?;
     let [manifest] = manifests(&args.store, args.workspace.clone(), dir, [&args.snapshot])?;
-    let entries: Vec<&Entry> = snapshot::select(&manifest, &filters)?
+    let mut entries: Vec<&Entry> = snapshot::select(&manifest, &filters)?
         .into_iter()
         .filter(|e| !matches!(e.kind, Kind::Dir { .. }))
         .collect();
+    // Folders are left out: a store records only some of them, which would make two formats
+    // list the same snapshot differently.
+    entries.sort_by(|a, b| a.path.cmp(&b.path));
     let mut stdout = std::io::stdout().lock();
     if args.json {
         let listed: Vec<Listed> = entries.iter().map(|e| Listed::from(*e)).collect();
