@@ -258,6 +258,17 @@ fn ls_lists_every_file_or_those_under_a_path() {
     assert_eq!(json[1]["size"], 11);
     assert_eq!(json[1]["mode"], 0o644);
 
+    let latin1 = env
+        .gitkit(["ls", &id, "--json", "--store", &store, "--workspace", "odd"])
+        .args([std::ffi::OsStr::from_bytes(b"caf\xe9.txt")])
+        .success();
+    let latin1: Value = serde_json::from_str(&stdout(&latin1)).expect("JSON");
+    assert_eq!(
+        latin1[0]["path"],
+        serde_json::json!({"hex": "636166e92e747874"}),
+        "a name that is not UTF-8, as the manifest stores it"
+    );
+
     let missing = gitkit_odd(&env, &store, ["ls", &id, "données/sub"]).failure();
     assert!(
         stderr(&missing).contains("holds nothing at `données/sub`"),
