@@ -10,7 +10,9 @@ use std::collections::HashSet;
 
 use serde::Serialize;
 
-use super::manifest::{Entry, Kind, Manifest, RelPath};
+use super::manifest::Manifest;
+/// What a listing or a diff shows of an entry.
+pub use super::manifest::{Entry, Kind, RelPath};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum PathError {

@@ -16,12 +16,14 @@ mod workspace;
 
 use futures::StreamExt;
 
-pub use browse::{Change, NoMatch, PathError, Status, diff, parse_path, select};
+pub use browse::{
+    Change, Entry, Kind, NoMatch, PathError, RelPath, Status, diff, parse_path, select,
+};
 pub use cache::RACY_WINDOW;
 pub use create::{
     Options as SnapshotOptions, Outcome as SnapshotOutcome, RECHECK_EVERY, SnapshotError, create,
 };
-pub use manifest::{Entry, Kind, Manifest, ManifestError, RelPath, Summary};
+pub use manifest::{Manifest, ManifestError, Summary};
 pub use progress::{Progress, Silent};
 pub use restore::{Options as RestoreOptions, Outcome as RestoreOutcome, RestoreError, restore};
 pub use scan::STATE_DIR;
