@@ -33,6 +33,12 @@ pub enum Command {
     /// Write a snapshot's files into a folder, each verified against its hash.
     Restore(RestoreArgs),
 
+    /// List a snapshot's files and links, one path per line (like `git ls-files`).
+    Ls(LsArgs),
+
+    /// What changed between two snapshots: A added, D deleted, M modified, m mode only.
+    Diff(DiffArgs),
+
     /// Install, remove or inspect the post-commit hook that snapshots after every commit.
     #[command(subcommand)]
     Hooks(HooksCommand),
@@ -139,6 +145,57 @@ pub struct RestoreArgs {
     /// Keep setuid, setgid and sticky bits, which are dropped unless asked for.
     #[arg(long)]
     pub keep_setuid: bool,
+
+    /// Restore only this file or folder (everything below it), relative to the workspace's
+    /// root as `gitkit ls` prints it; repeat for more. It lands at the same path under --to.
+    #[arg(long = "path", value_name = "PATH", allow_hyphen_values = true)]
+    pub paths: Vec<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// A snapshot id, or `latest`.
+    pub snapshot: String,
+
+    /// Only this file or folder (everything below it), relative to the workspace's root.
+    #[arg(value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The snapshot's workspace (default: the current repository's, or the store's only one).
+    #[arg(long, value_name = "NAME")]
+    pub workspace: Option<String>,
+
+    /// Also the mode (as git shows it), size and modification time of each, and link targets.
+    #[arg(short, long, conflicts_with = "json")]
+    pub long: bool,
+
+    /// Print a JSON array of {path, kind, mode, size, hash, mtime_ns | target}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The older snapshot: an id, or `latest`.
+    pub old: String,
+
+    /// The newer snapshot: an id, or `latest`.
+    pub new: String,
+
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The workspace both snapshots belong to (default: the current repository's, or the
+    /// store's only one).
+    #[arg(long, value_name = "NAME")]
+    pub workspace: Option<String>,
+
+    /// Print a JSON array of {status, path, old, new} instead of `STATUS<TAB>PATH` lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Subcommand)]

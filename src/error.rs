@@ -49,7 +49,7 @@ pub fn report(error: &anyhow::Error, mut stderr: impl Write) {
 /// the command edge added, or from the error types that know their own fix. Every hint the
 /// user sees is found here.
 pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
-    use crate::snapshot::{FindError, RestoreError, SnapshotError};
+    use crate::snapshot::{FindError, NoMatch, RestoreError, SnapshotError};
     use crate::store::StoreError;
     // `#[error(transparent)]` wrappers pass their source's source on: look inside them.
     fn store_error<'a>(cause: &'a (dyn std::error::Error + 'static)) -> Option<&'a StoreError> {
@@ -76,6 +76,10 @@ pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
             e.hint().map(str::to_string)
         } else if let Some(FindError::NoSuchSnapshot { .. }) = cause.downcast_ref::<FindError>() {
             Some("list the snapshots with `gitkit snapshots`".to_string())
+        } else if cause.downcast_ref::<NoMatch>().is_some()
+            || matches!(cause.downcast_ref(), Some(RestoreError::Part(_)))
+        {
+            Some("list what the snapshot holds with `gitkit ls ID`".to_string())
         } else if let Some(RestoreError::NotEmpty(_)) = cause.downcast_ref::<RestoreError>() {
             Some(
                 "restore into an empty or new folder, or add --force to replace the files the \

@@ -22,6 +22,22 @@ pub fn printable(text: &str) -> Cow<'_, str> {
     Cow::Owned(shown)
 }
 
+/// Bytes from outside (a file name) made safe to print: UTF-8 as [`printable`] shows it, and
+/// each byte that is not UTF-8 as `\xe9`.
+pub fn printable_bytes(bytes: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        return printable(text);
+    }
+    let mut shown = String::with_capacity(bytes.len() + 8);
+    for chunk in bytes.utf8_chunks() {
+        shown.push_str(&printable(chunk.valid()));
+        for byte in chunk.invalid() {
+            shown.push_str(&format!("\\x{byte:02x}"));
+        }
+    }
+    Cow::Owned(shown)
+}
+
 /// An error and its causes on one line: `what failed: cause: cause`.
 pub fn chain_text(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = String::new();
@@ -49,5 +65,10 @@ mod tests {
             super::printable("\u{1b}[31mred\u{7}\r\n\u{9b}\u{202e}"),
             r"\u{1b}[31mred\u{7}\u{d}\u{a}\u{9b}\u{202e}"
         );
+        assert_eq!(
+            super::printable_bytes(b"caf\xe9\n.txt"),
+            r"caf\xe9\u{a}.txt"
+        );
+        assert_eq!(super::printable_bytes("données".as_bytes()), "données");
     }
 }

@@ -174,6 +174,7 @@ fn restore_all(into: &Path, store: Option<String>, log: Option<PathBuf>) -> anyh
                 let options = snapshot::RestoreOptions {
                     force: false,
                     special_bits: false,
+                    paths: Vec::new(),
                 };
                 snapshot::restore(&store, &manifest, &partial, &options, Arc::new(Silent)).await?;
                 std::fs::rename(&partial, &target)?;

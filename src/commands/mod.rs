@@ -1,5 +1,6 @@
 //! The command edge: turns parsed arguments into calls on the core, and results into output.
 
+pub mod browse;
 pub mod doctor;
 pub mod github;
 pub mod hooks;
@@ -34,6 +35,9 @@ pub fn anchor(command: &mut crate::cli::Command, dir: &std::path::Path) {
     match command {
         Command::Snapshot(args) => store(&mut args.store.store),
         Command::Snapshots(args) => store(&mut args.store.store),
+        // Paths inside a snapshot are relative to the workspace's root, never to `dir`.
+        Command::Ls(args) => store(&mut args.store.store),
+        Command::Diff(args) => store(&mut args.store.store),
         Command::Restore(args) => {
             store(&mut args.store.store);
             path(&mut args.to);

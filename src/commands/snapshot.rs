@@ -85,6 +85,7 @@ pub fn snapshots(args: SnapshotsArgs, dir: &Path) -> anyhow::Result<()> {
 }
 
 pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
+    let paths = super::browse::parse_paths(&args.paths)?;
     let workspace = Workspace::discover(dir).ok();
     let location = location(args.store.store.as_deref(), workspace.as_ref(), dir)?;
     let target = args.to.clone();
@@ -100,6 +101,7 @@ pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
         let options = snapshot::RestoreOptions {
             force: args.force,
             special_bits: args.keep_setuid,
+            paths,
         };
         let restoring = snapshot::restore(&store, &manifest, &target, &options, progress);
         let outcome = until_interrupted(restoring).await??;
@@ -119,7 +121,7 @@ pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn only_workspace(store: &AnyStore) -> anyhow::Result<String> {
+pub(super) async fn only_workspace(store: &AnyStore) -> anyhow::Result<String> {
     let mut names = snapshot::workspaces(store).await?;
     match names.len() {
         1 => Ok(names.remove(0)),
@@ -156,7 +158,7 @@ async fn until_interrupted<T>(work: impl std::future::Future<Output = T>) -> any
 }
 
 /// Names each manifest that was passed over because it could not be read.
-fn warn_damaged(damaged: &[String]) -> std::io::Result<()> {
+pub(super) fn warn_damaged(damaged: &[String]) -> std::io::Result<()> {
     let mut stderr = std::io::stderr().lock();
     for reason in damaged {
         writeln!(stderr, "warning: skipped: {}", printable(reason))?;

@@ -1,6 +1,7 @@
 //! Snapshots of a workspace: its working tree and `.git`, content-addressed and deduplicated in
 //! a store, listed and restored. The stored format is described in `docs/FORMAT.md`.
 
+mod browse;
 mod cache;
 mod create;
 pub mod id;
@@ -16,6 +17,9 @@ mod workspace;
 
 use futures::StreamExt;
 
+pub use browse::{
+    Change, Entry, Kind, NoMatch, PathError, RelPath, Status, diff, parse_path, select,
+};
 pub use cache::RACY_WINDOW;
 pub use create::{
     Options as SnapshotOptions, Outcome as SnapshotOutcome, RECHECK_EVERY, SnapshotError, create,

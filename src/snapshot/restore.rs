@@ -16,6 +16,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
 
+use super::browse::NoMatch;
 use super::id::IdError;
 use super::manifest::{Entry, Kind, Manifest, ManifestError, RelPath};
 use super::pack::data_key;
@@ -34,6 +35,8 @@ pub enum RestoreError {
     Manifest(#[from] ManifestError),
     #[error(transparent)]
     Id(#[from] IdError),
+    #[error(transparent)]
+    Part(#[from] NoMatch),
     #[error("{0} is not empty")]
     NotEmpty(PathBuf),
     #[error("{0} is in the way: it is a link or a file where the snapshot has a folder")]
@@ -53,6 +56,8 @@ pub struct Options {
     pub force: bool,
     /// Keep setuid, setgid and sticky bits (dropped otherwise).
     pub special_bits: bool,
+    /// Restore only these files and folders (everything below them); none: everything.
+    pub paths: Vec<RelPath>,
 }
 
 #[derive(Debug, Clone)]
@@ -71,6 +76,8 @@ pub async fn restore<S: Store>(
 ) -> Result<Outcome, RestoreError> {
     let started = Instant::now();
     manifest.validate()?;
+    let part = super::browse::part(manifest, &options.paths)?;
+    let manifest = &*part;
     let created = Created {
         target,
         by_us: prepare_target(target, options.force)?,
