@@ -147,6 +147,14 @@ impl Store for DirStore {
         Ok(Box::pin(pieces))
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match tokio::fs::remove_file(self.path(key)?).await {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(self.io_error("deleting", key, e)),
+        }
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         match tokio::fs::symlink_metadata(self.path(key)?).await {
             Ok(metadata) => Ok(metadata.is_file()),
@@ -199,11 +207,14 @@ impl Store for DirStore {
                 };
                 let key = relative.to_string_lossy().replace('\\', "/");
                 if key.starts_with(&prefix) {
-                    let size = entry
+                    let metadata = entry
                         .metadata()
-                        .map_err(|e| store.io_error("listing", &prefix, e.into()))?
-                        .len();
-                    keys.push(Object { key, size });
+                        .map_err(|e| store.io_error("listing", &prefix, e.into()))?;
+                    keys.push(Object {
+                        key,
+                        size: metadata.len(),
+                        modified: metadata.modified().unwrap_or(std::time::UNIX_EPOCH),
+                    });
                 }
             }
             Ok(keys)

@@ -83,6 +83,9 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Whether an object is at `key`, without reading it.
     fn exists(&self, key: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Removes the object at `key`; one that is not there (any more) is not an error.
+    fn delete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The most `get` reads into memory: larger objects are streamed with `get_stream`, or refused.
@@ -93,6 +96,8 @@ pub const MAX_GET: u64 = 256 << 20;
 pub struct Object {
     pub key: String,
     pub size: u64,
+    /// When it was written, by the store's clock.
+    pub modified: std::time::SystemTime,
 }
 
 /// A store as the user writes it: `s3://bucket/prefix`, `file:///path`, or a folder path.
@@ -193,6 +198,13 @@ impl Store for AnyStore {
         match self {
             AnyStore::S3(store) => store.exists(key).await,
             AnyStore::Dir(store) => store.exists(key).await,
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            AnyStore::S3(store) => store.delete(key).await,
+            AnyStore::Dir(store) => store.delete(key).await,
         }
     }
 }

@@ -283,6 +283,19 @@ impl Store for S3Store {
         Ok(self.open_object(key).await?.1)
     }
 
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        // S3 answers a delete of a missing key with success too.
+        self.client()
+            .await
+            .delete_object()
+            .bucket(&*self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+            .map_err(|e| self.error("deleting", key, e))?;
+        Ok(())
+    }
+
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let result = self
             .client()
@@ -322,6 +335,10 @@ impl Store for S3Store {
                 Some(Object {
                     key: key.get(strip..)?.to_string(),
                     size: u64::try_from(object.size().unwrap_or(0)).unwrap_or(0),
+                    modified: object
+                        .last_modified()
+                        .and_then(|time| std::time::SystemTime::try_from(*time).ok())
+                        .unwrap_or(std::time::UNIX_EPOCH),
                 })
             }));
         }
