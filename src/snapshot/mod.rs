@@ -5,7 +5,7 @@ mod browse;
 mod cache;
 mod create;
 pub mod id;
-mod index;
+pub mod index;
 mod manifest;
 mod pack;
 mod progress;
@@ -97,7 +97,7 @@ pub async fn workspaces<S: Store>(store: &S) -> Result<Vec<String>, StoreError> 
 }
 
 /// Snapshot ids of `workspace`, oldest first (keys that are not snapshot ids are passed over).
-async fn ids<S: Store>(store: &S, workspace: &str) -> Result<Vec<String>, FindError> {
+pub async fn ids<S: Store>(store: &S, workspace: &str) -> Result<Vec<String>, FindError> {
     id::check_workspace(workspace)?;
     let prefix = format!("{SNAPSHOTS}{workspace}/");
     let mut ids: Vec<String> = store
@@ -161,88 +161,110 @@ pub async fn find<S: Store>(
     workspace: &str,
     id: &str,
 ) -> Result<(Manifest, Vec<String>), FindError> {
-    let mut index = None;
-    if id != "latest" {
-        id::check_snapshot(id)?;
-        let manifest = read_manifest(store, workspace, id, &mut index).await?;
-        return Ok((manifest, Vec::new()));
-    }
-    let mut damaged = Vec::new();
-    for id in ids(store, workspace).await?.iter().rev() {
-        match read_manifest(store, workspace, id, &mut index).await {
-            Ok(manifest) => return Ok((manifest, damaged)),
-            Err(FindError::Store(e)) => return Err(FindError::Store(e)),
-            Err(e) => damaged.push(crate::text::chain_text(&e)),
-        }
-    }
-    if let Some(newest) = damaged.into_iter().next() {
-        return Err(FindError::AllDamaged {
-            workspace: workspace.to_string(),
-            newest,
-        });
-    }
-    Err(FindError::NoSnapshots {
-        workspace: workspace.to_string(),
-        store: store.name().to_string(),
-    })
+    Reader::new(store).find(workspace, id).await
 }
 
-/// Reads snapshot `id` of `workspace` whole: a format-1 manifest as it is stored, a format-2
-/// snapshot object with its trees, read through the store's pack index (`index`, loaded from
-/// the store the first time one is needed). Either way it is checked as restore needs.
-async fn read_manifest<S: Store>(
-    store: &S,
-    workspace: &str,
-    id: &str,
-    index: &mut Option<index::BlobIndex>,
-) -> Result<Manifest, FindError> {
-    let data = store
-        .get(&manifest_key(workspace, id)?)
-        .await
-        .map_err(|e| match e {
-            StoreError::NotFound { .. } => FindError::NoSuchSnapshot {
-                id: id.to_string(),
-                workspace: workspace.to_string(),
-                store: store.name().to_string(),
-            },
-            other => FindError::Store(other),
-        })?;
-    let bad = |e| FindError::BadManifest(id.to_string(), e);
-    let manifest = match check_version(id, &data)? {
-        1 => serde_json::from_slice::<Manifest>(&data).map_err(bad)?,
-        _ => {
-            let object: manifest::SnapshotObject = serde_json::from_slice(&data).map_err(bad)?;
-            object
-                .summary
-                .check(workspace, id)
-                .map_err(|e| FindError::Damaged(id.to_string(), e))?;
-            id::check_hash(&object.tree)?;
-            if index.is_none() {
-                let mut loaded = index::BlobIndex::default();
-                loaded.refresh(store).await?;
-                loaded.settle(store).await?;
-                *index = Some(loaded);
-            }
-            let index = index.as_ref().expect("loaded");
-            let entries = tree::Loader::new(store, index)
-                .entries(&object.tree)
-                .await
-                .map_err(|e| match e {
-                    TreeError::Store(e) => FindError::Store(e),
-                    other => FindError::Tree(id.to_string(), other),
-                })?;
-            Manifest {
-                version: object.version,
-                summary: object.summary,
-                entries,
+/// Reads snapshots out of one store, loading its pack index once for all of them.
+pub struct Reader<'a, S: Store> {
+    store: &'a S,
+    index: Option<index::BlobIndex>,
+}
+
+impl<'a, S: Store> Reader<'a, S> {
+    pub fn new(store: &'a S) -> Self {
+        Self { store, index: None }
+    }
+
+    /// [`find`], through this reader.
+    pub async fn find(
+        &mut self,
+        workspace: &str,
+        id: &str,
+    ) -> Result<(Manifest, Vec<String>), FindError> {
+        if id != "latest" {
+            id::check_snapshot(id)?;
+            return Ok((self.read(workspace, id).await?, Vec::new()));
+        }
+        let mut damaged = Vec::new();
+        for id in ids(self.store, workspace).await?.iter().rev() {
+            match self.read(workspace, id).await {
+                Ok(manifest) => return Ok((manifest, damaged)),
+                Err(FindError::Store(e)) => return Err(FindError::Store(e)),
+                Err(e) => damaged.push(crate::text::chain_text(&e)),
             }
         }
-    };
-    manifest
-        .validate()
-        .and_then(|()| manifest.summary.check(workspace, id))
-        .map_err(|e| FindError::Damaged(id.to_string(), e))?;
-    Ok(manifest)
+        if let Some(newest) = damaged.into_iter().next() {
+            return Err(FindError::AllDamaged {
+                workspace: workspace.to_string(),
+                newest,
+            });
+        }
+        Err(FindError::NoSnapshots {
+            workspace: workspace.to_string(),
+            store: self.store.name().to_string(),
+        })
+    }
+
+    /// The store's pack index, as listed the first time it was needed; packs that claim a
+    /// blob another pack also holds are checked before either is believed.
+    pub async fn index(&mut self) -> Result<&index::BlobIndex, StoreError> {
+        if self.index.is_none() {
+            let mut loaded = index::BlobIndex::default();
+            loaded.refresh(self.store).await?;
+            loaded.settle(self.store).await?;
+            self.index = Some(loaded);
+        }
+        Ok(self.index.as_ref().expect("loaded"))
+    }
+
+    /// Snapshot `id` of `workspace`, whole: a format-1 manifest as it is stored, or a format-2
+    /// snapshot object with its trees, read through the store's pack index. Either way it is
+    /// checked as restore needs.
+    pub async fn read(&mut self, workspace: &str, id: &str) -> Result<Manifest, FindError> {
+        let store = self.store;
+        let data = store
+            .get(&manifest_key(workspace, id)?)
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound { .. } => FindError::NoSuchSnapshot {
+                    id: id.to_string(),
+                    workspace: workspace.to_string(),
+                    store: store.name().to_string(),
+                },
+                other => FindError::Store(other),
+            })?;
+        let bad = |e| FindError::BadManifest(id.to_string(), e);
+        let manifest = match check_version(id, &data)? {
+            1 => serde_json::from_slice::<Manifest>(&data).map_err(bad)?,
+            _ => {
+                let object: manifest::SnapshotObject =
+                    serde_json::from_slice(&data).map_err(bad)?;
+                object
+                    .summary
+                    .check(workspace, id)
+                    .map_err(|e| FindError::Damaged(id.to_string(), e))?;
+                id::check_hash(&object.tree)?;
+                let index = self.index().await?;
+                let entries = tree::Loader::new(store, index)
+                    .entries(&object.tree)
+                    .await
+                    .map_err(|e| match e {
+                        TreeError::Store(e) => FindError::Store(e),
+                        other => FindError::Tree(id.to_string(), other),
+                    })?;
+                Manifest {
+                    version: object.version,
+                    summary: object.summary,
+                    entries,
+                }
+            }
+        };
+        manifest
+            .validate()
+            .and_then(|()| manifest.summary.check(workspace, id))
+            .map_err(|e| FindError::Damaged(id.to_string(), e))?;
+        Ok(manifest)
+    }
 }
 
 /// The format of a stored snapshot, refused when it is newer than this gitkit reads.
