@@ -54,6 +54,10 @@ pub enum SnapshotError {
     Invalid(#[source] ManifestError),
     #[error(transparent)]
     Name(#[from] IdError),
+    #[error(
+        "the snapshot took more than {0} hours, so a prune may have removed what it reused; it was not written"
+    )]
+    TooLong(u64),
 }
 
 pub struct Options {
@@ -67,6 +71,10 @@ pub struct Options {
     /// it knows of, before it lists them again ([`RECHECK_EVERY`] but in tests).
     pub recheck_every: Duration,
 }
+
+/// A run that took longer than this does not publish its snapshot: a prune's grace period
+/// (longer than this) protects the packs a run reuses only for this long after it listed them.
+pub const MAX_RUN: Duration = Duration::from_secs(6 * 3600);
 
 /// An unchanged workspace asks the store for one small object a run; every so often it lists
 /// the packs too, so that packs removed behind its back (a lifecycle rule) are noticed and
@@ -311,6 +319,9 @@ pub async fn create<S: Store>(
         tree: root,
     };
     let key = manifest_key(&summary.workspace, &summary.id).map_err(SnapshotError::Name)?;
+    if started.elapsed() > MAX_RUN {
+        return Err(SnapshotError::TooLong(MAX_RUN.as_secs() / 3600));
+    }
     let data = serde_json::to_vec(&object).expect("a snapshot object serializes");
     store.put(&key, Bytes::from(data)).await?;
     state::Last {

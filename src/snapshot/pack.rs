@@ -231,6 +231,17 @@ impl Packer {
             Some(c) => (c.as_slice(), Some(blob.len() as u64)),
             None => (blob, None),
         };
+        self.add_stored(hash, stored, raw_len)
+    }
+
+    /// Adds a blob as a pack already stores it (`raw_len` when compressed): a prune moving
+    /// blobs out of a pack does not compress them again.
+    pub fn add_stored(
+        &mut self,
+        hash: String,
+        stored: &[u8],
+        raw_len: Option<u64>,
+    ) -> Option<Pack> {
         self.blobs.push(Packed {
             hash,
             offset: self.data.len() as u64,
