@@ -35,6 +35,8 @@ src_dirs="${SRC_DIRS:-$default_src}"
 mkdir -p bench/out
 out="$PWD/bench/out"
 work="$(mktemp -d /tmp/gitkit-store-bench-XXXXXX)"
+log="$out/store.log" # what every command printed, kept after the run
+: >"$log"
 trap 'rm -rf "$work"' EXIT
 
 export HOME="$work/home" XDG_CACHE_HOME="$work/home/.cache" RESTIC_CACHE_DIR="$work/restic-cache"
@@ -45,13 +47,13 @@ mkdir -p "$HOME"
 git config --global gc.auto 0
 git config --global init.defaultBranch main
 
-declare -A r # results: r[a.first.g.s] and so on
-log="$work/log"
+declare -A r # results: r[a.first.g] and so on
 
+# Runs a command, its output to the log; on failure says which and shows the log's end.
+run() { "$@" >>"$log" 2>&1 || { echo "failed ($?): $*" >&2; tail -n 20 "$log" >&2; exit 1; }; }
 # Runs a command once; sets `secs` and `mib` (peak RSS) from GNU time.
 timed() {
-  /usr/bin/time -o "$work/time" -f '%e %M' "$@" >/dev/null 2>>"$log" \
-    || { echo "failed: $*" >&2; tail -n 20 "$log" >&2; exit 1; }
+  run /usr/bin/time -o "$work/time" -f '%e %M' "$@"
   local kib
   read -r secs kib <"$work/time"
   mib="$(awk -v k="$kib" 'BEGIN { printf "%.0f", k / 1024 }')"
@@ -61,7 +63,7 @@ size() { du -sb "$1" | cut -f1; }
 medians() { python3 -c 'import json, sys
 print(" ".join("%.3f" % r["median"] for r in json.load(open(sys.argv[1]))["results"]))' "$1"; }
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
-kb() { awk -v b="$1" 'BEGIN { printf "%.1f KB", b / 1e3 }'; }
+kb() { awk -v b="$1" 'BEGIN { if (b >= 1e6) printf "%.1f MB", b / 1e6; else printf "%.1f KB", b / 1e3 }'; }
 
 # The two snapshot commands, as words for `timed`: $1 the repository, $2 the store.
 g_snap() { cmd=("$gitkit" -C "$1" snapshot --store "$2"); }
@@ -121,7 +123,7 @@ measure() {
   settle "$repo"
   r[$w.files]="$(git -C "$repo" ls-files | wc -l)"
   r[$w.bytes]="$(size "$repo")"
-  restic --repo "$rr" init --repository-version 2 >/dev/null 2>>"$log"
+  run restic --repo "$rr" init --repository-version 2
 
   echo "## ($w) first snapshot" >&2
   g_snap "$repo" "$g"; timed "${cmd[@]}"; r[$w.first.g]="$secs s, $mib MiB"
@@ -147,8 +149,8 @@ measure() {
   echo "one more line" >>"$repo/$edited"
   local before_g before_r
   before_g="$(size "$g")"; before_r="$(size "$rr")"
-  g_snap "$repo" "$g"; "${cmd[@]}" >/dev/null 2>>"$log"
-  r_snap "$repo" "$rr"; "${cmd[@]}" 2>>"$log"
+  g_snap "$repo" "$g"; run "${cmd[@]}"
+  r_snap "$repo" "$rr"; run "${cmd[@]}"
   r[$w.edit.g]="$(kb $(($(size "$g") - before_g)))"
   r[$w.edit.r]="$(kb $(($(size "$rr") - before_r)))"
 }
@@ -173,9 +175,10 @@ listing() {
   mapfile -t edited < <(git -C "$repo" ls-files | awk -v n="$n_snapshots" 'NR <= n')
   add() { awk -v t="$1" -v a="$2" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", t + b - a }'; }
   for ((i = 0; i < n_snapshots; i++)); do
+    ((i % 10)) || echo "   round $i" >&2
     echo "edit $i" >>"$repo/${edited[i % ${#edited[@]}]}"
-    g_snap "$repo" "$g"; t0="$EPOCHREALTIME"; "${cmd[@]}" >/dev/null 2>>"$log"; g_total="$(add "$g_total" "$t0")"
-    r_snap "$repo" "$rr"; t0="$EPOCHREALTIME"; "${cmd[@]}" 2>>"$log"; r_total="$(add "$r_total" "$t0")"
+    g_snap "$repo" "$g"; t0="$EPOCHREALTIME"; run "${cmd[@]}"; g_total="$(add "$g_total" "$t0")"
+    r_snap "$repo" "$rr"; t0="$EPOCHREALTIME"; run "${cmd[@]}"; r_total="$(add "$r_total" "$t0")"
   done
   r[a.rounds.g]="$(awk -v t="$g_total" -v n="$n_snapshots" 'BEGIN { printf "%.2f s", t / n }')"
   r[a.rounds.r]="$(awk -v t="$r_total" -v n="$n_snapshots" 'BEGIN { printf "%.2f s", t / n }')"
