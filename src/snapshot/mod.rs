@@ -11,6 +11,7 @@ mod pack;
 pub mod policy;
 mod progress;
 mod restore;
+pub mod retention;
 mod scan;
 mod state;
 mod tree;
