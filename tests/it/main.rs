@@ -6,6 +6,7 @@ mod github;
 mod hooks;
 mod install;
 mod layout;
+mod retention;
 mod setup;
 mod snapshot;
 mod store;
