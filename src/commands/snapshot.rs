@@ -61,7 +61,16 @@ pub fn snapshot(args: SnapshotArgs, dir: &Path) -> anyhow::Result<()> {
 
 pub fn snapshots(args: SnapshotsArgs, dir: &Path) -> anyhow::Result<()> {
     // A policy from the flags, else from git config; without one the listing is as it was.
-    let policy = super::forget::chosen_policy(&args.keep, dir)?;
+    // A configured policy that cannot be read does not stand between the user and a listing.
+    let policy = super::forget::chosen_policy(&args.keep, dir).unwrap_or_else(|e| {
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(
+            stderr,
+            "warning: {}; listing without a keep policy",
+            printable(&crate::text::chain_text(e.as_ref()))
+        );
+        None
+    });
     let workspace = Workspace::discover(dir).ok();
     let location = location(args.store.store.as_deref(), workspace.as_ref(), dir)?;
     let named = args.workspace.clone().or_else(|| workspace.map(|w| w.name));
