@@ -191,6 +191,7 @@ fn ten_quick_commits_all_succeed_and_snapshots_never_overlap() {
 
     let log = std::fs::read_to_string(repo.join(".git/gitkit/hook.log")).expect("hook log");
     let mut running = None;
+    let mut last = None;
     let mut runs = 0;
     for line in log.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -199,12 +200,15 @@ fn ten_quick_commits_all_succeed_and_snapshots_never_overlap() {
             "start" => {
                 assert_eq!(running, None, "two snapshots at once:\n{log}");
                 running = Some(pid);
+                last = Some(pid);
                 runs += 1;
             }
-            _ => {
+            "ok" | "error:" => {
                 assert_eq!(running, Some(pid), "an end without its start:\n{log}");
                 running = None;
             }
+            // Warnings and what the keep policy did, after the run's end.
+            _ => assert_eq!(last, Some(pid), "a line of no run:\n{log}"),
         }
     }
     assert_eq!(runs, 1, "{runs} runs:\n{log}");
