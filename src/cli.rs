@@ -29,6 +29,9 @@ pub enum Command {
     Snapshot(SnapshotArgs),
 
     /// List snapshots, newest first; with a keep policy, which of them it keeps.
+    ///
+    /// With --keep-* flags, or a policy in git config gitkit.keep.*, a KEEP column (`keep` and
+    /// `reasons` with --json) shows what `gitkit forget` would keep, and why.
     Snapshots(SnapshotsArgs),
 
     /// Remove snapshots by a keep policy (the --keep-* flags, else git config gitkit.keep.*).
@@ -36,6 +39,10 @@ pub enum Command {
     /// Only snapshot objects are removed; the data they alone used stays in the store until
     /// `gitkit prune`. The newest snapshot of a workspace is always kept, and a snapshot that
     /// cannot be read is never removed.
+    ///
+    /// The rules are restic's. Hours, days, ISO weeks (Monday to Sunday) and months are calendar
+    /// ones in UTC. A DURATION is years, months, weeks, days and hours: 48h, 7d, 2d3h, 2w, 6m
+    /// (months), 1y; --keep-within* count it back from the newest snapshot, not from now.
     Forget(ForgetArgs),
 
     /// Write a snapshot's files into a folder, each verified against its hash.
@@ -120,9 +127,6 @@ pub struct SnapshotsArgs {
     #[command(flatten)]
     pub store: StoreArgs,
 
-    #[command(flatten)]
-    pub keep: KeepArgs,
-
     /// The workspace to list (default: the current repository's; outside one, every workspace).
     #[arg(long, value_name = "NAME")]
     pub workspace: Option<String>,
@@ -130,12 +134,14 @@ pub struct SnapshotsArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    // Last: its flags are shown under a heading of their own.
+    #[command(flatten)]
+    pub keep: KeepArgs,
 }
 
 /// A keep policy, as restic's `forget` has it. Without any of these flags, git config
-/// `gitkit.keep.*` gives the policy. Hours, days, weeks and months are calendar ones in UTC;
-/// weeks are ISO weeks, Monday to Sunday. A DURATION is years, months, weeks, days and hours,
-/// as in 48h, 7d, 2d3h, 6m (months), 1y.
+/// `gitkit.keep.*` gives the policy.
 #[derive(Debug, Default, Clone, Args)]
 #[command(next_help_heading = "Keep policy (UTC calendar)")]
 pub struct KeepArgs {
@@ -183,9 +189,6 @@ pub struct KeepArgs {
 #[derive(Debug, Args)]
 pub struct ForgetArgs {
     #[command(flatten)]
-    pub keep: KeepArgs,
-
-    #[command(flatten)]
     pub store: StoreArgs,
 
     /// The workspace whose snapshots to forget (default: the current repository's).
@@ -203,6 +206,10 @@ pub struct ForgetArgs {
     /// Print a JSON array, one object per workspace, instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    // Last: its flags are shown under a heading of their own.
+    #[command(flatten)]
+    pub keep: KeepArgs,
 }
 
 #[derive(Debug, Args)]
