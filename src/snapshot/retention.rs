@@ -102,3 +102,42 @@ pub async fn forget<S: Store>(
         damaged: listing.damaged,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(workspace: &str, id: &str, time: &str) -> Summary {
+        Summary {
+            id: id.into(),
+            workspace: workspace.into(),
+            time: time.into(),
+            host: "h".into(),
+            commit: None,
+            branch: None,
+            files: 0,
+            bytes: 0,
+        }
+    }
+
+    #[test]
+    fn each_workspace_is_judged_on_its_own_and_the_order_is_kept() {
+        let listed = vec![
+            summary("b", "3", "2026-11-28T12:00:00Z"),
+            summary("a", "2", "2026-11-28T11:00:00Z"),
+            summary("b", "1", "2026-11-28T10:00:00Z"),
+            summary("a", "0", "not a time"),
+        ];
+        let policy = Policy {
+            last: 1,
+            ..Policy::default()
+        };
+        let judged = judge(listed, &policy, 1_795_867_200);
+        let shown: Vec<(&str, bool)> = judged
+            .iter()
+            .map(|j| (j.summary.id.as_str(), j.keep))
+            .collect();
+        assert_eq!(shown, [("3", true), ("2", true), ("1", false), ("0", true)]);
+        assert_eq!(judged[3].reasons, ["time unreadable"]);
+    }
+}
