@@ -579,7 +579,6 @@ fn locate(entries: Vec<Pending>, index: &BlobIndex) -> Vec<Entry> {
                         .map(|(hash, _)| {
                             index
                                 .locate(hash)
-                                .cloned()
                                 .expect("every blob read was packed and uploaded")
                         })
                         .collect::<Vec<BlobRef>>(),

@@ -50,7 +50,9 @@ const VERIFY_CONCURRENCY: usize = 4;
 pub struct BlobIndex {
     packs: Vec<PackIndex>,
     known_packs: HashSet<String>,
-    blobs: HashMap<String, BlobRef>,
+    /// Where each blob is: a pack (its place in `packs`) and the blob's place in it. Keyed by
+    /// the hash's bytes, not its text: at 100,000 files this is most of the index's memory.
+    blobs: HashMap<[u8; 32], Place>,
     /// Packs whose bytes were seen to hold what their index says: written here, or checked.
     verified: HashSet<String>,
     /// Packs that failed a check: never believed again.
@@ -66,6 +68,22 @@ pub struct BlobIndex {
     ambiguous: HashSet<String>,
     /// Changed since it was loaded.
     dirty: bool,
+}
+
+/// A blob's place: which of the known packs, and where in it.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    pack: u32,
+    offset: u64,
+    len: u64,
+    raw_len: Option<u64>,
+}
+
+/// A blob hash's bytes, or `None` for text that is not one.
+fn key(hash: &str) -> Option<[u8; 32]> {
+    let mut key = [0u8; 32];
+    hex::decode_to_slice(hash, &mut key).ok()?;
+    Some(key)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -353,29 +371,35 @@ impl BlobIndex {
             self.in_sets.insert(pack.pack.clone());
         }
         let marked = self.marked.contains(&pack.pack);
+        let number = self.packs.len() as u32;
         for blob in &pack.blobs {
-            let place = BlobRef {
-                hash: blob.hash.clone(),
-                pack: pack.pack.clone(),
+            let Some(hash) = key(&blob.hash) else {
+                continue; // checked before a pack is added; never believed otherwise
+            };
+            let place = Place {
+                pack: number,
                 offset: blob.offset,
                 len: blob.len,
                 raw_len: blob.raw_len,
             };
-            match self.blobs.get(&blob.hash) {
+            match self.blobs.get(&hash) {
                 None => {
-                    self.blobs.insert(blob.hash.clone(), place);
+                    self.blobs.insert(hash, place);
                 }
-                Some(known) if known.pack == pack.pack => {}
-                Some(known) => match (self.marked.contains(&known.pack), marked) {
-                    (true, false) => {
-                        self.blobs.insert(blob.hash.clone(), place);
+                Some(known) if known.pack == number => {}
+                Some(known) => {
+                    let known_pack = &self.packs[known.pack as usize].pack;
+                    match (self.marked.contains(known_pack), marked) {
+                        (true, false) => {
+                            self.blobs.insert(hash, place);
+                        }
+                        (false, true) => {}
+                        _ => {
+                            self.ambiguous.insert(known_pack.clone());
+                            self.ambiguous.insert(pack.pack.clone());
+                        }
                     }
-                    (false, true) => {}
-                    _ => {
-                        self.ambiguous.insert(known.pack.clone());
-                        self.ambiguous.insert(pack.pack.clone());
-                    }
-                },
+                }
             }
         }
         self.packs.push(pack);
@@ -424,16 +448,23 @@ impl BlobIndex {
     }
 
     /// Where blob `hash` is stored, preferring a pack no prune marked for deletion.
-    pub fn locate(&self, hash: &str) -> Option<&BlobRef> {
-        self.blobs.get(hash)
+    pub fn locate(&self, hash: &str) -> Option<BlobRef> {
+        let place = self.blobs.get(&key(hash)?)?;
+        Some(BlobRef {
+            hash: hash.to_string(),
+            pack: self.packs[place.pack as usize].pack.clone(),
+            offset: place.offset,
+            len: place.len,
+            raw_len: place.raw_len,
+        })
     }
 
     /// Whether a snapshot being written may reuse blob `hash`: the store holds it in a pack no
     /// prune marked for deletion (a marked pack may be gone before the snapshot is).
     pub fn contains(&self, hash: &str) -> bool {
-        self.blobs
-            .get(hash)
-            .is_some_and(|blob| !self.marked.contains(&blob.pack))
+        key(hash)
+            .and_then(|hash| self.blobs.get(&hash))
+            .is_some_and(|place| !self.marked.contains(&self.packs[place.pack as usize].pack))
     }
 
     /// Every pack known, with what it holds.

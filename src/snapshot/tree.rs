@@ -250,7 +250,7 @@ impl<'a, S: Store> Loader<'a, S> {
                             mtime_ns,
                             blobs: blobs
                                 .iter()
-                                .map(|blob| self.locate("blob", blob).cloned())
+                                .map(|blob| self.locate("blob", blob))
                                 .collect::<Result<_, _>>()?,
                         }
                     }
@@ -310,7 +310,7 @@ impl<'a, S: Store> Loader<'a, S> {
         Ok(())
     }
 
-    fn locate(&self, what: &'static str, hash: &str) -> Result<&'a BlobRef, TreeError> {
+    fn locate(&self, what: &'static str, hash: &str) -> Result<BlobRef, TreeError> {
         self.index.locate(hash).ok_or_else(|| TreeError::Missing {
             what,
             hash: hash.to_string(),
