@@ -68,6 +68,8 @@ pub enum FindError {
     Newer { id: String, version: u32 },
     #[error("the trees of snapshot `{0}` are damaged")]
     Tree(String, #[source] TreeError),
+    #[error("snapshot `{0}` names its root tree with a bad hash")]
+    BadTree(String, #[source] IdError),
     #[error(transparent)]
     Id(#[from] IdError),
     #[error(transparent)]
@@ -286,7 +288,7 @@ pub async fn read_object<S: Store>(
     }
     let object: manifest::SnapshotObject = serde_json::from_slice(&data).map_err(bad)?;
     object.summary.check(workspace, id).map_err(damaged)?;
-    id::check_hash(&object.tree)?;
+    id::check_hash(&object.tree).map_err(|e| FindError::BadTree(id.to_string(), e))?;
     Ok(Stored::Object(object))
 }
 
@@ -302,4 +304,41 @@ fn check_version(id: &str, data: &[u8]) -> Result<u32, FindError> {
         });
     }
     Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DirStore;
+
+    #[test]
+    fn a_snapshot_object_whose_tree_is_not_a_hash_is_named_in_the_error() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let store = DirStore::new(root.path().to_path_buf());
+        let id = "20261128T093000.123Z-1a2b3c";
+        let object = serde_json::json!({
+            "version": 2, "id": id, "workspace": "w", "time": "2026-11-28T09:30:00Z",
+            "host": "h", "commit": null, "branch": null, "files": 0, "bytes": 0,
+            "tree": "../../etc",
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let read = runtime.block_on(async {
+            let key = manifest_key("w", id).expect("key");
+            store
+                .put(&key, object.to_string().into_bytes().into())
+                .await
+                .expect("put");
+            read_object(&store, "w", id).await
+        });
+        let Err(error) = read else {
+            panic!("a tree that is not a hash was read");
+        };
+        let text = crate::text::chain_text(&error);
+        assert!(
+            text.contains(id) && text.contains("../../etc"),
+            "the error names the snapshot and the bad tree: {text}"
+        );
+    }
 }
