@@ -335,12 +335,16 @@ fn a_forged_tree_with_bad_names_or_no_tree_in_it_is_refused() {
     }
 }
 
+/// A case: its name, how the second snapshot's object is spoiled, what errors say, and
+/// whether `snapshots` warns about it.
+type BadObject<'a> = (&'a str, &'a dyn Fn(&Store), &'a [&'a str], bool);
+
 /// A snapshot object that does not parse, whose tree is not a hash, or whose tree no pack
 /// holds: each a clear error naming it, nothing written, the other snapshots still listed.
 #[test]
 fn a_bad_snapshot_object_is_refused_and_the_others_still_list() {
     let nowhere = blake3::hash(b"a tree nobody stored").to_hex().to_string();
-    let cases: [(&str, &dyn Fn(&Store), &[&str], bool); 4] = [
+    let cases: [BadObject; 4] = [
         (
             "truncated JSON",
             &|s| {
@@ -385,7 +389,7 @@ fn a_bad_snapshot_object_is_refused_and_the_others_still_list() {
 
         let (ids, warned) = s.listed();
         if listing_warns {
-            assert_eq!(ids, [s.first.clone()], "{case}");
+            assert_eq!(ids, std::slice::from_ref(&s.first), "{case}");
             assert!(
                 warned.contains("warning: skipped") && warned.contains(&s.second),
                 "{case}: {warned}"
@@ -424,7 +428,7 @@ fn a_snapshot_in_a_newer_format_says_upgrade_and_writes_nothing() {
         ],
     );
     let (ids, warned) = s.listed();
-    assert_eq!(ids, [s.first.clone()]);
+    assert_eq!(ids, std::slice::from_ref(&s.first));
     assert!(
         warned.contains("warning: skipped") && warned.contains("upgrade gitkit"),
         "{warned}"
