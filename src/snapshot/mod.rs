@@ -70,6 +70,8 @@ pub enum FindError {
     Newer { id: String, version: u32 },
     #[error("the trees of snapshot `{0}` are damaged")]
     Tree(String, #[source] TreeError),
+    #[error("snapshot `{0}` names its root tree with a bad hash")]
+    BadTree(String, #[source] IdError),
     #[error(transparent)]
     Id(#[from] IdError),
     #[error(transparent)]
@@ -133,9 +135,16 @@ pub async fn list<S: Store>(store: &S, workspaces: &[String]) -> Result<Listing,
     let read: Vec<Result<Summary, FindError>> = futures::stream::iter(keys)
         .map(|(workspace, id)| async move {
             let data = store.get(&manifest_key(&workspace, &id)?).await?;
-            check_version(&id, &data)?;
-            let summary = serde_json::from_slice::<Summary>(&data)
-                .map_err(|e| FindError::BadManifest(id.clone(), e))?;
+            let bad = |e| FindError::BadManifest(id.clone(), e);
+            let summary = if check_version(&id, &data)? == 1 {
+                serde_json::from_slice::<Summary>(&data).map_err(bad)?
+            } else {
+                // A snapshot object is small: check all of it, as restore would.
+                let object: manifest::SnapshotObject =
+                    serde_json::from_slice(&data).map_err(bad)?;
+                id::check_hash(&object.tree).map_err(|e| FindError::BadTree(id.clone(), e))?;
+                object.summary
+            };
             summary
                 .check(&workspace, &id)
                 .map_err(|e| FindError::Damaged(id, e))?;
@@ -295,7 +304,7 @@ pub async fn read_object<S: Store>(
     }
     let object: manifest::SnapshotObject = serde_json::from_slice(&data).map_err(bad)?;
     object.summary.check(workspace, id).map_err(damaged)?;
-    id::check_hash(&object.tree)?;
+    id::check_hash(&object.tree).map_err(|e| FindError::BadTree(id.to_string(), e))?;
     Ok(Stored::Object(object))
 }
 
@@ -311,4 +320,65 @@ fn check_version(id: &str, data: &[u8]) -> Result<u32, FindError> {
         });
     }
     Ok(version)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DirStore;
+
+    const ID: &str = "20261128T093000.123Z-1a2b3c";
+
+    /// Runs `f` on a folder store holding snapshot [`ID`] of workspace `w`, its object
+    /// `{"version": 2, ...}` with `tree` as given.
+    fn with_object<T>(tree: serde_json::Value, f: impl AsyncFnOnce(&DirStore) -> T) -> T {
+        let root = tempfile::tempdir().expect("temp dir");
+        let store = DirStore::new(root.path().to_path_buf());
+        let object = serde_json::json!({
+            "version": 2, "id": ID, "workspace": "w", "time": "2026-11-28T09:30:00Z",
+            "host": "h", "commit": null, "branch": null, "files": 0, "bytes": 0,
+            "tree": tree,
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async {
+            let key = manifest_key("w", ID).expect("key");
+            store
+                .put(&key, object.to_string().into_bytes().into())
+                .await
+                .expect("put");
+            f(&store).await
+        })
+    }
+
+    #[test]
+    fn a_snapshot_object_whose_tree_is_not_a_hash_is_named_in_the_error() {
+        let id = ID;
+        let read = with_object("../../etc".into(), async |store| {
+            read_object(store, "w", ID).await
+        });
+        let Err(error) = read else {
+            panic!("a tree that is not a hash was read");
+        };
+        let text = crate::text::chain_text(&error);
+        assert!(
+            text.contains(id) && text.contains("../../etc"),
+            "the error names the snapshot and the bad tree: {text}"
+        );
+    }
+
+    /// Listing reads only snapshot objects, but all of each: one that restore would refuse
+    /// for its own content is named as damaged, not listed.
+    #[test]
+    fn listing_warns_about_a_snapshot_object_restore_would_refuse() {
+        for tree in [serde_json::json!(7), "../../etc".into()] {
+            let listing = with_object(tree.clone(), async |store| {
+                list(store, &["w".to_string()]).await.expect("listed")
+            });
+            assert!(listing.summaries.is_empty(), "{tree}: {listing:?}");
+            assert_eq!(listing.damaged.len(), 1, "{tree}");
+            assert!(listing.damaged[0].contains(ID), "{listing:?}");
+        }
+    }
 }

@@ -189,6 +189,8 @@ pub struct Loader<'a, S: Store> {
     index: &'a BlobIndex,
     /// Packs read so far: trees are packed apart from file content, so a few packs hold them.
     packs: HashMap<String, Bytes>,
+    /// [`MAX_ENTRIES`]; smaller in tests.
+    limit: usize,
 }
 
 impl<'a, S: Store> Loader<'a, S> {
@@ -197,6 +199,7 @@ impl<'a, S: Store> Loader<'a, S> {
             store,
             index,
             packs: HashMap::new(),
+            limit: MAX_ENTRIES,
         }
     }
 
@@ -204,13 +207,17 @@ impl<'a, S: Store> Loader<'a, S> {
     pub async fn entries(&mut self, root: &str) -> Result<Vec<Entry>, TreeError> {
         let mut entries = Vec::new();
         let mut pending = vec![(Vec::new(), root.to_string(), 0usize)];
+        // Every node counts, folders without an entry of their own too: a few trees that name
+        // each other twice at each level unfold into 2^depth folders and no other entry.
+        let mut nodes = 0usize;
         while let Some((folder, hash, depth)) = pending.pop() {
             if depth > MAX_DEPTH {
                 return Err(TreeError::TooLarge);
             }
             let tree = self.tree(&hash).await?;
             for Node { name, kind } in tree.entries {
-                if entries.len() >= MAX_ENTRIES {
+                nodes += 1;
+                if nodes > self.limit {
                     return Err(TreeError::TooLarge);
                 }
                 let path = if folder.is_empty() {
@@ -275,7 +282,7 @@ impl<'a, S: Store> Loader<'a, S> {
     ) -> Result<(), TreeError> {
         let mut pending = vec![root.to_string()];
         while let Some(hash) = pending.pop() {
-            if used.len() >= MAX_ENTRIES {
+            if used.len() >= self.limit {
                 return Err(TreeError::TooLarge);
             }
             if !used.insert(hash.clone()) {
@@ -421,5 +428,57 @@ mod tests {
         let new: Vec<String> = build(&after).into_iter().map(|t| t.hash).collect();
         let changed = new.iter().filter(|h| !old.contains(h)).count();
         assert_eq!(changed, 2, "the tree of `a` and the root");
+    }
+
+    /// 21 trees, each naming the one below twice: 2^20 folders, and not one entry of their
+    /// own (no mode), which the limit once did not count, so reading them never ended early.
+    #[test]
+    fn trees_that_fan_out_stop_at_the_limit() {
+        use super::super::pack::{PackIndex, Packed};
+        let mut trees = vec![br#"{"entries":[]}"#.to_vec()];
+        for _ in 0..20 {
+            let below = blake3::hash(trees.last().expect("one"))
+                .to_hex()
+                .to_string();
+            let tree = format!(
+                r#"{{"entries":[{{"name":"a","kind":"dir","tree":"{below}"}},{{"name":"b","kind":"dir","tree":"{below}"}}]}}"#
+            );
+            trees.push(tree.into_bytes());
+        }
+        let pack = trees.concat();
+        let id = blake3::hash(&pack).to_hex().to_string();
+        let mut offset = 0;
+        let mut blobs = Vec::new();
+        for tree in &trees {
+            let hash = blake3::hash(tree).to_hex().to_string();
+            blobs.push(Packed {
+                hash,
+                offset,
+                len: tree.len() as u64,
+                raw_len: None,
+            });
+            offset += tree.len() as u64;
+        }
+        let top = blobs.last().expect("top").hash.clone();
+        let mut index = BlobIndex::default();
+        index.add_written(PackIndex {
+            pack: id.clone(),
+            blobs,
+        });
+        let root = tempfile::tempdir().expect("temp dir");
+        let store = crate::store::DirStore::new(root.path().to_path_buf());
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let read = runtime.block_on(async {
+            store
+                .put(&data_key(&id).expect("key"), pack.into())
+                .await
+                .expect("put");
+            let mut loader = Loader::new(&store, &index);
+            loader.limit = 1000;
+            loader.entries(&top).await
+        });
+        assert!(matches!(read, Err(TreeError::TooLarge)), "{read:?}");
     }
 }

@@ -2,6 +2,7 @@
 
 mod browse;
 mod credential;
+mod format;
 mod github;
 mod hooks;
 mod install;
