@@ -80,6 +80,11 @@ pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
             || matches!(cause.downcast_ref(), Some(RestoreError::Part(_)))
         {
             Some("list what the snapshot holds with `gitkit ls ID`".to_string())
+        } else if cause.downcast_ref::<crate::snapshot::Damaged>().is_some() {
+            Some(
+                "restore a snapshot that is not named above; the damage does not touch those"
+                    .to_string(),
+            )
         } else if let Some(RestoreError::NotEmpty(_)) = cause.downcast_ref::<RestoreError>() {
             Some(
                 "restore into an empty or new folder, or add --force to replace the files the \

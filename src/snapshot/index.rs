@@ -298,6 +298,11 @@ impl BlobIndex {
     pub fn contains(&self, hash: &str) -> bool {
         self.blobs.contains_key(hash)
     }
+
+    /// The index objects of the packs believed.
+    pub fn packs(&self) -> &[PackIndex] {
+        &self.packs
+    }
 }
 
 /// Streams pack `index.pack` from the store and checks it against its index.
