@@ -87,7 +87,7 @@ fn say_summary(report: &Report, read_data: bool) -> std::io::Result<()> {
     let verdict = if report.damaged.is_empty() {
         "no damage found".to_string()
     } else {
-        format!("{} damaged", report.damaged_snapshots().len())
+        format!("{} snapshots damaged", report.damaged_snapshots().len())
     };
     writeln!(
         stderr,
