@@ -82,7 +82,8 @@ pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
             Some("list what the snapshot holds with `gitkit ls ID`".to_string())
         } else if cause.downcast_ref::<crate::snapshot::Damaged>().is_some() {
             Some(
-                "restore a snapshot that is not named above; the damage does not touch those"
+                "the snapshots not named above are not touched by what was found; restore one \
+                 of those"
                     .to_string(),
             )
         } else if let Some(RestoreError::NotEmpty(_)) = cause.downcast_ref::<RestoreError>() {

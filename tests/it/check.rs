@@ -364,3 +364,35 @@ fn s3_packs(env: &Env, weed: &Weed, store: &str) -> Vec<(String, u64)> {
         })
         .collect()
 }
+
+/// A changed byte in a tree is found without reading data (trees are read to list a
+/// snapshot's files), and with --read-data the pack holding it is named too.
+#[test]
+fn a_corrupted_tree_names_the_snapshot_whose_tree_it_is() {
+    let s = two_snapshots();
+    let (workspace, id) = s.second.split_once('/').expect("workspace/id");
+    let object = folder_store::read_json(&s.store.join(format!("snapshots/{workspace}/{id}.json")));
+    let root = object["tree"].as_str().expect("a format-2 snapshot");
+    let place = folder_store::blobs(&s.store)
+        .remove(root)
+        .expect("the root tree is stored");
+    flip_byte(
+        &folder_store::pack_path(&s.store, &place.pack),
+        place.offset as usize + 1,
+    );
+    let (code, report, output) = check(&s.env, &s.store, &[]);
+    assert_eq!(code, 1, "{output}");
+    assert_eq!(
+        damaged(&report, "tree"),
+        [(root.to_string(), vec![s.second.clone()])],
+        "{output}"
+    );
+    let (code, report, output) = check(&s.env, &s.store, &["--read-data"]);
+    assert_eq!(code, 1, "{output}");
+    assert_eq!(
+        damaged(&report, "pack"),
+        [(place.pack.clone(), vec![s.second.clone()])],
+        "{output}"
+    );
+    assert!(!output.contains(&s.first), "{output}");
+}
