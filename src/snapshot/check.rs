@@ -15,12 +15,13 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use super::id::{self, IdError, is_hash};
-use super::manifest::{BlobRef, Kind, MAX_PACK_LEN};
+use super::manifest::{Kind, MAX_PACK_LEN};
 use super::pack::{PackChecker, PackIndex, Packed, data_key, index_key};
 use super::progress::Progress;
 use super::tree::TreeError;
 use super::{FindError, Reader};
 use crate::store::{Store, StoreError};
+use crate::text::chain_text;
 
 /// Packs streamed at once with `read_data`.
 const READ_CONCURRENCY: usize = 4;
@@ -122,15 +123,31 @@ pub enum CheckError {
     Store(#[from] StoreError),
 }
 
-/// Damage found so far, by object; each with the snapshots (indexes into `names`) it touches.
+/// A place in a pack a format-1 manifest names: offset, length, hash, content length.
+type Place = (u64, u64, String, Option<u64>);
+
+/// What the snapshots read so far use, and the damage found.
 #[derive(Default)]
-struct Findings {
+struct Scan {
+    /// Damaged objects, each with the first problem said of it and the snapshots (indexes into
+    /// the names checked) it touches.
     damage: BTreeMap<(Object, String), (String, BTreeSet<usize>)>,
+    /// Which snapshots use each pack, for their files or their trees.
+    users: HashMap<String, BTreeSet<usize>>,
+    /// The places format-1 manifests name, by pack: checked too with `read_data`.
+    named: HashMap<String, BTreeSet<Place>>,
+    /// Blobs and trees no pack the index believes holds, and the snapshot that needs each.
+    missing: Vec<(&'static str, String, usize)>,
+    checked: usize,
 }
 
-impl Findings {
-    /// Records `problem` of `object` `id`, touching `snapshot` if given. The first problem
-    /// said of an object is kept.
+/// The packs the store lists: data objects by size, and index objects.
+struct Listed {
+    sizes: HashMap<String, u64>,
+    indexed: BTreeSet<String>,
+}
+
+impl Scan {
     fn add(&mut self, object: Object, id: &str, problem: String, snapshot: Option<usize>) {
         let (_, touched) = self
             .damage
@@ -139,8 +156,204 @@ impl Findings {
         touched.extend(snapshot);
     }
 
-    fn has_pack(&self, pack: &str) -> bool {
-        self.damage.contains_key(&(Object::Pack, pack.to_string()))
+    fn uses(&mut self, pack: &str, snapshot: usize) {
+        self.users
+            .entry(pack.to_string())
+            .or_default()
+            .insert(snapshot);
+    }
+
+    /// Reads snapshot `n`, `workspace/id`, and records what it uses and what is damaged.
+    async fn snapshot<S: Store>(
+        &mut self,
+        reader: &mut Reader<'_, S>,
+        listed: &Listed,
+        n: usize,
+        (workspace, id): (&str, &str),
+    ) -> Result<(), CheckError> {
+        let (manifest, tree_packs) = match reader.read_traced(workspace, id).await {
+            Ok(read) => read,
+            // Forgotten since it was listed: nothing to check.
+            Err(FindError::NoSuchSnapshot { .. }) => return Ok(()),
+            Err(FindError::Store(StoreError::NotFound { key, .. })) => {
+                // A pack listed a moment ago is gone.
+                let pack = key.rsplit('/').next().unwrap_or_default();
+                self.add(Object::Pack, pack, "its data is gone".into(), Some(n));
+                self.checked += 1;
+                return Ok(());
+            }
+            Err(FindError::Store(e)) => return Err(e.into()),
+            Err(FindError::Tree(_, TreeError::Missing { what, hash })) => {
+                self.missing.push((what, hash, n));
+                self.checked += 1;
+                return Ok(());
+            }
+            Err(FindError::Tree(_, error)) if damaged_tree(&error).is_some() => {
+                let hash = damaged_tree(&error).expect("a tree");
+                self.add(Object::Tree, hash, chain_text(&error), Some(n));
+                // The pack holding it is read with `read_data`, and names this snapshot.
+                if let Some(blob) = reader.index().await?.locate(hash) {
+                    self.uses(&blob.pack.clone(), n);
+                }
+                self.checked += 1;
+                return Ok(());
+            }
+            Err(other) => {
+                let name = snapshot_name(workspace, id);
+                self.add(Object::Snapshot, &name, chain_text(&other), Some(n));
+                self.checked += 1;
+                return Ok(());
+            }
+        };
+        self.checked += 1;
+        for pack in tree_packs {
+            self.uses(&pack, n);
+        }
+        for entry in &manifest.entries {
+            let Kind::File { blobs, .. } = &entry.kind else {
+                continue;
+            };
+            for blob in blobs {
+                self.uses(&blob.pack, n);
+                let end = blob.offset.saturating_add(blob.len);
+                match listed.sizes.get(&blob.pack) {
+                    None => {
+                        let problem = if listed.indexed.contains(&blob.pack) {
+                            "its data is gone (its index object is still there)"
+                        } else {
+                            "its data is gone"
+                        };
+                        self.add(Object::Pack, &blob.pack, problem.into(), Some(n));
+                    }
+                    Some(&size) if end > size => self.add(
+                        Object::Pack,
+                        &blob.pack,
+                        format!("truncated: {size} bytes, but a snapshot names bytes up to {end}"),
+                        Some(n),
+                    ),
+                    Some(_) => {}
+                }
+                if manifest.version == 1 {
+                    let place = (blob.offset, blob.len, blob.hash.clone(), blob.raw_len);
+                    self.named
+                        .entry(blob.pack.clone())
+                        .or_default()
+                        .insert(place);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Says why each index object the index did not believe was doubted, where a snapshot
+    /// needs its pack, and names the pack that held each missing blob or tree.
+    async fn explain<S: Store>(
+        &mut self,
+        store: &S,
+        listed: &Listed,
+        believed: &HashMap<&str, &PackIndex>,
+    ) -> Result<(), StoreError> {
+        let mut held_by: HashMap<String, String> = HashMap::new();
+        let doubted = listed
+            .indexed
+            .iter()
+            .filter(|pack| !believed.contains_key(pack.as_str()));
+        for pack in doubted {
+            let (problem, blobs) = doubt(store, pack, listed.sizes.get(pack).copied()).await?;
+            let holds_missing = blobs
+                .iter()
+                .any(|b| self.missing.iter().any(|(_, hash, _)| *hash == b.hash));
+            if !holds_missing && !self.users.contains_key(pack) {
+                continue;
+            }
+            for blob in blobs {
+                held_by.insert(blob.hash, pack.clone());
+            }
+            self.add(Object::Pack, pack, problem, None);
+        }
+        for (what, hash, n) in std::mem::take(&mut self.missing) {
+            match held_by.get(&hash) {
+                Some(pack) => self.uses(pack, n),
+                None => {
+                    let object = match what {
+                        "tree" => Object::Tree,
+                        _ => Object::Blob,
+                    };
+                    let problem = "no pack in the store holds it".to_string();
+                    self.add(object, &hash, problem, Some(n));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Streams every pack a snapshot uses that is not known to be damaged already, and checks
+    /// it against its index object and the places format-1 manifests name in it.
+    async fn read_data<S: Store>(
+        &mut self,
+        store: &S,
+        listed: &Listed,
+        believed: &HashMap<&str, &PackIndex>,
+        progress: &dyn Progress,
+    ) -> Result<(usize, u64), StoreError> {
+        let to_read: Vec<(String, u64)> = self
+            .users
+            .keys()
+            .filter(|pack| !self.damage.contains_key(&(Object::Pack, pack.to_string())))
+            .filter_map(|pack| Some((pack.clone(), *listed.sizes.get(pack)?)))
+            .collect();
+        progress.start(
+            to_read.len() as u64,
+            to_read.iter().map(|(_, size)| size).sum(),
+        );
+        let named = &self.named;
+        let jobs = to_read.into_iter().map(|(pack, size)| {
+            let index = believed.get(pack.as_str()).copied();
+            let checks = checks(&pack, index, named.get(&pack));
+            (pack, size, checks)
+        });
+        let results: Vec<(String, u64, Option<String>)> = futures::stream::iter(jobs)
+            .map(|(pack, size, checks)| async move {
+                let problem = read_pack(store, &pack, &checks).await?;
+                progress.advance(size);
+                Ok::<_, StoreError>((pack, size, problem))
+            })
+            .buffer_unordered(READ_CONCURRENCY)
+            .try_collect()
+            .await?;
+        progress.finish();
+        let (mut packs, mut bytes) = (0, 0);
+        for (pack, size, problem) in results {
+            packs += 1;
+            bytes += size;
+            if let Some(problem) = problem {
+                self.add(Object::Pack, &pack, problem, None);
+            }
+        }
+        Ok((packs, bytes))
+    }
+
+    /// The damage found, each naming the snapshots it touches; a pack names every snapshot
+    /// that uses it.
+    fn damage(self, names: &[(String, String)]) -> Vec<Damage> {
+        let users = self.users;
+        self.damage
+            .into_iter()
+            .map(|((object, id), (problem, mut touched))| {
+                if object == Object::Pack {
+                    touched.extend(users.get(&id).into_iter().flatten());
+                }
+                Damage {
+                    object,
+                    id,
+                    problem,
+                    snapshots: touched
+                        .into_iter()
+                        .map(|n| snapshot_name(&names[n].0, &names[n].1))
+                        .collect(),
+                }
+            })
+            .collect()
     }
 }
 
@@ -171,126 +384,15 @@ pub async fn check<S: Store>(
     if names.is_empty() {
         return Ok(report);
     }
+    let listed = list(store).await?;
 
-    let (data, indexes) = futures::try_join!(store.list("data/"), store.list("index/"))?;
-    let sizes: HashMap<String, u64> = data
-        .iter()
-        .filter_map(|object| {
-            let pack = object.key.rsplit('/').next()?;
-            (is_hash(pack) && data_key(pack).ok()? == object.key)
-                .then(|| (pack.to_string(), object.size))
-        })
-        .collect();
-    let indexed: BTreeSet<String> = indexes
-        .iter()
-        .filter_map(|object| object.key.strip_prefix("index/"))
-        .filter(|pack| is_hash(pack))
-        .map(str::to_string)
-        .collect();
-
-    let mut findings = Findings::default();
-    // Which snapshots use each pack, for their files or their trees.
-    let mut users: HashMap<String, BTreeSet<usize>> = HashMap::new();
-    // The places format-1 manifests name, by pack: checked on their own with `read_data`.
-    let mut named: HashMap<String, BTreeSet<(u64, u64, String, Option<u64>)>> = HashMap::new();
-    // Blobs and trees no pack the index believes holds, and the snapshot that needs each.
-    let mut missing: Vec<(&'static str, String, usize)> = Vec::new();
+    let mut scan = Scan::default();
     let mut reader = Reader::new(store);
-    let mut checked = HashSet::new();
     for (n, (workspace, id)) in names.iter().enumerate() {
-        let (manifest, tree_packs) = match reader.read_traced(workspace, id).await {
-            Ok(read) => read,
-            // Forgotten since it was listed: nothing to check.
-            Err(FindError::NoSuchSnapshot { .. }) => continue,
-            Err(FindError::Tree(_, TreeError::Missing { what, hash })) => {
-                missing.push((what, hash, n));
-                checked.insert(n);
-                continue;
-            }
-            Err(FindError::Tree(_, error)) => {
-                let problem = crate::text::chain_text(&error);
-                match &error {
-                    TreeError::Corrupt(hash)
-                    | TreeError::Parse(hash, _)
-                    | TreeError::BadName(hash)
-                    | TreeError::BadHash(hash) => {
-                        findings.add(Object::Tree, hash, problem, Some(n));
-                        // The pack holding it is read with `read_data`, and names this one.
-                        if let Some(blob) = reader.index().await?.locate(hash) {
-                            users.entry(blob.pack.clone()).or_default().insert(n);
-                        }
-                    }
-                    _ => findings.add(
-                        Object::Snapshot,
-                        &snapshot_name(workspace, id),
-                        problem,
-                        Some(n),
-                    ),
-                }
-                checked.insert(n);
-                continue;
-            }
-            // A pack listed a moment ago is gone.
-            Err(FindError::Store(StoreError::NotFound { key, .. })) => {
-                let pack = key.rsplit('/').next().unwrap_or_default().to_string();
-                findings.add(Object::Pack, &pack, "its data is gone".into(), Some(n));
-                checked.insert(n);
-                continue;
-            }
-            Err(FindError::Store(e)) => return Err(e.into()),
-            Err(other) => {
-                let name = snapshot_name(workspace, id);
-                findings.add(
-                    Object::Snapshot,
-                    &name,
-                    crate::text::chain_text(&other),
-                    Some(n),
-                );
-                checked.insert(n);
-                continue;
-            }
-        };
-        checked.insert(n);
-        for pack in tree_packs {
-            users.entry(pack).or_default().insert(n);
-        }
-        for entry in &manifest.entries {
-            let Kind::File { blobs, .. } = &entry.kind else {
-                continue;
-            };
-            for blob in blobs {
-                users.entry(blob.pack.clone()).or_default().insert(n);
-                match sizes.get(&blob.pack) {
-                    None => findings.add(
-                        Object::Pack,
-                        &blob.pack,
-                        gone(&indexed, &blob.pack),
-                        Some(n),
-                    ),
-                    Some(&size) if blob.offset.saturating_add(blob.len) > size => findings.add(
-                        Object::Pack,
-                        &blob.pack,
-                        format!(
-                            "truncated: {size} bytes, but a snapshot names bytes up to {}",
-                            blob.offset.saturating_add(blob.len)
-                        ),
-                        Some(n),
-                    ),
-                    Some(_) => {}
-                }
-                if manifest.version == 1 {
-                    named
-                        .entry(blob.pack.clone())
-                        .or_default()
-                        .insert(place(blob));
-                }
-            }
-        }
+        scan.snapshot(&mut reader, &listed, n, (workspace, id))
+            .await?;
     }
-    report.snapshots = checked.len();
-
-    // Index objects the index did not believe: say why, and find which packs held the blobs
-    // and trees that are missing.
+    report.snapshots = scan.checked;
     let believed: HashMap<&str, &PackIndex> = reader
         .index()
         .await?
@@ -298,147 +400,82 @@ pub async fn check<S: Store>(
         .iter()
         .map(|p| (p.pack.as_str(), p))
         .collect();
-    let doubted: Vec<String> = indexed
-        .iter()
-        .filter(|pack| !believed.contains_key(pack.as_str()))
-        .cloned()
-        .collect();
-    let mut held_by: HashMap<String, String> = HashMap::new();
-    for pack in doubted {
-        let (problem, blobs) = doubt(store, &pack, sizes.get(&pack).copied()).await?;
-        let needed = blobs
-            .iter()
-            .any(|b| missing.iter().any(|(_, hash, _)| *hash == b.hash))
-            || users.contains_key(&pack);
-        if !needed {
-            continue;
-        }
-        for blob in blobs {
-            held_by.insert(blob.hash, pack.clone());
-        }
-        findings.add(Object::Pack, &pack, problem, None);
-    }
-    for (what, hash, n) in missing {
-        match held_by.get(&hash) {
-            Some(pack) => {
-                users.entry(pack.clone()).or_default().insert(n);
-            }
-            None => {
-                let object = if what == "tree" {
-                    Object::Tree
-                } else {
-                    Object::Blob
-                };
-                findings.add(
-                    object,
-                    &hash,
-                    "no pack in the store holds it".into(),
-                    Some(n),
-                );
-            }
-        }
-    }
-    report.packs = users.len();
-
+    scan.explain(store, &listed, &believed).await?;
+    report.packs = scan.users.len();
     if options.read_data {
-        let to_read: Vec<(String, u64)> = users
-            .keys()
-            .filter(|pack| !findings.has_pack(pack))
-            .filter_map(|pack| Some((pack.clone(), *sizes.get(pack)?)))
-            .collect();
-        progress.start(
-            to_read.len() as u64,
-            to_read.iter().map(|(_, size)| size).sum(),
-        );
-        let jobs = to_read.into_iter().map(|(pack, size)| {
-            let mut checks: Vec<PackIndex> = believed
-                .get(pack.as_str())
-                .map(|p| (*p).clone())
-                .into_iter()
-                .collect();
-            let listed: HashSet<(u64, u64, &str, Option<u64>)> = checks
-                .first()
-                .map(|index| {
-                    index
-                        .blobs
-                        .iter()
-                        .map(|b| (b.offset, b.len, b.hash.as_str(), b.raw_len))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let others: Vec<Packed> = named
-                .get(&pack)
-                .into_iter()
-                .flatten()
-                .filter(|(offset, len, hash, raw_len)| {
-                    !listed.contains(&(*offset, *len, hash.as_str(), *raw_len))
-                })
-                .map(|(offset, len, hash, raw_len)| Packed {
-                    hash: hash.clone(),
-                    offset: *offset,
-                    len: *len,
-                    raw_len: *raw_len,
-                })
-                .collect();
-            checks.extend(apart(&pack, others));
-            (pack, size, checks)
-        });
-        let progress = &progress;
-        let results: Vec<(String, u64, Option<String>)> = futures::stream::iter(jobs)
-            .map(|(pack, size, checks)| async move {
-                let problem = read_pack(store, &pack, &checks).await?;
-                progress.advance(size);
-                Ok::<_, StoreError>((pack, size, problem))
-            })
-            .buffer_unordered(READ_CONCURRENCY)
-            .try_collect()
+        (report.packs_read, report.bytes_read) = scan
+            .read_data(store, &listed, &believed, progress.as_ref())
             .await?;
-        progress.finish();
-        for (pack, size, problem) in results {
-            report.packs_read += 1;
-            report.bytes_read += size;
-            if let Some(problem) = problem {
-                findings.add(Object::Pack, &pack, problem, None);
-            }
-        }
     }
+    report.damaged = scan.damage(&names);
+    Ok(report)
+}
 
-    report.damaged = findings
-        .damage
-        .into_iter()
-        .map(|((object, id), (problem, mut touched))| {
-            if object == Object::Pack {
-                touched.extend(users.get(&id).into_iter().flatten());
-            }
-            Damage {
-                object,
-                id,
-                problem,
-                snapshots: touched
-                    .into_iter()
-                    .map(|n| snapshot_name(&names[n].0, &names[n].1))
-                    .collect(),
-            }
+/// The packs `store` lists.
+async fn list<S: Store>(store: &S) -> Result<Listed, StoreError> {
+    let (data, indexes) = futures::try_join!(store.list("data/"), store.list("index/"))?;
+    let sizes = data
+        .iter()
+        .filter_map(|object| {
+            let pack = object.key.rsplit('/').next()?;
+            (is_hash(pack) && data_key(pack).ok()? == object.key)
+                .then(|| (pack.to_string(), object.size))
         })
         .collect();
-    Ok(report)
+    let indexed = indexes
+        .iter()
+        .filter_map(|object| object.key.strip_prefix("index/"))
+        .filter(|pack| is_hash(pack))
+        .map(str::to_string)
+        .collect();
+    Ok(Listed { sizes, indexed })
+}
+
+/// What pack `pack` is checked against as it streams past: its index object, if believed, and
+/// the places format-1 manifests name in it that the index object does not list.
+fn checks(
+    pack: &str,
+    index: Option<&PackIndex>,
+    named: Option<&BTreeSet<Place>>,
+) -> Vec<PackIndex> {
+    let listed: HashSet<(u64, u64, &str, Option<u64>)> = index
+        .iter()
+        .flat_map(|index| &index.blobs)
+        .map(|b| (b.offset, b.len, b.hash.as_str(), b.raw_len))
+        .collect();
+    let others: Vec<Packed> = named
+        .into_iter()
+        .flatten()
+        .filter(|(offset, len, hash, raw_len)| {
+            !listed.contains(&(*offset, *len, hash.as_str(), *raw_len))
+        })
+        .map(|(offset, len, hash, raw_len)| Packed {
+            hash: hash.clone(),
+            offset: *offset,
+            len: *len,
+            raw_len: *raw_len,
+        })
+        .collect();
+    index
+        .cloned()
+        .into_iter()
+        .chain(apart(pack, others))
+        .collect()
+}
+
+/// The tree `error` says is damaged, if it names one.
+fn damaged_tree(error: &TreeError) -> Option<&str> {
+    match error {
+        TreeError::Corrupt(hash)
+        | TreeError::Parse(hash, _)
+        | TreeError::BadName(hash)
+        | TreeError::BadHash(hash) => Some(hash),
+        TreeError::Missing { .. } | TreeError::TooLarge | TreeError::Store(_) => None,
+    }
 }
 
 fn snapshot_name(workspace: &str, id: &str) -> String {
     format!("{workspace}/{id}")
-}
-
-fn place(blob: &BlobRef) -> (u64, u64, String, Option<u64>) {
-    (blob.offset, blob.len, blob.hash.clone(), blob.raw_len)
-}
-
-/// Why a pack a snapshot names is not in the data listing.
-fn gone(indexed: &BTreeSet<String>, pack: &str) -> String {
-    if indexed.contains(pack) {
-        "its data is gone (its index object is still there)".into()
-    } else {
-        "its data is gone".into()
-    }
 }
 
 /// Why the index object of `pack` (whose data is `size` bytes, or gone) was not believed, and
