@@ -8,15 +8,18 @@
 //! index object names (and every place a format-1 manifest names) hashes right. Nothing this
 //! machine remembers about the store is trusted: damage done in place is found.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+mod stream;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
+use stream::{Place, checks, read_pack};
 
 use super::id::{self, IdError, is_hash};
 use super::manifest::{Kind, MAX_PACK_LEN};
-use super::pack::{PackChecker, PackIndex, Packed, data_key, index_key};
+use super::pack::{PackIndex, Packed, data_key, index_key};
 use super::progress::Progress;
 use super::tree::TreeError;
 use super::{FindError, Reader};
@@ -122,9 +125,6 @@ pub enum CheckError {
     #[error(transparent)]
     Store(#[from] StoreError),
 }
-
-/// A place in a pack a format-1 manifest names: offset, length, hash, content length.
-type Place = (u64, u64, String, Option<u64>);
 
 /// What the snapshots read so far use, and the damage found.
 #[derive(Default)]
@@ -431,38 +431,6 @@ async fn list<S: Store>(store: &S) -> Result<Listed, StoreError> {
     Ok(Listed { sizes, indexed })
 }
 
-/// What pack `pack` is checked against as it streams past: its index object, if believed, and
-/// the places format-1 manifests name in it that the index object does not list.
-fn checks(
-    pack: &str,
-    index: Option<&PackIndex>,
-    named: Option<&BTreeSet<Place>>,
-) -> Vec<PackIndex> {
-    let listed: HashSet<(u64, u64, &str, Option<u64>)> = index
-        .iter()
-        .flat_map(|index| &index.blobs)
-        .map(|b| (b.offset, b.len, b.hash.as_str(), b.raw_len))
-        .collect();
-    let others: Vec<Packed> = named
-        .into_iter()
-        .flatten()
-        .filter(|(offset, len, hash, raw_len)| {
-            !listed.contains(&(*offset, *len, hash.as_str(), *raw_len))
-        })
-        .map(|(offset, len, hash, raw_len)| Packed {
-            hash: hash.clone(),
-            offset: *offset,
-            len: *len,
-            raw_len: *raw_len,
-        })
-        .collect();
-    index
-        .cloned()
-        .into_iter()
-        .chain(apart(pack, others))
-        .collect()
-}
-
 /// The tree `error` says is damaged, if it names one.
 fn damaged_tree(error: &TreeError) -> Option<&str> {
     match error {
@@ -517,100 +485,4 @@ async fn doubt<S: Store>(
         }
     };
     Ok((problem, index.blobs))
-}
-
-/// `blobs` (places in `pack` that format-1 manifests name and its index object does not) as
-/// checks of their own, each a list of places that do not overlap, in order.
-fn apart(pack: &str, mut blobs: Vec<Packed>) -> Vec<PackIndex> {
-    blobs.sort_by_key(|b| (b.offset, b.len));
-    let mut groups: Vec<PackIndex> = Vec::new();
-    for blob in blobs {
-        let fits = groups.iter_mut().find(|g| {
-            g.blobs
-                .last()
-                .is_none_or(|last| last.offset.saturating_add(last.len) <= blob.offset)
-        });
-        match fits {
-            Some(group) => group.blobs.push(blob),
-            None => groups.push(PackIndex {
-                pack: pack.to_string(),
-                blobs: vec![blob],
-            }),
-        }
-    }
-    groups
-}
-
-/// Streams `pack` once through `checks` (its index object, and the places manifests name);
-/// returns what is wrong with it, if anything.
-async fn read_pack<S: Store>(
-    store: &S,
-    pack: &str,
-    checks: &[PackIndex],
-) -> Result<Option<String>, StoreError> {
-    let key = data_key(pack).expect("a pack id");
-    let mut body = match store.get_stream(&key).await {
-        Ok(body) => body,
-        Err(StoreError::NotFound { .. }) => return Ok(Some("its data is gone".into())),
-        Err(e) => return Err(e),
-    };
-    let mut whole = blake3::Hasher::new();
-    let mut checkers: Vec<PackChecker> = checks.iter().map(PackChecker::new).collect();
-    let mut read = 0u64;
-    loop {
-        let piece = match body.try_next().await {
-            Ok(Some(piece)) => piece,
-            Ok(None) => break,
-            Err(StoreError::Io { source, .. })
-                if source.kind() == std::io::ErrorKind::InvalidData =>
-            {
-                return Ok(Some(format!("it cannot be read: {source}")));
-            }
-            Err(e) => return Err(e),
-        };
-        read += piece.len() as u64;
-        if read > MAX_PACK_LEN {
-            return Ok(Some("it is larger than any pack can be".into()));
-        }
-        whole.update(&piece);
-        for checker in &mut checkers {
-            checker.update(&piece);
-        }
-    }
-    if whole.finalize().to_hex().as_str() != pack {
-        return Ok(Some(format!(
-            "its {read} bytes do not hash to its id (damaged or truncated)"
-        )));
-    }
-    if !checkers.into_iter().all(PackChecker::finish) {
-        return Ok(Some(
-            "its bytes are whole, but a blob its index object or a manifest names does not hash right"
-                .into(),
-        ));
-    }
-    Ok(None)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn packed(offset: u64, len: u64) -> Packed {
-        Packed {
-            hash: "a".repeat(64),
-            offset,
-            len,
-            raw_len: None,
-        }
-    }
-
-    #[test]
-    fn overlapping_places_are_checked_apart() {
-        let groups = apart("p", vec![packed(10, 5), packed(0, 10), packed(5, 10)]);
-        let places: Vec<Vec<(u64, u64)>> = groups
-            .iter()
-            .map(|g| g.blobs.iter().map(|b| (b.offset, b.len)).collect())
-            .collect();
-        assert_eq!(places, [vec![(0, 10), (10, 5)], vec![(5, 10)]]);
-    }
 }

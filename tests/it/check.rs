@@ -396,3 +396,70 @@ fn a_corrupted_tree_names_the_snapshot_whose_tree_it_is() {
     );
     assert!(!output.contains(&s.first), "{output}");
 }
+
+/// A format-1 manifest names its packs itself: with a pack's index object gone, its
+/// snapshots still restore, and --read-data checks the places the manifests name.
+#[test]
+fn a_format_1_pack_without_its_index_object_is_checked_by_what_the_manifests_name() {
+    let env = Env::new();
+    let store = env.dir("v1");
+    copy_dir(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/v1-store"),
+        &store,
+    );
+    let pack = std::fs::read_dir(store.join("index"))
+        .expect("list")
+        .next()
+        .expect("an index object")
+        .expect("entry")
+        .file_name()
+        .into_string()
+        .expect("utf-8");
+    std::fs::remove_file(store.join("index").join(&pack)).expect("delete");
+    assert_whole(&env, &store, 2);
+
+    // A manifest that names, at a place in that pack, content the place does not hold: the
+    // pack is whole and no index object lists the place, so only its own hash can tell.
+    let manifest_path = std::fs::read_dir(store.join("snapshots/fixture"))
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .find(|path| {
+            let manifest = folder_store::read_json(path);
+            manifest["entries"]
+                .as_array()
+                .expect("entries")
+                .iter()
+                .any(|e| {
+                    e["blobs"]
+                        .as_array()
+                        .is_some_and(|b| b.len() == 1 && b[0]["pack"] == pack.as_str())
+                })
+        })
+        .expect("a manifest naming that pack");
+    let mut manifest = folder_store::read_json(&manifest_path);
+    let other = blake3::hash(b"not what is stored").to_hex().to_string();
+    let entry = manifest["entries"]
+        .as_array_mut()
+        .expect("entries")
+        .iter_mut()
+        .find(|e| {
+            e["blobs"]
+                .as_array()
+                .is_some_and(|b| b.len() == 1 && b[0]["pack"] == pack.as_str())
+        })
+        .expect("one");
+    entry["hash"] = other.clone().into();
+    entry["blobs"][0]["hash"] = other.into();
+    std::fs::write(&manifest_path, serde_json::to_vec(&manifest).expect("json")).expect("write");
+    let (code, _, output) = check(&env, &store, &[]);
+    assert_eq!(code, 0, "a plain check reads no content: {output}");
+    let (code, report, output) = check(&env, &store, &["--read-data"]);
+    assert_eq!(code, 1, "{output}");
+    let packs = damaged(&report, "pack");
+    assert_eq!(packs.len(), 1, "{output}");
+    assert_eq!(packs[0].0, pack, "{output}");
+    assert!(
+        output.contains("format-1 snapshot names a place"),
+        "{output}"
+    );
+}
