@@ -408,7 +408,36 @@ pub async fn check<S: Store>(
             .await?;
     }
     report.damaged = scan.damage(&names);
+    let forgotten = forgotten_since(store, &report.damaged).await?;
+    if !forgotten.is_empty() {
+        // Forgotten (and pruned) while this ran: not damage, and not checked.
+        for damage in &mut report.damaged {
+            damage.snapshots.retain(|name| !forgotten.contains(name));
+        }
+        report.damaged.retain(|damage| !damage.snapshots.is_empty());
+        report.snapshots -= forgotten.len();
+    }
     Ok(report)
+}
+
+/// Which of the snapshots `damaged` names are no longer in the store.
+async fn forgotten_since<S: Store>(
+    store: &S,
+    damaged: &[Damage],
+) -> Result<BTreeSet<String>, CheckError> {
+    let named: BTreeSet<&String> = damaged.iter().flat_map(|d| &d.snapshots).collect();
+    let mut gone = BTreeSet::new();
+    for name in named {
+        let (workspace, id) = name.split_once('/').expect("workspace/id");
+        match store.get(&super::manifest_key(workspace, id)?).await {
+            Ok(_) => {}
+            Err(StoreError::NotFound { .. }) => {
+                gone.insert(name.clone());
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(gone)
 }
 
 /// The packs `store` lists.
