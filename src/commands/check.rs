@@ -77,8 +77,8 @@ fn say_summary(report: &Report, read_data: bool) -> std::io::Result<()> {
     }
     let read = if read_data {
         format!(
-            ", read {} packs ({})",
-            report.packs_read,
+            ", read {} ({})",
+            count(report.packs_read, "pack"),
             DecimalBytes(report.bytes_read)
         )
     } else {
@@ -87,14 +87,17 @@ fn say_summary(report: &Report, read_data: bool) -> std::io::Result<()> {
     let verdict = if report.damaged.is_empty() {
         "no damage found".to_string()
     } else {
-        format!("{} snapshots damaged", report.damaged_snapshots().len())
+        format!(
+            "{} damaged",
+            count(report.damaged_snapshots().len(), "snapshot")
+        )
     };
     writeln!(
         stderr,
-        "checked {} snapshots of {} workspaces using {} packs{read}: {verdict}",
-        report.snapshots,
-        report.workspaces.len(),
-        report.packs,
+        "checked {} of {} using {}{read}: {verdict}",
+        count(report.snapshots, "snapshot"),
+        count(report.workspaces.len(), "workspace"),
+        count(report.packs, "pack"),
     )?;
     if !read_data && report.damaged.is_empty() {
         writeln!(
@@ -103,4 +106,13 @@ fn say_summary(report: &Report, read_data: bool) -> std::io::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `1 pack`, `2 packs`.
+fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }

@@ -96,7 +96,9 @@ impl Report {
 
 /// The store is damaged: what the command fails with once the report is written.
 #[derive(Debug, thiserror::Error)]
-#[error("{objects} damaged objects in {store} touch {snapshots} of its {checked} snapshots")]
+#[error(
+    "{store} is damaged: {objects} damaged object(s), touching {snapshots} of {checked} snapshot(s)"
+)]
 pub struct Damaged {
     pub store: String,
     pub objects: usize,
