@@ -153,6 +153,12 @@ fn a_deleted_pack_names_only_the_snapshot_that_uses_it() {
         lines.contains(&format!("  snapshot {}", s.second)),
         "{lines}"
     );
+    let message = crate::support::stderr(&text);
+    assert!(message.contains("touching 1 of 2 snapshot"), "{message}");
+    assert!(
+        message.contains("hint: the snapshots not named"),
+        "{message}"
+    );
 }
 
 /// Plain check catches a truncated pack too: its index object reaches past its listed size.
