@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Every benchmark, one after the other: credential helper, commit hook, snapshots.
+# Every benchmark, one after the other: credential helper, commit hook, snapshots, stores.
 set -euo pipefail
 cd "$(dirname "$0")"
 ./credential.sh
 ./hooks.sh
 ./snapshot.sh
+./store.sh

@@ -33,6 +33,9 @@ pub enum Command {
     /// Write a snapshot's files into a folder, each verified against its hash.
     Restore(RestoreArgs),
 
+    /// Remove the data no snapshot uses any more (after `forget`); safe while others write.
+    Prune(PruneArgs),
+
     /// List a snapshot's files and links, one path per line (like `git ls-files`).
     Ls(LsArgs),
 
@@ -123,6 +126,26 @@ pub struct SnapshotsArgs {
     pub workspace: Option<String>,
 
     /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// How long a pack nothing uses stays marked before it is deleted (90m, 12h, 2d). The
+    /// default, 24h, is far longer than any snapshot may take, so prune is safe while other
+    /// machines write. `0` deletes at once: safe ONLY when nothing else writes to the store.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub grace: String,
+
+    /// Say what would be removed; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print what was done as one JSON object.
     #[arg(long)]
     pub json: bool,
 }

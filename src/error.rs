@@ -49,6 +49,7 @@ pub fn report(error: &anyhow::Error, mut stderr: impl Write) {
 /// the command edge added, or from the error types that know their own fix. Every hint the
 /// user sees is found here.
 pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use crate::snapshot::prune::PruneError;
     use crate::snapshot::{FindError, NoMatch, RestoreError, SnapshotError};
     use crate::store::StoreError;
     // `#[error(transparent)]` wrappers pass their source's source on: look inside them.
@@ -62,7 +63,10 @@ pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
                 (Some(SnapshotError::Store(e)), _, _)
                 | (_, Some(FindError::Store(e)), _)
                 | (_, _, Some(RestoreError::Store(e))) => Some(e),
-                _ => None,
+                _ => match cause.downcast_ref::<PruneError>() {
+                    Some(PruneError::Store(e)) => Some(e),
+                    _ => None,
+                },
             },
         )
     }
@@ -73,6 +77,8 @@ pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
         } else if let Some(e) = store_error(cause) {
             e.hint().map(str::to_string)
         } else if let Some(e) = cause.downcast_ref::<crate::hooks::HookError>() {
+            e.hint().map(str::to_string)
+        } else if let Some(e) = cause.downcast_ref::<PruneError>() {
             e.hint().map(str::to_string)
         } else if let Some(FindError::NoSuchSnapshot { .. }) = cause.downcast_ref::<FindError>() {
             Some("list the snapshots with `gitkit snapshots`".to_string())

@@ -46,6 +46,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Snapshot(args) => commands::snapshot::snapshot(args, dir),
         Command::Snapshots(args) => commands::snapshot::snapshots(args, dir),
         Command::Restore(args) => commands::snapshot::restore(args, dir),
+        Command::Prune(args) => commands::prune::prune(args, dir),
         Command::Ls(args) => commands::browse::ls(args, dir),
         Command::Diff(args) => commands::browse::diff(args, dir),
         Command::Check(args) => commands::check::check(args, dir),

@@ -6,6 +6,7 @@ pub mod doctor;
 pub mod github;
 pub mod hooks;
 pub mod lifecycle;
+pub mod prune;
 pub mod setup;
 pub mod snapshot;
 pub mod workspace;
@@ -36,6 +37,7 @@ pub fn anchor(command: &mut crate::cli::Command, dir: &std::path::Path) {
     match command {
         Command::Snapshot(args) => store(&mut args.store.store),
         Command::Snapshots(args) => store(&mut args.store.store),
+        Command::Prune(args) => store(&mut args.store.store),
         // Paths inside a snapshot are relative to the workspace's root, never to `dir`.
         Command::Ls(args) => store(&mut args.store.store),
         Command::Diff(args) => store(&mut args.store.store),

@@ -110,8 +110,8 @@ fn deadline(config: Option<&str>) -> anyhow::Result<Duration> {
     })
 }
 
-/// `90`, `90s`, `10m`, `2h`: a positive duration.
-fn parse_duration(text: &str) -> Option<Duration> {
+/// `90`, `90s`, `10m`, `2h`, `3d`: a positive duration.
+pub fn parse_duration(text: &str) -> Option<Duration> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -122,6 +122,7 @@ fn parse_duration(text: &str) -> Option<Duration> {
         "" | "s" | "sec" | "secs" | "seconds" => 1,
         "m" | "min" | "mins" | "minutes" => 60,
         "h" | "hour" | "hours" => 60 * 60,
+        "d" | "day" | "days" => 24 * 60 * 60,
         _ => return None,
     };
     let seconds = number.checked_mul(scale)?;

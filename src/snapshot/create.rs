@@ -54,6 +54,10 @@ pub enum SnapshotError {
     Invalid(#[source] ManifestError),
     #[error(transparent)]
     Name(#[from] IdError),
+    #[error(
+        "the snapshot took more than {0} hours, so a prune may have removed what it reused; it was not written"
+    )]
+    TooLong(u64),
 }
 
 pub struct Options {
@@ -67,6 +71,10 @@ pub struct Options {
     /// it knows of, before it lists them again ([`RECHECK_EVERY`] but in tests).
     pub recheck_every: Duration,
 }
+
+/// A run that took longer than this does not publish its snapshot: a prune's grace period
+/// (longer than this) protects the packs a run reuses only for this long after it listed them.
+pub const MAX_RUN: Duration = Duration::from_secs(6 * 3600);
 
 /// An unchanged workspace asks the store for one small object a run; every so often it lists
 /// the packs too, so that packs removed behind its back (a lifecycle rule) are noticed and
@@ -106,26 +114,23 @@ pub async fn create<S: Store>(
     std::fs::create_dir_all(&state_dir).map_err(state_error)?;
 
     let index_cache = BlobIndex::cache_path(&state_dir, store.name());
-    let mut index = BlobIndex::load(&index_cache);
-    debug!("index cache loaded");
-    let (found, scan_warnings, cache) = {
+    let (found, scan_warnings) = {
         let workspace = workspace.clone();
-        let state_dir = state_dir.clone();
-        let (include_ignored, racy_window) = (options.include_ignored, options.racy_window);
+        let include_ignored = options.include_ignored;
         tokio::task::spawn_blocking(move || {
             let (found, warnings) = scan::scan(&workspace, &scan::Options { include_ignored })?;
             debug!(found = found.len(), "scanned");
-            let cache = FileCache::load(&state_dir, racy_window);
-            debug!("file cache loaded");
-            Ok::<_, ScanError>((Arc::new(found), warnings, cache))
+            Ok::<_, ScanError>((Arc::new(found), warnings))
         })
         .await
         .expect("the scan does not panic")?
     };
+    let stats = state::stat_digest(&found);
     // What the caches say is checked against the store: the last snapshot must still be there
     // (one small request). If it is gone, the store was emptied or is another one: nothing
     // this machine knows of it is trusted.
     let mut last = state::Last::load(&state_dir, store.name());
+    let mut last_gone = false;
     if let Some(known) = &last {
         let key = manifest_key(&known.summary.workspace, &known.summary.id);
         let present = match key {
@@ -135,16 +140,51 @@ pub async fn create<S: Store>(
         if !present {
             debug!("the last snapshot is gone from the store; local caches dropped");
             last = None;
-            index.clear();
+            last_gone = true;
         }
     }
-    // Now and then the packs themselves are listed again, even when nothing changed.
     let now_secs = crate::time::unix_seconds(options.now);
-    let mut refreshed = None;
-    if last
-        .as_ref()
-        .is_some_and(|l| now_secs.saturating_sub(l.checked_at) >= options.recheck_every.as_secs())
+    let recheck_due = |last: &state::Last| {
+        now_secs.saturating_sub(last.checked_at) >= options.recheck_every.as_secs()
+    };
+    // Every file's stat data as when the last snapshot read it (none changed, none read too
+    // close to a change to be sure): the workspace is that snapshot, without a look at the
+    // caches, as git's index tells an unchanged file by its stat data.
+    if let Some(last) = &last
+        && last.stats.as_deref() == Some(stats.as_str())
+        && last.describes(workspace)
+        && !recheck_due(last)
     {
+        debug!("every file's stat data as the last snapshot read them");
+        return Ok(Outcome {
+            summary: last.summary.clone(),
+            unchanged: true,
+            read_bytes: 0,
+            new_bytes: 0,
+            new_packs: 0,
+            warnings: scan_warnings,
+            seconds: started.elapsed().as_secs_f64(),
+        });
+    }
+    let (mut index, cache) = {
+        let (index_cache, state_dir) = (index_cache.clone(), state_dir.clone());
+        let racy_window = options.racy_window;
+        tokio::task::spawn_blocking(move || {
+            let index = BlobIndex::load(&index_cache);
+            debug!("index cache loaded");
+            let cache = FileCache::load(&state_dir, racy_window);
+            debug!("file cache loaded");
+            (index, cache)
+        })
+        .await
+        .expect("loading the caches does not panic")
+    };
+    if last_gone {
+        index.clear();
+    }
+    // Now and then the packs themselves are listed again, even when nothing changed.
+    let mut refreshed = None;
+    if last.as_ref().is_some_and(recheck_due) {
         refreshed = Some(index.refresh(store).await?);
     }
     // Nothing to read and nothing changed since the last snapshot: no more need be asked.
@@ -165,8 +205,10 @@ pub async fn create<S: Store>(
     );
     if let Some(mut last) = unchanged {
         index.save(&index_cache).map_err(state_error)?;
-        if refreshed.is_some() {
+        let settled = settled(&found, &cache).then(|| stats.clone());
+        if refreshed.is_some() || last.stats != settled {
             last.checked_at = now_secs;
+            last.stats = settled;
             last.save(&state_dir, store.name()).map_err(state_error)?;
         }
         return Ok(Outcome {
@@ -273,8 +315,10 @@ pub async fn create<S: Store>(
     let same_as_last = |last: &state::Last| {
         last.digest == digest && last.describes(workspace) && last.trees_in(&index)
     };
+    let settled = settled(&found, &cache).then_some(stats);
     if let Some(mut last) = last.filter(same_as_last) {
         last.checked_at = now_secs;
+        last.stats = settled;
         last.save(&state_dir, store.name()).map_err(state_error)?;
         return Ok(outcome(last.summary, true, new_bytes, new_pack_count));
     }
@@ -311,6 +355,9 @@ pub async fn create<S: Store>(
         tree: root,
     };
     let key = manifest_key(&summary.workspace, &summary.id).map_err(SnapshotError::Name)?;
+    if started.elapsed() > MAX_RUN {
+        return Err(SnapshotError::TooLong(MAX_RUN.as_secs() / 3600));
+    }
     let data = serde_json::to_vec(&object).expect("a snapshot object serializes");
     store.put(&key, Bytes::from(data)).await?;
     state::Last {
@@ -318,6 +365,7 @@ pub async fn create<S: Store>(
         summary: summary.clone(),
         checked_at: now_secs,
         trees: tree_hashes,
+        stats: settled,
     }
     .save(&state_dir, store.name())
     .map_err(state_error)?;
@@ -364,6 +412,18 @@ async fn store_trees<S: Store>(
         Some(e) => Err(e.into()),
         None => Ok((count, bytes)),
     }
+}
+
+/// Whether the file cache vouches for every file found as the scan saw it: same stat data,
+/// none read too close to a change. Then the scan's stat digest stands for this content.
+fn settled(found: &[Found], cache: &FileCache) -> bool {
+    found.iter().all(|item| match &item.metadata {
+        Some(metadata) if metadata.is_file() => {
+            cache.lookup(&item.path, &Stat::of(metadata)).is_some()
+        }
+        Some(_) => true,
+        None => cache.lookup_immutable(&item.path).is_some(),
+    })
 }
 
 /// What one pass of reading and uploading gave.

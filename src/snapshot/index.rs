@@ -17,6 +17,30 @@ use serde::{Deserialize, Serialize};
 use super::id::is_hash;
 use super::manifest::{BlobRef, MAX_PACK_LEN};
 use super::pack::{PackChecker, PackIndex, data_key, index_key};
+
+/// Where `gitkit prune` marks packs it means to delete (`deleting/<pack-id>`, empty objects):
+/// no writer reuses what they hold; readers use them only for blobs no other pack has.
+pub const MARKS: &str = "deleting/";
+/// Where `gitkit prune` folds many packs' index objects into one (`indexes/<hash>`, the hash
+/// of the object's bytes).
+pub const INDEX_SETS: &str = "indexes/";
+
+/// An index set: the index objects of many packs in one object.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct IndexSet {
+    pub packs: Vec<PackIndex>,
+}
+
+/// The key of the index set whose bytes are `data`.
+pub fn index_set_key(data: &[u8]) -> String {
+    format!("{INDEX_SETS}{}", blake3::hash(data).to_hex())
+}
+
+/// The key of pack `pack`'s deletion mark.
+pub fn mark_key(pack: &str) -> Result<String, super::id::IdError> {
+    super::id::check_hash(pack)?;
+    Ok(format!("{MARKS}{pack}"))
+}
 use crate::store::{Store, StoreError};
 
 const FETCH_CONCURRENCY: usize = 16;
@@ -31,6 +55,12 @@ pub struct BlobIndex {
     verified: HashSet<String>,
     /// Packs that failed a check: never believed again.
     refused: HashSet<String>,
+    /// Packs marked for deletion by a prune: not reused, read only as a last resort.
+    marked: HashSet<String>,
+    /// Index sets already read.
+    sets: HashSet<String>,
+    /// Packs an index set describes (they may have no index object of their own).
+    in_sets: HashSet<String>,
     /// Packs that hold a blob another pack holds too: which of the two is believed depends on
     /// which was seen first, unless they are checked ([`BlobIndex::settle`]).
     ambiguous: HashSet<String>,
@@ -45,6 +75,12 @@ struct CacheFile {
     verified: Vec<String>,
     #[serde(default)]
     refused: Vec<String>,
+    #[serde(default)]
+    marked: Vec<String>,
+    #[serde(default)]
+    sets: Vec<String>,
+    #[serde(default)]
+    in_sets: Vec<String>,
 }
 
 /// What a refresh found.
@@ -73,9 +109,13 @@ impl BlobIndex {
             .and_then(|data| serde_json::from_slice(&data).ok());
         if let Some(cached) = cached {
             index.refused = cached.refused.into_iter().collect();
+            index.marked = cached.marked.into_iter().collect();
+            index.sets = cached.sets.into_iter().collect();
+            let in_sets: HashSet<String> = cached.in_sets.into_iter().collect();
             for pack in cached.packs {
                 if pack.check(&pack.pack, MAX_PACK_LEN).is_ok() {
-                    index.add(pack);
+                    let in_set = in_sets.contains(&pack.pack);
+                    index.add(pack, in_set);
                 }
             }
             index.verified = cached
@@ -97,6 +137,9 @@ impl BlobIndex {
             packs: self.packs.clone(),
             verified: self.verified.iter().cloned().collect(),
             refused: self.refused.iter().cloned().collect(),
+            marked: self.marked.iter().cloned().collect(),
+            sets: self.sets.iter().cloned().collect(),
+            in_sets: self.in_sets.iter().cloned().collect(),
         })
         .expect("serializes");
         crate::fs::write_cache(cache, &data)
@@ -112,10 +155,16 @@ impl BlobIndex {
         };
     }
 
-    /// Brings the copy in line with the store: forgets packs the store no longer holds, and
-    /// adds the index objects it has not seen that pass their checks.
+    /// Brings the copy in line with the store: forgets packs the store no longer holds, adds
+    /// the index objects (and index sets) it has not seen that pass their checks, and learns
+    /// which packs a prune marked for deletion.
     pub async fn refresh<S: Store>(&mut self, store: &S) -> Result<Refreshed, StoreError> {
-        let (indexes, data) = futures::try_join!(store.list("index/"), store.list("data/"))?;
+        let (indexes, sets, data, marks) = futures::try_join!(
+            store.list("index/"),
+            store.list(INDEX_SETS),
+            store.list("data/"),
+            store.list(MARKS),
+        )?;
         let sizes: HashMap<&str, u64> = data
             .iter()
             .filter_map(|object| {
@@ -125,6 +174,16 @@ impl BlobIndex {
                     .then_some((pack, object.size))
             })
             .collect();
+        let marked: HashSet<String> = marks
+            .iter()
+            .filter_map(|object| object.key.strip_prefix(MARKS))
+            .filter(|pack| is_hash(pack))
+            .map(str::to_string)
+            .collect();
+        if marked != self.marked {
+            self.marked = marked;
+            self.rebuild();
+        }
         let listed: HashSet<&str> = indexes
             .iter()
             .filter_map(|object| object.key.strip_prefix("index/"))
@@ -132,17 +191,61 @@ impl BlobIndex {
             .collect();
         let mut refreshed = Refreshed::default();
         // Gone from the store, or (a local copy tampered with) reaching past the pack's end.
+        // A pack an index set describes needs no index object of its own.
         let gone: HashSet<String> = self
             .packs
             .iter()
             .filter(|pack| {
-                !listed.contains(pack.pack.as_str())
-                    || pack.check(&pack.pack, sizes[pack.pack.as_str()]).is_err()
+                let Some(&size) = sizes.get(pack.pack.as_str()) else {
+                    return true;
+                };
+                let described =
+                    listed.contains(pack.pack.as_str()) || self.in_sets.contains(&pack.pack);
+                !described || pack.check(&pack.pack, size).is_err()
             })
             .map(|pack| pack.pack.clone())
             .collect();
         refreshed.forgotten = gone.len();
         self.forget(&gone);
+
+        // Index sets not read yet: each is checked by its name (the hash of its bytes), and
+        // each pack in it as an index object of its own would be.
+        let new_sets: Vec<String> = sets
+            .iter()
+            .map(|object| object.key.clone())
+            .filter(|key| {
+                key.strip_prefix(INDEX_SETS).is_some_and(is_hash) && !self.sets.contains(key)
+            })
+            .collect();
+        let read_sets: Vec<(String, Option<IndexSet>)> = futures::stream::iter(new_sets)
+            .map(|key| async move {
+                let data = store.get(&key).await?;
+                let set = (index_set_key(&data) == key)
+                    .then(|| serde_json::from_slice::<IndexSet>(&data).ok())
+                    .flatten();
+                Ok::<_, StoreError>((key, set))
+            })
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .try_collect()
+            .await?;
+        for (key, set) in read_sets {
+            self.sets.insert(key.clone());
+            self.dirty = true;
+            let Some(set) = set else {
+                tracing::warn!(key = %key, "index set not believed: it does not match its name");
+                refreshed.refused += 1;
+                continue;
+            };
+            for pack in set.packs {
+                let fits = sizes
+                    .get(pack.pack.as_str())
+                    .is_some_and(|&size| pack.check(&pack.pack, size).is_ok());
+                if fits && !self.refused.contains(&pack.pack) {
+                    refreshed.fetched += 1;
+                    self.add(pack, true);
+                }
+            }
+        }
 
         let missing: Vec<(String, u64)> = listed
             .iter()
@@ -165,7 +268,7 @@ impl BlobIndex {
             match result {
                 Ok(pack) => {
                     refreshed.fetched += 1;
-                    self.add(pack);
+                    self.add(pack, false);
                 }
                 Err(pack) => {
                     tracing::warn!(pack = %pack, "index object not believed: it does not describe its pack");
@@ -237,29 +340,43 @@ impl BlobIndex {
     /// Adds a pack this machine wrote: its content is known to be what its index says.
     pub fn add_written(&mut self, pack: PackIndex) {
         self.verified.insert(pack.pack.clone());
-        self.add(pack);
+        self.add(pack, false);
     }
 
-    fn add(&mut self, pack: PackIndex) {
+    /// Adds a pack's blobs. Where another pack holds a blob too, a pack not marked for
+    /// deletion is preferred; between two alike, the first seen, and both are ambiguous.
+    fn add(&mut self, pack: PackIndex, in_set: bool) {
         if !self.known_packs.insert(pack.pack.clone()) {
             return;
         }
+        if in_set {
+            self.in_sets.insert(pack.pack.clone());
+        }
+        let marked = self.marked.contains(&pack.pack);
         for blob in &pack.blobs {
-            if let Some(known) = self.blobs.get(&blob.hash)
-                && known.pack != pack.pack
-            {
-                self.ambiguous.insert(known.pack.clone());
-                self.ambiguous.insert(pack.pack.clone());
+            let place = BlobRef {
+                hash: blob.hash.clone(),
+                pack: pack.pack.clone(),
+                offset: blob.offset,
+                len: blob.len,
+                raw_len: blob.raw_len,
+            };
+            match self.blobs.get(&blob.hash) {
+                None => {
+                    self.blobs.insert(blob.hash.clone(), place);
+                }
+                Some(known) if known.pack == pack.pack => {}
+                Some(known) => match (self.marked.contains(&known.pack), marked) {
+                    (true, false) => {
+                        self.blobs.insert(blob.hash.clone(), place);
+                    }
+                    (false, true) => {}
+                    _ => {
+                        self.ambiguous.insert(known.pack.clone());
+                        self.ambiguous.insert(pack.pack.clone());
+                    }
+                },
             }
-            self.blobs
-                .entry(blob.hash.clone())
-                .or_insert_with(|| BlobRef {
-                    hash: blob.hash.clone(),
-                    pack: pack.pack.clone(),
-                    offset: blob.offset,
-                    len: blob.len,
-                    raw_len: blob.raw_len,
-                });
         }
         self.packs.push(pack);
         self.dirty = true;
@@ -270,14 +387,29 @@ impl BlobIndex {
             return;
         }
         let packs = std::mem::take(&mut self.packs);
-        let (verified, refused) = (
-            std::mem::take(&mut self.verified),
-            std::mem::take(&mut self.refused),
+        self.rebuild_from(
+            packs
+                .into_iter()
+                .filter(|p| !gone.contains(&p.pack))
+                .collect(),
         );
-        self.clear();
-        self.refused = refused;
-        for pack in packs.into_iter().filter(|p| !gone.contains(&p.pack)) {
-            self.add(pack);
+    }
+
+    /// Places every blob again (after the marks changed).
+    fn rebuild(&mut self) {
+        let packs = std::mem::take(&mut self.packs);
+        self.rebuild_from(packs);
+    }
+
+    fn rebuild_from(&mut self, packs: Vec<PackIndex>) {
+        let verified = std::mem::take(&mut self.verified);
+        let in_sets = std::mem::take(&mut self.in_sets);
+        self.known_packs.clear();
+        self.blobs.clear();
+        self.ambiguous.clear();
+        for pack in packs {
+            let in_set = in_sets.contains(&pack.pack);
+            self.add(pack, in_set);
         }
         self.verified = verified
             .into_iter()
@@ -291,17 +423,31 @@ impl BlobIndex {
         self.verified.contains(pack)
     }
 
+    /// Where blob `hash` is stored, preferring a pack no prune marked for deletion.
     pub fn locate(&self, hash: &str) -> Option<&BlobRef> {
         self.blobs.get(hash)
     }
 
+    /// Whether a snapshot being written may reuse blob `hash`: the store holds it in a pack no
+    /// prune marked for deletion (a marked pack may be gone before the snapshot is).
     pub fn contains(&self, hash: &str) -> bool {
-        self.blobs.contains_key(hash)
+        self.blobs
+            .get(hash)
+            .is_some_and(|blob| !self.marked.contains(&blob.pack))
     }
 
-    /// The index objects of the packs believed.
+    /// Every pack known, with what it holds.
     pub fn packs(&self) -> &[PackIndex] {
         &self.packs
+    }
+
+    pub fn is_marked(&self, pack: &str) -> bool {
+        self.marked.contains(pack)
+    }
+
+    /// Packs an index set describes.
+    pub fn is_in_set(&self, pack: &str) -> bool {
+        self.in_sets.contains(pack)
     }
 }
 

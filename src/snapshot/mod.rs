@@ -10,6 +10,7 @@ pub mod index;
 mod manifest;
 mod pack;
 mod progress;
+pub mod prune;
 mod restore;
 mod scan;
 mod state;
@@ -24,9 +25,10 @@ pub use browse::{
 pub use cache::RACY_WINDOW;
 pub use check::{CheckError, Damage, Damaged, Object, Options as CheckOptions, Report, check};
 pub use create::{
-    Options as SnapshotOptions, Outcome as SnapshotOutcome, RECHECK_EVERY, SnapshotError, create,
+    MAX_RUN, Options as SnapshotOptions, Outcome as SnapshotOutcome, RECHECK_EVERY, SnapshotError,
+    create,
 };
-pub use manifest::{FORMAT_VERSION, Manifest, ManifestError, Summary};
+pub use manifest::{FORMAT_VERSION, Manifest, ManifestError, SnapshotObject, Summary};
 pub use progress::{Progress, Silent};
 pub use restore::{Options as RestoreOptions, Outcome as RestoreOutcome, RestoreError, restore};
 pub use scan::STATE_DIR;
@@ -234,28 +236,9 @@ impl<'a, S: Store> Reader<'a, S> {
     ) -> Result<(Manifest, Vec<String>), FindError> {
         let store = self.store;
         let mut tree_packs = Vec::new();
-        let data = store
-            .get(&manifest_key(workspace, id)?)
-            .await
-            .map_err(|e| match e {
-                StoreError::NotFound { .. } => FindError::NoSuchSnapshot {
-                    id: id.to_string(),
-                    workspace: workspace.to_string(),
-                    store: store.name().to_string(),
-                },
-                other => FindError::Store(other),
-            })?;
-        let bad = |e| FindError::BadManifest(id.to_string(), e);
-        let manifest = match check_version(id, &data)? {
-            1 => serde_json::from_slice::<Manifest>(&data).map_err(bad)?,
-            _ => {
-                let object: manifest::SnapshotObject =
-                    serde_json::from_slice(&data).map_err(bad)?;
-                object
-                    .summary
-                    .check(workspace, id)
-                    .map_err(|e| FindError::Damaged(id.to_string(), e))?;
-                id::check_hash(&object.tree)?;
+        let manifest = match read_object(store, workspace, id).await? {
+            Stored::Manifest(manifest) => manifest,
+            Stored::Object(object) => {
                 let index = self.index().await?;
                 let mut loader = tree::Loader::new(store, index);
                 let entries = loader.entries(&object.tree).await.map_err(|e| match e {
@@ -276,6 +259,46 @@ impl<'a, S: Store> Reader<'a, S> {
             .map_err(|e| FindError::Damaged(id.to_string(), e))?;
         Ok((manifest, tree_packs))
     }
+}
+
+/// A snapshot as stored: a format-1 manifest (checked whole), or a format-2 snapshot object
+/// (checked, its trees not yet read).
+pub enum Stored {
+    Manifest(Manifest),
+    Object(manifest::SnapshotObject),
+}
+
+/// Reads what is stored for snapshot `id` of `workspace`.
+pub async fn read_object<S: Store>(
+    store: &S,
+    workspace: &str,
+    id: &str,
+) -> Result<Stored, FindError> {
+    let data = store
+        .get(&manifest_key(workspace, id)?)
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound { .. } => FindError::NoSuchSnapshot {
+                id: id.to_string(),
+                workspace: workspace.to_string(),
+                store: store.name().to_string(),
+            },
+            other => FindError::Store(other),
+        })?;
+    let bad = |e| FindError::BadManifest(id.to_string(), e);
+    let damaged = |e| FindError::Damaged(id.to_string(), e);
+    if check_version(id, &data)? == 1 {
+        let manifest = serde_json::from_slice::<Manifest>(&data).map_err(bad)?;
+        manifest
+            .validate()
+            .and_then(|()| manifest.summary.check(workspace, id))
+            .map_err(damaged)?;
+        return Ok(Stored::Manifest(manifest));
+    }
+    let object: manifest::SnapshotObject = serde_json::from_slice(&data).map_err(bad)?;
+    object.summary.check(workspace, id).map_err(damaged)?;
+    id::check_hash(&object.tree)?;
+    Ok(Stored::Object(object))
 }
 
 /// The format of a stored snapshot, refused when it is newer than this gitkit reads.

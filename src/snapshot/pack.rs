@@ -214,23 +214,53 @@ impl Pack {
 }
 
 /// Collects blobs until a pack is full.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Packer {
     data: Vec<u8>,
     blobs: Vec<Packed>,
+    /// One zstd context for every blob: making one per blob costs more than compressing a
+    /// small file.
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+}
+
+impl std::fmt::Debug for Packer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Packer")
+            .field("bytes", &self.data.len())
+            .field("blobs", &self.blobs.len())
+            .finish()
+    }
 }
 
 impl Packer {
     /// Adds a blob, compressed when that saves at least one byte in 32 (a `.git` pack, a PNG
     /// or a parquet file is stored as it is); returns a sealed pack when this one filled it.
     pub fn add(&mut self, hash: String, blob: &[u8]) -> Option<Pack> {
-        let compressed = zstd::bulk::compress(blob, ZSTD_LEVEL)
-            .ok()
+        let compressor = match &mut self.compressor {
+            Some(compressor) => Some(compressor),
+            None => {
+                self.compressor = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
+                self.compressor.as_mut()
+            }
+        };
+        let compressed = compressor
+            .and_then(|c| c.compress(blob).ok())
             .filter(|c| c.len() + blob.len() / 32 < blob.len());
         let (stored, raw_len) = match &compressed {
             Some(c) => (c.as_slice(), Some(blob.len() as u64)),
             None => (blob, None),
         };
+        self.add_stored(hash, stored, raw_len)
+    }
+
+    /// Adds a blob as a pack already stores it (`raw_len` when compressed): a prune moving
+    /// blobs out of a pack does not compress them again.
+    pub fn add_stored(
+        &mut self,
+        hash: String,
+        stored: &[u8],
+        raw_len: Option<u64>,
+    ) -> Option<Pack> {
         self.blobs.push(Packed {
             hash,
             offset: self.data.len() as u64,

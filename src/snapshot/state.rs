@@ -22,6 +22,10 @@ pub struct Last {
     /// The snapshot's trees (format 2; none for a format-1 manifest, which holds everything).
     #[serde(default)]
     pub trees: Vec<String>,
+    /// [`stat_digest`] of the scan that made this snapshot, when every file was read settled
+    /// (unchanged while read, and long enough after its last change to be sure of it).
+    #[serde(default)]
+    pub stats: Option<String>,
 }
 
 impl Last {
@@ -55,6 +59,38 @@ impl Last {
         let data = serde_json::to_vec(self).expect("serializes");
         crate::fs::write_atomically(&Self::path(state_dir, store_name), &data)
     }
+}
+
+/// A hash of what a scan found as stat data: each path with its kind, size, times, inode,
+/// device and mode (a link's target cannot change without its ctime). Equal digests mean no
+/// file was written, created, removed, renamed or touched since.
+pub fn stat_digest(found: &[super::scan::Found]) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mut hasher = blake3::Hasher::new();
+    for item in found {
+        hasher.update(&(item.path.0.len() as u64).to_le_bytes());
+        hasher.update(&item.path.0);
+        match &item.metadata {
+            Some(m) => {
+                for field in [
+                    m.size(),
+                    m.mtime() as u64,
+                    m.mtime_nsec() as u64,
+                    m.ctime() as u64,
+                    m.ctime_nsec() as u64,
+                    m.ino(),
+                    m.dev(),
+                    u64::from(m.mode()),
+                ] {
+                    hasher.update(&field.to_le_bytes());
+                }
+            }
+            None => {
+                hasher.update(b"immutable");
+            }
+        }
+    }
+    hasher.finalize().to_hex().to_string()
 }
 
 /// A hash of what the entries hold: paths, kinds, modes, content and link targets. File times

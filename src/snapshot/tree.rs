@@ -265,6 +265,51 @@ impl<'a, S: Store> Loader<'a, S> {
         Ok(entries)
     }
 
+    /// Adds to `used` the hashes of tree `root`, of every tree below it and of every blob
+    /// their files hold. A tree already in `used` is not read again: across many snapshots of
+    /// one workspace, each distinct tree is read once.
+    pub async fn collect(
+        &mut self,
+        root: &str,
+        used: &mut std::collections::HashSet<String>,
+    ) -> Result<(), TreeError> {
+        let mut pending = vec![root.to_string()];
+        while let Some(hash) = pending.pop() {
+            if used.len() >= MAX_ENTRIES {
+                return Err(TreeError::TooLarge);
+            }
+            if !used.insert(hash.clone()) {
+                continue;
+            }
+            for node in self.tree(&hash).await?.entries {
+                match node.kind {
+                    NodeKind::Dir { tree, .. } => {
+                        check_hash(&tree).map_err(|_| TreeError::BadHash(hash.clone()))?;
+                        pending.push(tree);
+                    }
+                    NodeKind::File {
+                        size,
+                        hash: content,
+                        blobs,
+                        ..
+                    } => {
+                        let blobs = match blobs {
+                            Some(blobs) => blobs,
+                            None if size == 0 => Vec::new(),
+                            None => vec![content],
+                        };
+                        for blob in blobs {
+                            check_hash(&blob).map_err(|_| TreeError::BadHash(hash.clone()))?;
+                            used.insert(blob);
+                        }
+                    }
+                    NodeKind::Symlink { .. } => {}
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The packs trees were read from so far.
     pub fn packs_read(&self) -> impl Iterator<Item = &String> {
         self.packs.keys()

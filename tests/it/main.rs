@@ -7,6 +7,7 @@ mod github;
 mod hooks;
 mod install;
 mod layout;
+mod prune;
 mod setup;
 mod snapshot;
 mod store;

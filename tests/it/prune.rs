@@ -1,0 +1,267 @@
+//! `gitkit prune`: what no snapshot uses goes, through a grace period; what any snapshot uses
+//! stays restorable, whatever step a prune stopped at.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::snapshot::{snapshot_json, tree};
+use crate::support::{Env, folder_store, pseudo_random_bytes, stdout};
+
+fn utf8(path: &Path) -> &str {
+    path.to_str().expect("utf-8")
+}
+
+fn prune(env: &Env, store: &Path, args: &[&str]) -> Value {
+    let output = env
+        .gitkit(["prune", "--json", "--store", utf8(store)])
+        .args(args)
+        .success();
+    serde_json::from_str(stdout(&output).trim()).expect("one JSON object")
+}
+
+/// The snapshot ids in the store, oldest first.
+fn snapshot_ids(store: &Path) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(store.join("snapshots/project"))
+        .expect("list")
+        .map(|e| {
+            let name = e.expect("entry").file_name();
+            name.to_str()
+                .expect("utf-8")
+                .trim_end_matches(".json")
+                .to_string()
+        })
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn snapshot_path(store: &Path, id: &str) -> PathBuf {
+    store.join("snapshots/project").join(format!("{id}.json"))
+}
+
+/// Forgets a snapshot the way `gitkit forget` does: its object goes, its data stays.
+fn forget(store: &Path, id: &str) {
+    std::fs::remove_file(snapshot_path(store, id)).expect("rm");
+}
+
+/// Restores snapshot `id` and returns what it holds (the work tree, without `.git`).
+fn restored(env: &Env, store: &Path, id: &str) -> BTreeMap<Vec<u8>, String> {
+    let target = env.root_path().join(format!("restored-{id}"));
+    let _ = std::fs::remove_dir_all(&target);
+    env.gitkit([
+        "restore",
+        id,
+        "--store",
+        utf8(store),
+        "--workspace",
+        "project",
+        "--to",
+        utf8(&target),
+    ])
+    .success();
+    let files = tree(&target);
+    env.git(&target, ["fsck", "--strict"]).success();
+    std::fs::remove_dir_all(&target).expect("rm");
+    files
+}
+
+/// Three snapshots: the first holds `big.bin` (random, in packs of its own) and a small file
+/// in a pack with it; the second drops `big.bin`; the third adds `later.txt`. Returns each
+/// snapshot's id and work tree.
+fn three_snapshots(
+    env: &Env,
+    repo: &Path,
+    store: &Path,
+) -> Vec<(String, BTreeMap<Vec<u8>, String>)> {
+    let mut made = Vec::new();
+    std::fs::write(repo.join("big.bin"), pseudo_random_bytes(1, 600_000)).expect("write");
+    std::fs::write(repo.join("small.txt"), b"small and kept\n").expect("write");
+    for step in 0..3 {
+        match step {
+            1 => std::fs::remove_file(repo.join("big.bin")).expect("rm"),
+            2 => std::fs::write(repo.join("later.txt"), b"later\n").expect("write"),
+            _ => {}
+        }
+        let id = snapshot_json(env, repo, utf8(store))["summary"]["id"]
+            .as_str()
+            .expect("id")
+            .to_string();
+        made.push((id, tree(repo)));
+    }
+    made
+}
+
+fn store_bytes(store: &Path) -> u64 {
+    walkdir::WalkDir::new(store)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.metadata().expect("stat").len())
+        .sum()
+}
+
+#[test]
+fn prune_marks_first_then_frees_what_only_forgotten_snapshots_used() {
+    let (env, repo) = Env::with_project();
+    let store = env.dir("store");
+    let made = three_snapshots(&env, &repo, &store);
+    forget(&store, &made[0].0);
+    let before = store_bytes(&store);
+
+    let dry = prune(&env, &store, &["--dry-run"]);
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(store_bytes(&store), before, "a dry run changes nothing");
+    assert!(
+        dry["marked_bytes"].as_u64().expect("bytes") >= 600_000,
+        "{dry}"
+    );
+
+    // With the default grace period, unused packs are only marked.
+    let first = prune(&env, &store, &[]);
+    assert_eq!(first["deleted"], 0, "{first}");
+    assert!(first["marked"].as_u64().expect("count") > 0, "{first}");
+    assert!(store.join("deleting").read_dir().expect("marks").count() > 0);
+    let marked: Vec<String> = std::fs::read_dir(store.join("deleting"))
+        .expect("list")
+        .map(|e| e.expect("entry").file_name().into_string().expect("utf-8"))
+        .collect();
+
+    // A writer never reuses a marked pack: the same content comes back, it is uploaded again.
+    std::fs::write(repo.join("big.bin"), pseudo_random_bytes(1, 600_000)).expect("write");
+    let again = snapshot_json(&env, &repo, utf8(&store));
+    assert!(
+        again["new_bytes"].as_u64().expect("bytes") >= 600_000,
+        "uploaded again: {again}"
+    );
+    let again_id = again["summary"]["id"].as_str().expect("id").to_string();
+
+    // Once the grace period is over (0 here), marked packs go and the bytes are freed.
+    let before = store_bytes(&store);
+    let second = prune(&env, &store, &["--grace", "0"]);
+    assert_eq!(
+        second["deleted"].as_u64(),
+        Some(marked.len() as u64),
+        "{second}"
+    );
+    assert!(second["deleted_bytes"].as_u64().expect("bytes") >= 600_000);
+    for pack in &marked {
+        assert!(
+            !folder_store::pack_path(&store, pack).exists(),
+            "{pack} deleted"
+        );
+    }
+    let after = store_bytes(&store);
+    assert!(after + 500_000 < before, "{after} bytes left of {before}");
+    for (id, files) in &made[1..] {
+        assert_eq!(&restored(&env, &store, id), files, "{id}");
+    }
+    assert_eq!(restored(&env, &store, &again_id), tree(&repo));
+
+    // Nothing left to do.
+    let third = prune(&env, &store, &["--grace", "0"]);
+    for field in ["marked", "deleted", "repacked", "unmarked"] {
+        assert_eq!(third[field], 0, "{field}: {third}");
+    }
+}
+
+/// The race the grace period is for: a writer that listed the packs before a prune marked one
+/// reused it, and published afterwards. The next prune sees the snapshot and keeps the pack.
+#[test]
+fn a_pack_a_snapshot_uses_again_is_unmarked_not_deleted() {
+    let (env, repo) = Env::with_project();
+    let store = env.dir("store");
+    let made = three_snapshots(&env, &repo, &store);
+    let (first_id, first_files) = &made[0];
+    let object = std::fs::read(snapshot_path(&store, first_id)).expect("read");
+    forget(&store, first_id);
+    let marking = prune(&env, &store, &[]);
+    assert!(marking["marked"].as_u64().expect("count") > 0, "{marking}");
+
+    // The late writer's snapshot appears.
+    std::fs::write(snapshot_path(&store, first_id), object).expect("write");
+    let second = prune(&env, &store, &["--grace", "0"]);
+    assert!(second["unmarked"].as_u64().expect("count") > 0, "{second}");
+    assert_eq!(second["deleted"], 0, "{second}");
+    assert_eq!(&restored(&env, &store, first_id), first_files);
+    assert!(
+        !store.join("deleting").exists()
+            || store.join("deleting").read_dir().expect("list").count() == 0
+    );
+}
+
+/// Prune stopped after each of its steps (as if killed): every snapshot still restores, and
+/// the next prune finishes the job.
+#[test]
+fn an_interrupted_prune_leaves_the_store_restorable_and_the_next_finishes_it() {
+    for stop_after in 1..=5 {
+        let (env, repo) = Env::with_project();
+        let store = env.dir("store");
+        let made = three_snapshots(&env, &repo, &store);
+        forget(&store, &made[0].0);
+        let stopped = env
+            .gitkit(["prune", "--grace", "0", "--store", utf8(&store)])
+            .env("GITKIT_TEST_PRUNE_STOP_AFTER", stop_after.to_string())
+            .failure();
+        assert!(
+            crate::support::stderr(&stopped).contains("stopped after step"),
+            "{}",
+            crate::support::stderr(&stopped)
+        );
+        for (id, files) in &made[1..] {
+            assert_eq!(
+                &restored(&env, &store, id),
+                files,
+                "step {stop_after}: {id}"
+            );
+        }
+        prune(&env, &store, &["--grace", "0"]);
+        let after = prune(&env, &store, &["--grace", "0", "--dry-run"]);
+        for field in ["marked", "deleted", "repacked"] {
+            assert_eq!(after[field], 0, "step {stop_after}, {field}: {after}");
+        }
+        for (id, files) in &made[1..] {
+            assert_eq!(
+                &restored(&env, &store, id),
+                files,
+                "step {stop_after}: {id}"
+            );
+        }
+        assert_eq!(snapshot_ids(&store).len(), 2);
+    }
+}
+
+/// After a prune the per-pack index objects are folded into an index set: a fresh machine
+/// reads a handful of objects, and still finds every blob the store holds.
+#[test]
+fn a_fresh_machine_reads_a_pruned_store_through_its_index_sets() {
+    let (env, repo) = Env::with_project();
+    let store = env.dir("store");
+    let made = three_snapshots(&env, &repo, &store);
+    let outcome = prune(&env, &store, &["--grace", "0"]);
+    assert!(outcome["folded"].as_u64().expect("count") > 1, "{outcome}");
+    let per_pack = std::fs::read_dir(store.join("index")).map_or(0, |l| l.count());
+    assert_eq!(per_pack, 0, "every index object folded");
+    assert_eq!(
+        std::fs::read_dir(store.join("indexes"))
+            .expect("sets")
+            .count(),
+        1
+    );
+
+    // Another machine: the same repository, none of this one's caches.
+    let clone = env.root_path().join("clone");
+    env.command("cp")
+        .args(["-a", utf8(&repo), utf8(&clone)])
+        .success();
+    std::fs::remove_dir_all(clone.join(".git/gitkit")).expect("no caches");
+    let fresh = snapshot_json(&env, &clone, utf8(&store));
+    assert!(
+        fresh["new_bytes"].as_u64().expect("bytes") < 10_000,
+        "content found through the index set, not uploaded again: {fresh}"
+    );
+    for (id, files) in &made {
+        assert_eq!(&restored(&env, &store, id), files, "{id}");
+    }
+}
