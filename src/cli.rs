@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::secret::Secret;
+use crate::snapshot::policy::Span;
 
 /// Git on throw-away cloud machines: CodeCommit credentials, GitHub over SSH, snapshots to S3.
 #[derive(Debug, Parser)]
@@ -27,8 +28,22 @@ pub enum Command {
     /// Save the workspace (working tree, untracked files and .git) to the store.
     Snapshot(SnapshotArgs),
 
-    /// List snapshots, newest first.
+    /// List snapshots, newest first; with a keep policy, which of them it keeps.
+    ///
+    /// With --keep-* flags, or a policy in git config gitkit.keep.*, a KEEP column (`keep` and
+    /// `reasons` with --json) shows what `gitkit forget` would keep, and why.
     Snapshots(SnapshotsArgs),
+
+    /// Remove snapshots by a keep policy (the --keep-* flags, else git config gitkit.keep.*).
+    ///
+    /// Only snapshot objects are removed; the data they alone used stays in the store until
+    /// `gitkit prune`. The newest snapshot of a workspace is always kept, and a snapshot that
+    /// cannot be read is never removed.
+    ///
+    /// The rules are restic's. Hours, days, ISO weeks (Monday to Sunday) and months are calendar
+    /// ones in UTC. A DURATION is years, months, weeks, days and hours: 48h, 7d, 2d3h, 2w, 6m
+    /// (months), 1y; --keep-within* count it back from the newest snapshot, not from now.
+    Forget(ForgetArgs),
 
     /// Write a snapshot's files into a folder, each verified against its hash.
     Restore(RestoreArgs),
@@ -128,6 +143,82 @@ pub struct SnapshotsArgs {
     /// Print a JSON array instead of a table.
     #[arg(long)]
     pub json: bool,
+
+    // Last: its flags are shown under a heading of their own.
+    #[command(flatten)]
+    pub keep: KeepArgs,
+}
+
+/// A keep policy, as restic's `forget` has it. Without any of these flags, git config
+/// `gitkit.keep.*` gives the policy.
+#[derive(Debug, Default, Clone, Args)]
+#[command(next_help_heading = "Keep policy (UTC calendar)")]
+pub struct KeepArgs {
+    /// Keep the N newest snapshots.
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+
+    /// For the last N hours that have a snapshot, keep the newest of each hour.
+    #[arg(long, value_name = "N")]
+    pub keep_hourly: Option<u32>,
+
+    /// For the last N days that have a snapshot, keep the newest of each day.
+    #[arg(long, value_name = "N")]
+    pub keep_daily: Option<u32>,
+
+    /// For the last N ISO weeks that have a snapshot, keep the newest of each week.
+    #[arg(long, value_name = "N")]
+    pub keep_weekly: Option<u32>,
+
+    /// For the last N months that have a snapshot, keep the newest of each month.
+    #[arg(long, value_name = "N")]
+    pub keep_monthly: Option<u32>,
+
+    /// Keep every snapshot made within DURATION before the newest snapshot (not before now).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<Span>,
+
+    /// Within DURATION before the newest snapshot, keep the newest of each hour.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_hourly: Option<Span>,
+
+    /// Within DURATION before the newest snapshot, keep the newest of each day.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_daily: Option<Span>,
+
+    /// Within DURATION before the newest snapshot, keep the newest of each ISO week.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_weekly: Option<Span>,
+
+    /// Within DURATION before the newest snapshot, keep the newest of each month.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within_monthly: Option<Span>,
+}
+
+#[derive(Debug, Args)]
+pub struct ForgetArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// The workspace whose snapshots to forget (default: the current repository's).
+    #[arg(long, value_name = "NAME", conflicts_with = "all")]
+    pub workspace: Option<String>,
+
+    /// Every workspace in the store, the policy applied to each on its own.
+    #[arg(long)]
+    pub all: bool,
+
+    /// Say what would be removed, and remove nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Print a JSON array, one object per workspace, instead of a table.
+    #[arg(long)]
+    pub json: bool,
+
+    // Last: its flags are shown under a heading of their own.
+    #[command(flatten)]
+    pub keep: KeepArgs,
 }
 
 #[derive(Debug, Args)]

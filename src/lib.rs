@@ -45,6 +45,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Credential(args) => return credential(args),
         Command::Snapshot(args) => commands::snapshot::snapshot(args, dir),
         Command::Snapshots(args) => commands::snapshot::snapshots(args, dir),
+        Command::Forget(args) => commands::forget::forget(args, dir),
         Command::Restore(args) => commands::snapshot::restore(args, dir),
         Command::Prune(args) => commands::prune::prune(args, dir),
         Command::Ls(args) => commands::browse::ls(args, dir),

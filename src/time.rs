@@ -22,6 +22,13 @@ pub fn rfc3339(time: SystemTime) -> String {
         .expect("a time after 1970 formats")
 }
 
+/// Unix seconds of an RFC 3339 time (`2026-11-28T09:30:00Z`); `None` if it is not one.
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    DateTime::from_str(text, Format::DateTime)
+        .ok()
+        .map(|time| time.secs())
+}
+
 /// `20261128T093000Z`.
 pub fn compact(time: SystemTime) -> String {
     rfc3339(time)
@@ -39,5 +46,7 @@ mod tests {
         let time = UNIX_EPOCH + Duration::from_millis(1_795_858_200_999);
         assert_eq!(rfc3339(time), "2026-11-28T09:30:00Z");
         assert_eq!(compact(time), "20261128T093000Z");
+        assert_eq!(parse_rfc3339("2026-11-28T09:30:00Z"), Some(1_795_858_200));
+        assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }

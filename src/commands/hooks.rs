@@ -247,7 +247,20 @@ fn run_worker(repo: &Path) -> anyhow::Result<()> {
     hooks::run(&state, settle, || {
         let (outcome, location) = take(repo, &Settings::unattended(), Arc::new(Silent))?;
         let summary = &outcome.summary;
+        // Only a new snapshot can make an older one redundant.
+        let after = if outcome.unchanged {
+            Vec::new()
+        } else {
+            match forget_after(repo, &location, &summary.workspace) {
+                Ok(done) => done.into_iter().collect(),
+                Err(e) => vec![format!(
+                    "forget failed (the snapshot is fine): {}",
+                    crate::text::chain_text(e.as_ref())
+                )],
+            }
+        };
         Ok(hooks::worker::Snapshotted {
+            after,
             id: summary.id.clone(),
             commit: summary.commit.clone(),
             warnings: outcome.warnings.iter().map(ToString::to_string).collect(),
@@ -264,6 +277,33 @@ fn run_worker(repo: &Path) -> anyhow::Result<()> {
         })
     })?;
     Ok(())
+}
+
+/// Applies the keep policy (configured, else the default) to `workspace` after the worker's
+/// snapshot, unless `gitkit.keep.auto` is false; what it did, for the log.
+fn forget_after(
+    repo: &Path,
+    location: &crate::store::Location,
+    workspace: &str,
+) -> anyhow::Result<Option<String>> {
+    let Some(policy) = super::forget::hook_policy(repo)? else {
+        return Ok(None);
+    };
+    let now = i64::try_from(crate::time::unix_seconds(super::now())).unwrap_or(i64::MAX);
+    let done = super::runtime().block_on(async {
+        let store = super::workspace::open(location, None);
+        crate::snapshot::retention::forget(&store, workspace, &policy, now, false).await
+    })?;
+    Ok(Some(format!(
+        "forget ({policy}): kept {}, removed {}{}",
+        done.snapshots.len() - done.removed,
+        done.removed,
+        if done.damaged.is_empty() {
+            String::new()
+        } else {
+            format!(", {} unreadable left alone", done.damaged.len())
+        }
+    )))
 }
 
 /// The repositories a command acts on: those under `--all DIR`, else the one containing `dir`.

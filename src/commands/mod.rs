@@ -3,6 +3,7 @@
 pub mod browse;
 pub mod check;
 pub mod doctor;
+pub mod forget;
 pub mod github;
 pub mod hooks;
 pub mod lifecycle;
@@ -38,6 +39,7 @@ pub fn anchor(command: &mut crate::cli::Command, dir: &std::path::Path) {
         Command::Snapshot(args) => store(&mut args.store.store),
         Command::Snapshots(args) => store(&mut args.store.store),
         Command::Prune(args) => store(&mut args.store.store),
+        Command::Forget(args) => store(&mut args.store.store),
         // Paths inside a snapshot are relative to the workspace's root, never to `dir`.
         Command::Ls(args) => store(&mut args.store.store),
         Command::Diff(args) => store(&mut args.store.store),
@@ -92,6 +94,15 @@ pub fn anchor(command: &mut crate::cli::Command, dir: &std::path::Path) {
 /// the credential chain's deadline); never set in normal use.
 pub fn test_knob(name: &str, unit: fn(u64) -> std::time::Duration) -> Option<std::time::Duration> {
     std::env::var(name).ok()?.parse().ok().map(unit)
+}
+
+/// The clock: now, or GITKIT_TEST_NOW (Unix seconds), which only tests set, so that their
+/// snapshots have the times a retention test needs. Read here and nowhere else.
+pub fn now() -> std::time::SystemTime {
+    test_knob("GITKIT_TEST_NOW", std::time::Duration::from_secs)
+        .map_or_else(std::time::SystemTime::now, |since| {
+            std::time::UNIX_EPOCH + since
+        })
 }
 
 /// The crontab program: `crontab`, or `GITKIT_CRONTAB` (tests give one with a spool of its own).

@@ -11,6 +11,7 @@ use super::workspace::{Settings, location, open, take};
 use crate::cli::{RestoreArgs, SnapshotArgs, SnapshotsArgs};
 use crate::error::Hinted;
 use crate::progress_bar;
+use crate::snapshot::retention::Judged;
 use crate::snapshot::{self, Summary, Workspace};
 use crate::store::{AnyStore, Store};
 use crate::text::printable;
@@ -59,6 +60,17 @@ pub fn snapshot(args: SnapshotArgs, dir: &Path) -> anyhow::Result<()> {
 }
 
 pub fn snapshots(args: SnapshotsArgs, dir: &Path) -> anyhow::Result<()> {
+    // A policy from the flags, else from git config; without one the listing is as it was.
+    // A configured policy that cannot be read does not stand between the user and a listing.
+    let policy = super::forget::chosen_policy(&args.keep, dir).unwrap_or_else(|e| {
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(
+            stderr,
+            "warning: {}; listing without a keep policy",
+            printable(&crate::text::chain_text(e.as_ref()))
+        );
+        None
+    });
     let workspace = Workspace::discover(dir).ok();
     let location = location(args.store.store.as_deref(), workspace.as_ref(), dir)?;
     let named = args.workspace.clone().or_else(|| workspace.map(|w| w.name));
@@ -75,6 +87,17 @@ pub fn snapshots(args: SnapshotsArgs, dir: &Path) -> anyhow::Result<()> {
     warn_damaged(&summaries.damaged)?;
     let summaries = summaries.summaries;
     let mut stdout = std::io::stdout().lock();
+    if let Some(policy) = policy {
+        let now = i64::try_from(crate::time::unix_seconds(super::now())).unwrap_or(i64::MAX);
+        let judged = snapshot::retention::judge(summaries, &policy.policy, now);
+        if args.json {
+            serde_json::to_writer_pretty(&mut stdout, &judged)?;
+            writeln!(stdout)?;
+        } else {
+            write_judged(&mut stdout, &judged)?;
+        }
+        return Ok(());
+    }
     if args.json {
         serde_json::to_writer_pretty(&mut stdout, &summaries)?;
         writeln!(stdout)?;
@@ -167,28 +190,58 @@ pub(super) fn warn_damaged(damaged: &[String]) -> std::io::Result<()> {
 }
 
 fn write_table(out: &mut impl Write, summaries: &[Summary]) -> std::io::Result<()> {
-    if summaries.is_empty() {
+    write_rows(out, summaries.iter().map(|s| (s, None)).collect())
+}
+
+/// The table of [`write_table`] with two more columns: KEEP (`keep` or `forget`) and the
+/// REASONS the policy keeps a snapshot for.
+pub(super) fn write_judged(out: &mut impl Write, judged: &[Judged]) -> std::io::Result<()> {
+    write_rows(
+        out,
+        judged
+            .iter()
+            .map(|j| (&j.summary, Some((j.keep, j.reasons.as_slice()))))
+            .collect(),
+    )
+}
+
+type Row<'a> = (&'a Summary, Option<(bool, &'a [String])>);
+
+fn write_rows(out: &mut impl Write, rows: Vec<Row<'_>>) -> std::io::Result<()> {
+    if rows.is_empty() {
         return Ok(());
     }
-    let rows: Vec<[String; 8]> = summaries
+    let judged = rows.iter().any(|(_, keep)| keep.is_some());
+    let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|s| {
+        .map(|(s, keep)| {
             let commit = s.commit.as_deref().map_or("-", |c| &c[..c.len().min(12)]);
+            let mut cells = vec![
+                s.id.clone(),
+                s.time.clone(),
+                s.workspace.clone(),
+                commit.to_string(),
+                s.branch.as_deref().unwrap_or("-").to_string(),
+                s.host.clone(),
+                s.files.to_string(),
+                DecimalBytes(s.bytes).to_string(),
+            ];
+            if let Some((keep, reasons)) = keep {
+                cells.push(if *keep { "keep" } else { "forget" }.to_string());
+                cells.push(if reasons.is_empty() {
+                    "-".to_string()
+                } else {
+                    reasons.join(", ")
+                });
+            }
             // What a store says is shown, never obeyed: no escape sequence reaches the terminal.
-            [
-                &s.id,
-                &s.time,
-                &s.workspace,
-                commit,
-                s.branch.as_deref().unwrap_or("-"),
-                &s.host,
-                &s.files.to_string(),
-                &DecimalBytes(s.bytes).to_string(),
-            ]
-            .map(|cell| printable(cell).into_owned())
+            cells
+                .iter()
+                .map(|cell| printable(cell).into_owned())
+                .collect()
         })
         .collect();
-    let header = [
+    let mut header = vec![
         "ID",
         "TIME",
         "WORKSPACE",
@@ -198,16 +251,19 @@ fn write_table(out: &mut impl Write, summaries: &[Summary]) -> std::io::Result<(
         "FILES",
         "SIZE",
     ];
-    let mut widths = header.map(str::len);
+    if judged {
+        header.extend(["KEEP", "REASONS"]);
+    }
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {
             *width = (*width).max(cell.chars().count());
         }
     }
-    let header = header.map(str::to_string);
+    let header: Vec<String> = header.into_iter().map(str::to_string).collect();
     for row in std::iter::once(&header).chain(&rows) {
         let mut line = String::new();
-        for (i, (cell, width)) in row.iter().zip(widths).enumerate() {
+        for (i, (cell, &width)) in row.iter().zip(&widths).enumerate() {
             // Counts are right-aligned, text left-aligned; no padding after the last column.
             match i {
                 6 | 7 => line.push_str(&format!("{cell:>width$}")),

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::Context as _;
 
@@ -51,7 +51,7 @@ pub fn take(
     let options = snapshot::SnapshotOptions {
         include_ignored: settings.include_ignored,
         host: host_name(),
-        now: SystemTime::now(),
+        now: super::now(),
         racy_window: super::test_knob("GITKIT_TEST_RACY_WINDOW_MS", Duration::from_millis)
             .unwrap_or(snapshot::RACY_WINDOW),
         recheck_every: super::test_knob("GITKIT_TEST_RECHECK_SECS", Duration::from_secs)

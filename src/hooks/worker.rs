@@ -98,6 +98,9 @@ pub struct Snapshotted {
     pub summary: String,
     /// What was left out or kept from before, and why.
     pub warnings: Vec<String>,
+    /// What was done after the snapshot (the keep policy applied), for the log only: it never
+    /// makes the run fail.
+    pub after: Vec<String>,
 }
 
 /// The post-commit hook: marks a snapshot as wanted, starts a detached worker, returns.
@@ -169,6 +172,9 @@ pub fn run(
                             state_dir,
                             &format!("pid {} warning: {warning}", std::process::id()),
                         )?;
+                    }
+                    for line in &done.after {
+                        log(state_dir, &format!("pid {} {line}", std::process::id()))?;
                     }
                     record.last_snapshot = Some(LastSnapshot {
                         id: done.id,
@@ -315,6 +321,7 @@ mod tests {
             commit: None,
             summary: id.into(),
             warnings: Vec::new(),
+            after: Vec::new(),
         })
     }
 

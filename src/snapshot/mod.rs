@@ -9,9 +9,11 @@ pub mod id;
 pub mod index;
 mod manifest;
 mod pack;
+pub mod policy;
 mod progress;
 pub mod prune;
 mod restore;
+pub mod retention;
 mod scan;
 mod state;
 mod tree;
@@ -156,6 +158,13 @@ pub async fn list<S: Store>(store: &S, workspaces: &[String]) -> Result<Listing,
     }
     listing.summaries.sort_by(|a, b| b.id.cmp(&a.id));
     Ok(listing)
+}
+
+/// Removes snapshot `id` of `workspace` from the store: its snapshot object only, never the
+/// data it uses (that is `prune`'s). One already gone is not an error.
+pub async fn forget<S: Store>(store: &S, workspace: &str, id: &str) -> Result<(), FindError> {
+    store.delete(&manifest_key(workspace, id)?).await?;
+    Ok(())
 }
 
 /// The manifest of snapshot `id` of `workspace`, checked for everything restore relies on.

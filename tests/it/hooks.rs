@@ -23,7 +23,7 @@ pub(crate) fn status(env: &Env, repo: &Path) -> Value {
 /// Waits until no snapshot runs or is wanted and `done` holds: the worker is detached, so the
 /// test watches what it leaves behind.
 #[track_caller]
-fn wait_until(env: &Env, repo: &Path, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_until(env: &Env, repo: &Path, done: impl Fn(&Value) -> bool) -> Value {
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
         let current = status(env, repo);
@@ -38,13 +38,13 @@ fn wait_until(env: &Env, repo: &Path, done: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
-fn head(env: &Env, repo: &Path) -> String {
+pub(crate) fn head(env: &Env, repo: &Path) -> String {
     stdout(&env.git(repo, ["rev-parse", "HEAD"]).success())
         .trim()
         .to_string()
 }
 
-fn commit(env: &Env, repo: &Path, message: &str) -> std::process::Output {
+pub(crate) fn commit(env: &Env, repo: &Path, message: &str) -> std::process::Output {
     std::fs::write(repo.join("work.txt"), message).expect("write");
     env.git(repo, ["add", "work.txt"]).success();
     env.git(repo, ["commit", "-q", "-m", message]).success()
@@ -84,7 +84,7 @@ fn hooked_behind_a_black_hole(
     (env, hole, repo)
 }
 
-fn install(env: &Env, repo: &Path) -> String {
+pub(crate) fn install(env: &Env, repo: &Path) -> String {
     stderr(&env.gitkit_in(repo, ["hooks", "install"]).success())
 }
 
@@ -191,6 +191,7 @@ fn ten_quick_commits_all_succeed_and_snapshots_never_overlap() {
 
     let log = std::fs::read_to_string(repo.join(".git/gitkit/hook.log")).expect("hook log");
     let mut running = None;
+    let mut last = None;
     let mut runs = 0;
     for line in log.lines() {
         let words: Vec<&str> = line.split_whitespace().collect();
@@ -199,12 +200,15 @@ fn ten_quick_commits_all_succeed_and_snapshots_never_overlap() {
             "start" => {
                 assert_eq!(running, None, "two snapshots at once:\n{log}");
                 running = Some(pid);
+                last = Some(pid);
                 runs += 1;
             }
-            _ => {
+            "ok" | "error:" => {
                 assert_eq!(running, Some(pid), "an end without its start:\n{log}");
                 running = None;
             }
+            // Warnings and what the keep policy did, after the run's end.
+            _ => assert_eq!(last, Some(pid), "a line of no run:\n{log}"),
         }
     }
     assert_eq!(runs, 1, "{runs} runs:\n{log}");

@@ -8,6 +8,7 @@ mod hooks;
 mod install;
 mod layout;
 mod prune;
+mod retention;
 mod setup;
 mod snapshot;
 mod store;
