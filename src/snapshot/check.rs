@@ -18,6 +18,7 @@ use serde::Serialize;
 use stream::{Place, checks, read_pack};
 
 use super::id::{self, IdError, is_hash};
+use super::index::{INDEX_SETS, IndexSet, index_set_key};
 use super::manifest::{Kind, MAX_PACK_LEN};
 use super::pack::{PackIndex, Packed, data_key, index_key};
 use super::progress::Progress;
@@ -247,6 +248,27 @@ impl Scan {
         Ok(())
     }
 
+    /// Records `problem` of `pack`, which the index does not believe, if a snapshot needs it:
+    /// one uses it, or it holds a blob or tree that is missing (`blobs`).
+    fn blame(
+        &mut self,
+        pack: &str,
+        problem: String,
+        blobs: Vec<Packed>,
+        held_by: &mut HashMap<String, String>,
+    ) {
+        let holds_missing = blobs
+            .iter()
+            .any(|b| self.missing.iter().any(|(_, hash, _)| *hash == b.hash));
+        if !holds_missing && !self.users.contains_key(pack) {
+            return;
+        }
+        for blob in blobs {
+            held_by.insert(blob.hash, pack.to_string());
+        }
+        self.add(Object::Pack, pack, problem, None);
+    }
+
     /// Says why each index object the index did not believe was doubted, where a snapshot
     /// needs its pack, and names the pack that held each missing blob or tree.
     async fn explain<S: Store>(
@@ -261,17 +283,38 @@ impl Scan {
             .iter()
             .filter(|pack| !believed.contains_key(pack.as_str()));
         for pack in doubted {
-            let (problem, blobs) = doubt(store, pack, listed.sizes.get(pack).copied()).await?;
-            let holds_missing = blobs
-                .iter()
-                .any(|b| self.missing.iter().any(|(_, hash, _)| *hash == b.hash));
-            if !holds_missing && !self.users.contains_key(pack) {
-                continue;
+            let (problem, blobs) = match fetch_index(store, pack).await? {
+                Ok(index) => (
+                    judge(
+                        pack,
+                        &index,
+                        listed.sizes.get(pack).copied(),
+                        "index object",
+                    ),
+                    index.blobs,
+                ),
+                Err(problem) => (problem.to_string(), Vec::new()),
+            };
+            self.blame(pack, problem, blobs, &mut held_by);
+        }
+        // Packs an index set describes have no index object of their own: look for the
+        // missing blobs and trees in the sets too, if there are any left to find.
+        if self
+            .missing
+            .iter()
+            .any(|(_, hash, _)| !held_by.contains_key(hash))
+        {
+            for set in index_sets(store).await? {
+                for index in set.packs {
+                    let pack = index.pack.clone();
+                    if believed.contains_key(pack.as_str()) || listed.indexed.contains(&pack) {
+                        continue;
+                    }
+                    let size = listed.sizes.get(&pack).copied();
+                    let problem = judge(&pack, &index, size, "index set");
+                    self.blame(&pack, problem, index.blobs, &mut held_by);
+                }
             }
-            for blob in blobs {
-                held_by.insert(blob.hash, pack.clone());
-            }
-            self.add(Object::Pack, pack, problem, None);
         }
         for (what, hash, n) in std::mem::take(&mut self.missing) {
             match held_by.get(&hash) {
@@ -477,43 +520,57 @@ fn snapshot_name(workspace: &str, id: &str) -> String {
     format!("{workspace}/{id}")
 }
 
-/// Why the index object of `pack` (whose data is `size` bytes, or gone) was not believed, and
-/// the blobs it claims, where it parses.
-async fn doubt<S: Store>(
+/// The index object of `pack`, or why there is none to read.
+async fn fetch_index<S: Store>(
     store: &S,
     pack: &str,
-    size: Option<u64>,
-) -> Result<(String, Vec<Packed>), StoreError> {
-    let data = match store
+) -> Result<Result<PackIndex, &'static str>, StoreError> {
+    match store
         .get(&index_key(pack).expect("listed as a pack id"))
         .await
     {
-        Ok(data) => data,
-        Err(StoreError::NotFound { .. }) => {
-            return Ok(("its index object is gone".into(), Vec::new()));
+        Ok(data) => Ok(serde_json::from_slice::<PackIndex>(&data)
+            .map_err(|_| "its index object does not parse")),
+        Err(StoreError::NotFound { .. }) => Ok(Err("its index object is gone")),
+        Err(e) => Err(e),
+    }
+}
+
+/// The index sets in `store` that match their names (the others are not believed by anyone).
+async fn index_sets<S: Store>(store: &S) -> Result<Vec<IndexSet>, StoreError> {
+    let mut sets = Vec::new();
+    for object in store.list(INDEX_SETS).await? {
+        let data = match store.get(&object.key).await {
+            Ok(data) => data,
+            Err(StoreError::NotFound { .. }) => continue,
+            Err(e) => return Err(e),
+        };
+        if index_set_key(&data) == object.key
+            && let Ok(set) = serde_json::from_slice::<IndexSet>(&data)
+        {
+            sets.push(set);
         }
-        Err(e) => return Err(e),
+    }
+    Ok(sets)
+}
+
+/// Why `index` (from an index object or an index set, `source`) of `pack`, whose data is
+/// `size` bytes or gone, was not believed.
+fn judge(pack: &str, index: &PackIndex, size: Option<u64>, source: &str) -> String {
+    let Some(size) = size else {
+        return format!("its data is gone (its {source} is still there)");
     };
-    let Ok(index) = serde_json::from_slice::<PackIndex>(&data) else {
-        return Ok(("its index object does not parse".into(), Vec::new()));
-    };
-    let problem = match size {
-        None => "its data is gone (its index object is still there)".to_string(),
-        Some(size) => {
-            let end = index
-                .blobs
-                .iter()
-                .map(|b| b.offset.saturating_add(b.len))
-                .max();
-            match index.check(pack, size) {
-                Err(_) if end.is_some_and(|end| end > size && end <= MAX_PACK_LEN) => format!(
-                    "truncated: {size} bytes, but its index object names bytes up to {}",
-                    end.unwrap_or_default()
-                ),
-                Err(e) => format!("its index object does not describe it: {e}"),
-                Ok(()) => "it does not hold what its index object says".to_string(),
-            }
-        }
-    };
-    Ok((problem, index.blobs))
+    let end = index
+        .blobs
+        .iter()
+        .map(|b| b.offset.saturating_add(b.len))
+        .max();
+    match index.check(pack, size) {
+        Err(_) if end.is_some_and(|end| end > size && end <= MAX_PACK_LEN) => format!(
+            "truncated: {size} bytes, but its {source} names bytes up to {}",
+            end.unwrap_or_default()
+        ),
+        Err(e) => format!("its {source} does not describe it: {e}"),
+        Ok(()) => format!("it does not hold what its {source} says"),
+    }
 }

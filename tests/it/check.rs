@@ -469,3 +469,38 @@ fn a_format_1_pack_without_its_index_object_is_checked_by_what_the_manifests_nam
         "{output}"
     );
 }
+
+/// After a prune has folded the index objects into index sets, a pack that only a set
+/// describes is still named when its data is deleted or truncated.
+#[test]
+fn a_damaged_pack_that_only_an_index_set_describes_is_named() {
+    let s = two_snapshots();
+    s.env
+        .gitkit(["prune", "--grace", "0", "--store"])
+        .args([&s.store])
+        .success();
+    assert!(
+        !s.store.join("index").join(&s.pack).exists(),
+        "prune folded the pack's index object into a set"
+    );
+    assert_whole(&s.env, &s.store, 2);
+
+    let path = folder_store::pack_path(&s.store, &s.pack);
+    let len = std::fs::metadata(&path).expect("stat").len();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .expect("open")
+        .set_len(len - 10)
+        .expect("truncate");
+    let (code, report, output) = check(&s.env, &s.store, &[]);
+    assert_eq!(code, 1, "{output}");
+    assert_only_pack(&report, &s.pack, &[&s.second], &output);
+    assert!(output.contains("truncated"), "{output}");
+
+    std::fs::remove_file(&path).expect("delete");
+    let (code, report, output) = check(&s.env, &s.store, &[]);
+    assert_eq!(code, 1, "{output}");
+    assert_only_pack(&report, &s.pack, &[&s.second], &output);
+    assert!(output.contains("index set"), "{output}");
+}
