@@ -574,3 +574,37 @@ fn judge(pack: &str, index: &PackIndex, size: Option<u64>, source: &str) -> Stri
         Ok(()) => format!("it does not hold what its {source} says"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn says_why_an_index_was_not_believed() {
+        let pack = "a".repeat(64);
+        let index = PackIndex {
+            pack: pack.clone(),
+            blobs: vec![Packed {
+                hash: "b".repeat(64),
+                offset: 0,
+                len: 100,
+                raw_len: None,
+            }],
+        };
+        assert_eq!(
+            judge(&pack, &index, None, "index set"),
+            "its data is gone (its index set is still there)"
+        );
+        assert_eq!(
+            judge(&pack, &index, Some(90), "index object"),
+            "truncated: 90 bytes, but its index object names bytes up to 100"
+        );
+        assert!(
+            judge(&"c".repeat(64), &index, Some(100), "index object").contains("does not describe")
+        );
+        assert_eq!(
+            judge(&pack, &index, Some(100), "index object"),
+            "it does not hold what its index object says"
+        );
+    }
+}
