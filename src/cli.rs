@@ -57,6 +57,12 @@ pub enum Command {
     /// What changed between two snapshots: A added, D deleted, M modified, m mode only.
     Diff(DiffArgs),
 
+    /// Verify that every snapshot in the store can be restored; exits 1 if any cannot.
+    ///
+    /// Reads every snapshot as restore would and checks that every pack it needs is there.
+    /// With --read-data, also downloads each pack once and checks every byte against its hash.
+    Check(CheckArgs),
+
     /// Install, remove or inspect the post-commit hook that snapshots after every commit.
     #[command(subcommand)]
     Hooks(HooksCommand),
@@ -308,6 +314,25 @@ pub struct DiffArgs {
     pub workspace: Option<String>,
 
     /// Print a JSON array of {status, path, old, new} instead of `STATUS<TAB>PATH` lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+
+    /// Only this workspace's snapshots (default: every workspace in the store).
+    #[arg(long, value_name = "NAME")]
+    pub workspace: Option<String>,
+
+    /// Also download every pack the snapshots use and check its content (slow: reads it all).
+    #[arg(long)]
+    pub read_data: bool,
+
+    /// Print a JSON object {store, workspaces, snapshots, packs, packs_read, bytes_read,
+    /// damaged: [{object, id, problem, snapshots}]} instead of text.
     #[arg(long)]
     pub json: bool,
 }

@@ -86,6 +86,13 @@ pub fn hint(error: &(dyn std::error::Error + 'static)) -> Option<String> {
             || matches!(cause.downcast_ref(), Some(RestoreError::Part(_)))
         {
             Some("list what the snapshot holds with `gitkit ls ID`".to_string())
+        } else if let Some(damaged) = cause.downcast_ref::<crate::snapshot::Damaged>() {
+            // With every snapshot touched there is nothing better to restore: no hint.
+            (damaged.snapshots < damaged.checked).then(|| {
+                "the snapshots not named above are not touched by what was found; restore one \
+                 of those"
+                    .to_string()
+            })
         } else if let Some(RestoreError::NotEmpty(_)) = cause.downcast_ref::<RestoreError>() {
             Some(
                 "restore into an empty or new folder, or add --force to replace the files the \

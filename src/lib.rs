@@ -50,6 +50,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Prune(args) => commands::prune::prune(args, dir),
         Command::Ls(args) => commands::browse::ls(args, dir),
         Command::Diff(args) => commands::browse::diff(args, dir),
+        Command::Check(args) => commands::check::check(args, dir),
         Command::Hooks(command) => commands::hooks::hooks(command, dir),
         Command::Schedule(args) => commands::hooks::schedule(args, dir),
         Command::Hook(command) => commands::hooks::hook(command, dir),

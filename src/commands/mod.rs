@@ -1,6 +1,7 @@
 //! The command edge: turns parsed arguments into calls on the core, and results into output.
 
 pub mod browse;
+pub mod check;
 pub mod doctor;
 pub mod forget;
 pub mod github;
@@ -42,6 +43,7 @@ pub fn anchor(command: &mut crate::cli::Command, dir: &std::path::Path) {
         // Paths inside a snapshot are relative to the workspace's root, never to `dir`.
         Command::Ls(args) => store(&mut args.store.store),
         Command::Diff(args) => store(&mut args.store.store),
+        Command::Check(args) => store(&mut args.store.store),
         Command::Restore(args) => {
             store(&mut args.store.store);
             path(&mut args.to);

@@ -3,6 +3,7 @@
 
 mod browse;
 mod cache;
+mod check;
 mod create;
 pub mod id;
 pub mod index;
@@ -24,6 +25,7 @@ pub use browse::{
     Change, Entry, Kind, NoMatch, PathError, RelPath, Status, diff, parse_path, select,
 };
 pub use cache::RACY_WINDOW;
+pub use check::{CheckError, Damage, Damaged, Object, Options as CheckOptions, Report, check};
 pub use create::{
     MAX_RUN, Options as SnapshotOptions, Outcome as SnapshotOutcome, RECHECK_EVERY, SnapshotError,
     create,
@@ -241,18 +243,27 @@ impl<'a, S: Store> Reader<'a, S> {
     /// snapshot object with its trees, read through the store's pack index. Either way it is
     /// checked as restore needs.
     pub async fn read(&mut self, workspace: &str, id: &str) -> Result<Manifest, FindError> {
+        Ok(self.read_traced(workspace, id).await?.0)
+    }
+
+    /// [`Reader::read`], and the packs its trees were read from (none for format 1).
+    pub async fn read_traced(
+        &mut self,
+        workspace: &str,
+        id: &str,
+    ) -> Result<(Manifest, Vec<String>), FindError> {
         let store = self.store;
+        let mut tree_packs = Vec::new();
         let manifest = match read_object(store, workspace, id).await? {
             Stored::Manifest(manifest) => manifest,
             Stored::Object(object) => {
                 let index = self.index().await?;
-                let entries = tree::Loader::new(store, index)
-                    .entries(&object.tree)
-                    .await
-                    .map_err(|e| match e {
-                        TreeError::Store(e) => FindError::Store(e),
-                        other => FindError::Tree(id.to_string(), other),
-                    })?;
+                let mut loader = tree::Loader::new(store, index);
+                let entries = loader.entries(&object.tree).await.map_err(|e| match e {
+                    TreeError::Store(e) => FindError::Store(e),
+                    other => FindError::Tree(id.to_string(), other),
+                })?;
+                tree_packs.extend(loader.packs_read().cloned());
                 Manifest {
                     version: object.version,
                     summary: object.summary,
@@ -264,7 +275,7 @@ impl<'a, S: Store> Reader<'a, S> {
             .validate()
             .and_then(|()| manifest.summary.check(workspace, id))
             .map_err(|e| FindError::Damaged(id.to_string(), e))?;
-        Ok(manifest)
+        Ok((manifest, tree_packs))
     }
 }
 

@@ -317,6 +317,11 @@ impl<'a, S: Store> Loader<'a, S> {
         Ok(())
     }
 
+    /// The packs trees were read from so far.
+    pub fn packs_read(&self) -> impl Iterator<Item = &String> {
+        self.packs.keys()
+    }
+
     fn locate(&self, what: &'static str, hash: &str) -> Result<BlobRef, TreeError> {
         self.index.locate(hash).ok_or_else(|| TreeError::Missing {
             what,
