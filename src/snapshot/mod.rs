@@ -190,11 +190,17 @@ pub async fn find<S: Store>(
 pub struct Reader<'a, S: Store> {
     store: &'a S,
     index: Option<index::BlobIndex>,
+    /// The packs trees were read from, kept for the next snapshot.
+    tree_packs: std::collections::HashMap<String, bytes::Bytes>,
 }
 
 impl<'a, S: Store> Reader<'a, S> {
     pub fn new(store: &'a S) -> Self {
-        Self { store, index: None }
+        Self {
+            store,
+            index: None,
+            tree_packs: Default::default(),
+        }
     }
 
     /// [`find`], through this reader.
@@ -212,6 +218,9 @@ impl<'a, S: Store> Reader<'a, S> {
             match self.read(workspace, id).await {
                 Ok(manifest) => return Ok((manifest, damaged)),
                 Err(FindError::Store(e)) => return Err(FindError::Store(e)),
+                // The newest is in a format this gitkit cannot read: restoring an older one
+                // instead would be a surprise. Say so.
+                Err(e @ FindError::Newer { .. }) => return Err(e),
                 Err(e) => damaged.push(crate::text::chain_text(&e)),
             }
         }
@@ -257,13 +266,17 @@ impl<'a, S: Store> Reader<'a, S> {
         let manifest = match read_object(store, workspace, id).await? {
             Stored::Manifest(manifest) => manifest,
             Stored::Object(object) => {
-                let index = self.index().await?;
-                let mut loader = tree::Loader::new(store, index);
-                let entries = loader.entries(&object.tree).await.map_err(|e| match e {
+                self.index().await?;
+                let index = self.index.as_ref().expect("loaded");
+                let cache = std::mem::take(&mut self.tree_packs);
+                let mut loader = tree::Loader::with_packs(store, index, cache);
+                let entries = loader.entries(&object.tree).await;
+                tree_packs.extend(loader.packs_read().cloned());
+                self.tree_packs = loader.into_packs();
+                let entries = entries.map_err(|e| match e {
                     TreeError::Store(e) => FindError::Store(e),
                     other => FindError::Tree(id.to_string(), other),
                 })?;
-                tree_packs.extend(loader.packs_read().cloned());
                 Manifest {
                     version: object.version,
                     summary: object.summary,

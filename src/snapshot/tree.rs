@@ -22,7 +22,7 @@ use crate::store::{Store, StoreError};
 const MAX_DEPTH: usize = 2048;
 /// More entries than this in one snapshot are not believed: a store that names one tree under
 /// many names could otherwise make a few small trees unfold into billions of entries.
-const MAX_ENTRIES: usize = 50_000_000;
+const MAX_ENTRIES: usize = 10_000_000;
 
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Tree {
@@ -189,18 +189,31 @@ pub struct Loader<'a, S: Store> {
     index: &'a BlobIndex,
     /// Packs read so far: trees are packed apart from file content, so a few packs hold them.
     packs: HashMap<String, Bytes>,
+    /// The packs this loader's trees came from.
+    touched: std::collections::HashSet<String>,
     /// [`MAX_ENTRIES`]; smaller in tests.
     limit: usize,
 }
 
 impl<'a, S: Store> Loader<'a, S> {
     pub fn new(store: &'a S, index: &'a BlobIndex) -> Self {
+        Self::with_packs(store, index, HashMap::new())
+    }
+
+    /// A loader that starts with the packs another one read ([`Loader::into_packs`]): many
+    /// snapshots of a workspace share most of their trees.
+    pub fn with_packs(store: &'a S, index: &'a BlobIndex, packs: HashMap<String, Bytes>) -> Self {
         Self {
             store,
             index,
-            packs: HashMap::new(),
+            packs,
+            touched: Default::default(),
             limit: MAX_ENTRIES,
         }
+    }
+
+    pub fn into_packs(self) -> HashMap<String, Bytes> {
+        self.packs
     }
 
     /// The entries of the tree `root`, sorted by path, each file's blobs located in the index.
@@ -319,7 +332,7 @@ impl<'a, S: Store> Loader<'a, S> {
 
     /// The packs trees were read from so far.
     pub fn packs_read(&self) -> impl Iterator<Item = &String> {
-        self.packs.keys()
+        self.touched.iter()
     }
 
     fn locate(&self, what: &'static str, hash: &str) -> Result<BlobRef, TreeError> {
@@ -333,6 +346,7 @@ impl<'a, S: Store> Loader<'a, S> {
     /// single safe segments in strictly increasing order.
     async fn tree(&mut self, hash: &str) -> Result<Tree, TreeError> {
         let blob = self.locate("tree", hash)?;
+        self.touched.insert(blob.pack.clone());
         if !self.packs.contains_key(&blob.pack) {
             let key = data_key(&blob.pack).map_err(|_| TreeError::BadHash(hash.to_string()))?;
             let data = self.store.get(&key).await?;
