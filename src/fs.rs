@@ -45,9 +45,25 @@ pub fn write_cache(path: &Path, data: &[u8]) -> std::io::Result<()> {
     write_with(path, data, Atomic::CACHE)
 }
 
+/// A cache written as `write` streams it: a large cache is never held whole in memory.
+pub fn write_cache_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    write_streaming(path, write, Atomic::CACHE)
+}
+
 /// The one way gitkit writes a file: complete, with its mode, under a temporary name beside
 /// `path` (its folder is created if need be), then renamed into place as `how` says.
 pub fn write_with(path: &Path, data: &[u8], how: Atomic) -> std::io::Result<()> {
+    write_streaming(path, |out| out.write_all(data), how)
+}
+
+fn write_streaming(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    how: Atomic,
+) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let parent = path
         .parent()
@@ -58,7 +74,11 @@ pub fn write_with(path: &Path, data: &[u8], how: Atomic) -> std::io::Result<()> 
     let mut file = tempfile::Builder::new()
         .prefix(TEMPORARY_PREFIX)
         .tempfile_in(parent)?;
-    file.write_all(data)?;
+    {
+        let mut out = std::io::BufWriter::new(file.as_file_mut());
+        write(&mut out)?;
+        out.flush()?;
+    }
     if how.mode != 0o600 {
         file.as_file()
             .set_permissions(std::fs::Permissions::from_mode(how.mode))?;

@@ -93,8 +93,9 @@ impl FileCache {
         if !self.dirty {
             return Ok(());
         }
-        let data = serde_json::to_vec(self).expect("the cache serializes");
-        crate::fs::write_cache(&Self::path(state_dir), &data)
+        crate::fs::write_cache_with(&Self::path(state_dir), |out| {
+            serde_json::to_writer(out, self).map_err(std::io::Error::from)
+        })
     }
 
     /// The known content of `path`, if its stat data proves it unchanged.

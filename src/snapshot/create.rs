@@ -285,6 +285,10 @@ pub async fn create<S: Store>(
     };
     cache.save(&state_dir).map_err(state_error)?;
     index.save(&index_cache).map_err(state_error)?;
+    // What the scan found and the file cache are done with: let them go before the snapshot
+    // is checked and its trees built.
+    let settled = settled(&found, &cache).then_some(stats);
+    drop((cache, found));
     let mut all_warnings = scan_warnings;
     all_warnings.extend(warnings);
 
@@ -315,7 +319,6 @@ pub async fn create<S: Store>(
     let same_as_last = |last: &state::Last| {
         last.digest == digest && last.describes(workspace) && last.trees_in(&index)
     };
-    let settled = settled(&found, &cache).then_some(stats);
     if let Some(mut last) = last.filter(same_as_last) {
         last.checked_at = now_secs;
         last.stats = settled;

@@ -8,6 +8,7 @@
 //! machine is downloaded and hashed before a snapshot relies on it ([`BlobIndex::verify`]); a
 //! pack that fails is never used again from this machine.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -87,8 +88,8 @@ fn key(hash: &str) -> Option<[u8; 32]> {
 }
 
 #[derive(Serialize, Deserialize)]
-struct CacheFile {
-    packs: Vec<PackIndex>,
+struct CacheFile<'a> {
+    packs: Cow<'a, [PackIndex]>,
     #[serde(default)]
     verified: Vec<String>,
     #[serde(default)]
@@ -130,7 +131,7 @@ impl BlobIndex {
             index.marked = cached.marked.into_iter().collect();
             index.sets = cached.sets.into_iter().collect();
             let in_sets: HashSet<String> = cached.in_sets.into_iter().collect();
-            for pack in cached.packs {
+            for pack in cached.packs.into_owned() {
                 if pack.check(&pack.pack, MAX_PACK_LEN).is_ok() {
                     let in_set = in_sets.contains(&pack.pack);
                     index.add(pack, in_set);
@@ -151,16 +152,17 @@ impl BlobIndex {
         if !self.dirty {
             return Ok(());
         }
-        let data = serde_json::to_vec(&CacheFile {
-            packs: self.packs.clone(),
+        let file = CacheFile {
+            packs: Cow::Borrowed(&self.packs),
             verified: self.verified.iter().cloned().collect(),
             refused: self.refused.iter().cloned().collect(),
             marked: self.marked.iter().cloned().collect(),
             sets: self.sets.iter().cloned().collect(),
             in_sets: self.in_sets.iter().cloned().collect(),
+        };
+        crate::fs::write_cache_with(cache, |out| {
+            serde_json::to_writer(out, &file).map_err(std::io::Error::from)
         })
-        .expect("serializes");
-        crate::fs::write_cache(cache, &data)
     }
 
     /// Forgets everything: the store is not the one this copy describes.
