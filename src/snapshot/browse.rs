@@ -298,22 +298,7 @@ mod tests {
         }
     }
 
-    fn manifest(entries: Vec<Entry>) -> Manifest {
-        Manifest {
-            version: FORMAT_VERSION,
-            summary: Summary {
-                id: "1".into(),
-                workspace: "ws".into(),
-                time: "2026-11-28T00:00:00Z".into(),
-                host: "h".into(),
-                commit: None,
-                branch: None,
-                files: 0,
-                bytes: 0,
-            },
-            entries,
-        }
-    }
+    use super::super::manifest::test_manifest as manifest;
 
     fn paths(entries: &[&Entry]) -> Vec<String> {
         entries.iter().map(|e| e.path.to_string()).collect()
@@ -355,7 +340,7 @@ mod tests {
         assert_eq!(
             select(&m, &[path("ab"), path("nope"), path("a")]),
             Err(NoMatch {
-                id: "1".into(),
+                id: "id".into(),
                 paths: vec![path("nope"), path("a")]
             })
         );

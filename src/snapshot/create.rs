@@ -98,6 +98,21 @@ pub struct Outcome {
     pub seconds: f64,
 }
 
+impl Outcome {
+    /// A run that found the workspace as its last snapshot, which it read nothing for.
+    fn unchanged(summary: Summary, warnings: Vec<Warning>, started: Instant) -> Self {
+        Self {
+            summary,
+            unchanged: true,
+            read_bytes: 0,
+            new_bytes: 0,
+            new_packs: 0,
+            warnings,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+}
+
 /// Passes over the workspace at most: a second and third only when a pack written elsewhere
 /// turned out not to hold what its index says, and the files that relied on it are read again.
 const PASSES: usize = 3;
@@ -156,15 +171,11 @@ pub async fn create<S: Store>(
         && !recheck_due(last)
     {
         debug!("every file's stat data as the last snapshot read them");
-        return Ok(Outcome {
-            summary: last.summary.clone(),
-            unchanged: true,
-            read_bytes: 0,
-            new_bytes: 0,
-            new_packs: 0,
-            warnings: scan_warnings,
-            seconds: started.elapsed().as_secs_f64(),
-        });
+        return Ok(Outcome::unchanged(
+            last.summary.clone(),
+            scan_warnings,
+            started,
+        ));
     }
     let (mut index, cache) = {
         let (index_cache, state_dir) = (index_cache.clone(), state_dir.clone());
@@ -211,15 +222,7 @@ pub async fn create<S: Store>(
             last.stats = settled;
             last.save(&state_dir, store.name()).map_err(state_error)?;
         }
-        return Ok(Outcome {
-            summary: last.summary,
-            unchanged: true,
-            read_bytes: 0,
-            new_bytes: 0,
-            new_packs: 0,
-            warnings: scan_warnings,
-            seconds: started.elapsed().as_secs_f64(),
-        });
+        return Ok(Outcome::unchanged(last.summary, scan_warnings, started));
     }
 
     if refreshed.is_none() {

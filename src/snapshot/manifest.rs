@@ -334,26 +334,30 @@ fn check_blobs(
     Ok(())
 }
 
+/// A manifest of snapshot `id` of workspace `ws` holding `entries`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_manifest(entries: Vec<Entry>) -> Manifest {
+    Manifest {
+        version: FORMAT_VERSION,
+        summary: Summary {
+            id: "id".into(),
+            workspace: "ws".into(),
+            time: "2026-11-28T00:00:00Z".into(),
+            host: "h".into(),
+            commit: None,
+            branch: None,
+            files: 0,
+            bytes: 0,
+        },
+        entries,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn manifest(entries: Vec<Entry>) -> Manifest {
-        Manifest {
-            version: FORMAT_VERSION,
-            summary: Summary {
-                id: "id".into(),
-                workspace: "ws".into(),
-                time: "2026-11-28T00:00:00Z".into(),
-                host: "h".into(),
-                commit: None,
-                branch: None,
-                files: 0,
-                bytes: 0,
-            },
-            entries,
-        }
-    }
+    use super::test_manifest as manifest;
 
     fn file(path: &str) -> Entry {
         Entry {

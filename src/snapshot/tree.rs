@@ -141,6 +141,16 @@ pub fn build(entries: &[Entry]) -> Vec<TreeBlob> {
     trees
 }
 
+/// A file node's blobs: as listed, or, when the list is left out, the file's own hash (one
+/// blob) or none (an empty file).
+fn content_blobs(blobs: Option<Vec<String>>, size: u64, hash: &str) -> Vec<String> {
+    match blobs {
+        Some(blobs) => blobs,
+        None if size == 0 => Vec::new(),
+        None => vec![hash.to_string()],
+    }
+}
+
 /// Adds `path` and every folder above it.
 fn add_folder<'a>(folders: &mut HashMap<&'a [u8], Tree>, mut path: &'a [u8]) {
     while !folders.contains_key(path) {
@@ -255,11 +265,7 @@ impl<'a, S: Store> Loader<'a, S> {
                         hash: content,
                         blobs,
                     } => {
-                        let blobs = match blobs {
-                            Some(blobs) => blobs,
-                            None if size == 0 => Vec::new(),
-                            None => vec![content.clone()],
-                        };
+                        let blobs = content_blobs(blobs, size, &content);
                         if !is_hash(&content) || !blobs.iter().all(|b| is_hash(b)) {
                             return Err(TreeError::BadHash(hash.clone()));
                         }
@@ -313,11 +319,7 @@ impl<'a, S: Store> Loader<'a, S> {
                         blobs,
                         ..
                     } => {
-                        let blobs = match blobs {
-                            Some(blobs) => blobs,
-                            None if size == 0 => Vec::new(),
-                            None => vec![content],
-                        };
+                        let blobs = content_blobs(blobs, size, &content);
                         for blob in blobs {
                             check_hash(&blob).map_err(|_| TreeError::BadHash(hash.clone()))?;
                             used.insert(blob);
