@@ -262,7 +262,6 @@ fn compare(old: &Kind, new: &Kind) -> Option<Status> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::manifest::{FORMAT_VERSION, Summary};
     use super::*;
 
     fn path(text: &str) -> RelPath {
