@@ -7,6 +7,7 @@ mod hooks;
 mod install;
 mod layout;
 mod prune;
+mod prune_race;
 mod setup;
 mod snapshot;
 mod store;
