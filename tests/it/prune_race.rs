@@ -7,7 +7,9 @@
 //! The protocol is safe when the grace period is longer than the longest snapshot run, so the
 //! test shortens both: runs may take `MAX_RUN_MS` (GITKIT_TEST_MAX_RUN_MS), packs are marked
 //! for `GRACE`. A run that takes longer fails without publishing; the test counts those and
-//! tolerates nothing else.
+//! tolerates no other failure, of a writer or of a prune. The margin between the two covers
+//! what the argument leaves out at this scale: S3 dates a mark to the whole second (up to one
+//! second early), and a run's last upload lands after its clock was checked.
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
@@ -21,12 +23,12 @@ use serde_json::Value;
 use crate::support::s3::{BUCKET, Weed};
 use crate::support::{Env, describe, pseudo_random_bytes, stdout};
 
-const MAX_RUN_MS: u64 = 3000;
+const MAX_RUN_MS: u64 = 2000;
 const GRACE: &str = "4s";
 /// Snapshots of each workspace forget leaves, the newest.
 const KEEP: usize = 2;
 /// How long the writers, forget and prune race (GITKIT_TEST_RACE_SECS for a longer run).
-const RACE: Duration = Duration::from_secs(35);
+const RACE: Duration = Duration::from_secs(25);
 
 fn race_length() -> Duration {
     std::env::var("GITKIT_TEST_RACE_SECS")
@@ -54,11 +56,13 @@ impl Target {
         let mut ids: Vec<String> = match self {
             Target::Folder(path) => match std::fs::read_dir(path.join("snapshots").join(workspace))
             {
+                // A snapshot being written is a hidden temporary file until it is renamed.
                 Ok(listing) => listing
-                    .map(|e| {
+                    .filter_map(|e| {
                         let name = e.expect("entry").file_name();
                         let name = name.to_str().expect("utf-8");
-                        name.trim_end_matches(".json").to_string()
+                        let id = name.strip_suffix(".json")?;
+                        (!id.starts_with('.')).then(|| id.to_string())
                     })
                     .collect(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -419,6 +423,7 @@ fn race(env: &Env, target: &Target, pruners: usize) {
         let [a, b] = writers.map(|w| w.join().expect("the writer does not panic"));
         (a, b)
     });
+    let raced = started.elapsed();
     let failures = race.failures.into_inner().expect("lock");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 
@@ -452,14 +457,14 @@ fn race(env: &Env, target: &Target, pruners: usize) {
     }
     let tally = race.tally.into_inner().expect("lock");
     eprintln!(
-        "prune race ({}, {pruners} pruning): {:?} racing; snapshots alpha {} of {} runs \
+        "prune race ({}, {pruners} pruning): {raced:?} racing, {:?} checking; snapshots alpha {} of {} runs \
          ({} too long, longest {:?}), beta {} of {} runs ({} too long, longest {:?}); {tally:?}; \
          last prune {last}; {restored} snapshots restored",
         match target {
             Target::Folder(_) => "folder",
             Target::S3 { .. } => "SeaweedFS",
         },
-        length,
+        started.elapsed() - raced,
         alpha_written.snapshots.len(),
         alpha_written.runs,
         alpha_written.too_long,
