@@ -232,7 +232,7 @@ impl Churn {
             3 => self.add_large(300_000),
             _ => {}
         }
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             // An edit in the middle of the big file: one new chunk or two, the rest reused.
             let big = self.repo.join("big.bin");
             let mut data = std::fs::read(&big).expect("read");
