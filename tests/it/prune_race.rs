@@ -9,7 +9,8 @@
 //! for `GRACE`. A run that takes longer fails without publishing; the test counts those and
 //! tolerates no other failure, of a writer or of a prune. The margin between the two covers
 //! what the argument leaves out at this scale: S3 dates a mark to the whole second (up to one
-//! second early), and a run's last upload lands after its clock was checked.
+//! second early), and a run's last upload lands after its clock was checked (on a loaded
+//! machine, up to a second or more later).
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt;
@@ -24,7 +25,7 @@ use crate::support::s3::{BUCKET, Weed};
 use crate::support::{Env, describe, pseudo_random_bytes, stdout};
 
 const MAX_RUN_MS: u64 = 2000;
-const GRACE: &str = "4s";
+const GRACE: &str = "5s";
 /// Snapshots of each workspace forget leaves, the newest.
 const KEEP: usize = 2;
 /// How long the writers, forget and prune race (GITKIT_TEST_RACE_SECS for a longer run).
@@ -269,9 +270,11 @@ struct Written {
 #[derive(Default, Debug)]
 struct Tally {
     prunes: usize,
+    longest_prune: Duration,
     forgotten: usize,
     marked: u64,
     unmarked: u64,
+    rescued: u64,
     deleted: u64,
     repacked: u64,
     folded: u64,
@@ -358,6 +361,7 @@ impl Race<'_> {
 
     fn prune(&self) {
         while !self.stopped() {
+            let started = Instant::now();
             let output = self
                 .env
                 .gitkit([
@@ -377,8 +381,10 @@ impl Race<'_> {
             let count = |field: &str| outcome[field].as_u64().expect("a count");
             let mut tally = self.tally.lock().expect("lock");
             tally.prunes += 1;
+            tally.longest_prune = tally.longest_prune.max(started.elapsed());
             tally.marked += count("marked");
             tally.unmarked += count("unmarked");
+            tally.rescued += count("rescued");
             tally.deleted += count("deleted");
             tally.repacked += count("repacked");
             tally.folded += count("folded");
