@@ -173,12 +173,12 @@ mod tests {
         assert_eq!(parse("3s"), Some(Duration::from_secs(3)));
         assert_eq!(parse("10m"), Some(Duration::from_secs(600)));
         assert_eq!(parse(" 2h "), Some(Duration::from_secs(7200)));
+        assert_eq!(parse("2d"), Some(Duration::from_secs(2 * 86400)));
         for bad in [
             "",
             "0",
             "0s",
             "soon",
-            "1d",
             "-5s",
             "1.5h",
             "99999999999999999999h",
