@@ -68,13 +68,6 @@ pub fn prune(args: PruneArgs, dir: &Path) -> anyhow::Result<()> {
             DecimalBytes(outcome.repacked_bytes)
         )?;
     }
-    if outcome.rescued > 0 {
-        writeln!(
-            stdout,
-            "{} marked packs still held what a snapshot uses: {}copied to new packs first",
-            outcome.rescued, would
-        )?;
-    }
     if outcome.unmarked > 0 {
         writeln!(
             stdout,

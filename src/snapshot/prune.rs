@@ -3,10 +3,8 @@
 //! S3 has no locks and no rename, so prune never deletes a pack the moment it finds it unused:
 //! a snapshot being written elsewhere may have decided to reuse it. It marks the pack
 //! (`deleting/<pack>`), and writers never reuse a marked pack. A later prune deletes a marked
-//! pack only once the mark is older than the grace period; what a snapshot listed after that
-//! still uses from it is first copied to a new pack. A mark is never taken back (but for
-//! format 1, whose snapshots name packs): a prune that listed it may be deleting the pack
-//! while a writer that found it unmarked reuses it. A writer that listed the packs before
+//! pack only once the mark is older than the grace period, and only if no snapshot listed
+//! after that uses it; otherwise it takes the mark back. A writer that listed the packs before
 //! the mark was made published within [`MAX_RUN`](super::MAX_RUN) (it does not publish later),
 //! so with a grace period longer than that, its snapshot is seen. The argument is written out
 //! in `docs/FORMAT.md`.
@@ -16,8 +14,7 @@
 //!    the prune: it cannot tell what that one needs);
 //! 2. copy the used blobs out of packs that are mostly unused into new packs;
 //! 3. mark the packs nothing uses (and those just copied out of);
-//! 4. delete marked packs whose grace has passed, after copying out what a snapshot still
-//!    uses;
+//! 4. delete marked packs whose grace has passed, unmark those a snapshot uses again;
 //! 5. fold the per-pack index objects into a few index sets.
 
 use std::collections::{HashMap, HashSet};
@@ -27,7 +24,7 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
 use super::index::{BlobIndex, INDEX_SETS, IndexSet, MARKS, index_set_key, mark_key};
-use super::pack::{Pack, PackIndex, Packed, Packer, data_key, index_key, unpack};
+use super::pack::{Pack, PackIndex, Packer, data_key, index_key, unpack};
 use super::{FindError, Stored, TreeError, ids, read_object, tree, workspaces};
 use crate::store::{Object, Store, StoreError};
 
@@ -62,11 +59,8 @@ pub struct Outcome {
     /// Packs marked for deletion in this run.
     pub marked: usize,
     pub marked_bytes: u64,
-    /// Marked packs a format-1 snapshot uses (it names the pack): marks taken back.
+    /// Marked packs a snapshot uses again: marks taken back.
     pub unmarked: usize,
-    /// Marked packs a snapshot still used (its writer reused them before the mark was seen):
-    /// what it uses was copied to new packs before they were deleted.
-    pub rescued: usize,
     /// Packs deleted, and the bytes freed.
     pub deleted: usize,
     pub deleted_bytes: u64,
@@ -207,9 +201,23 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
             if wanted.is_empty() {
                 continue;
             }
-            let copied = copy_out(store, pack, wanted, &mut packer, &mut outcome).await?;
-            moved.extend(copied.hashes);
-            new_packs.extend(copied.packs);
+            let data = store.get(&data_key(&pack.pack).expect("a pack id")).await?;
+            for blob in wanted {
+                let end = blob.offset + blob.len;
+                let Some(stored) = data.get(blob.offset as usize..end as usize) else {
+                    continue; // listed shorter than it says: damaged, `check` reports it
+                };
+                let whole = unpack(stored, blob.raw_len)
+                    .is_ok_and(|content| blake3::hash(&content).to_hex().as_str() == blob.hash);
+                if !whole {
+                    tracing::warn!(pack = %pack.pack, blob = %blob.hash, "damaged blob not copied");
+                    continue;
+                }
+                moved.insert(blob.hash.clone());
+                if let Some(full) = packer.add_stored(blob.hash.clone(), stored, blob.raw_len) {
+                    new_packs.push(upload(store, full, &mut outcome).await?);
+                }
+            }
         }
         if let Some(last) = packer.seal() {
             new_packs.push(upload(store, last, &mut outcome).await?);
@@ -258,80 +266,40 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     }
     step(3)?;
 
-    // 4. Marked packs: deleted once their grace has passed. A mark is never taken back: a
-    // prune that listed it earlier may be about to delete the pack, and a writer that no
-    // longer saw the mark would reuse it. What a snapshot still uses from a ripe marked pack
-    // (its writer reused the pack before the mark was seen) is copied to a new pack first.
-    // Only a format-1 snapshot (it names packs, not blobs) takes a mark back. With no grace,
-    // what was just marked goes at once.
+    // 4. Marked packs: deleted once their grace has passed and nothing uses them, unmarked
+    // when a snapshot uses them again (it reused them before the mark was seen). With no
+    // grace, what was just marked goes at once.
     let staying: HashSet<&str> = kept_blobs.union(&new_blobs).copied().collect();
     let mut delete: Vec<&str> = Vec::new();
     let mut unmark: Vec<&str> = Vec::new();
-    let mut rescue: Vec<(&PackIndex, Vec<Packed>)> = Vec::new();
     for pack in index.packs().iter().filter(|p| index.is_marked(&p.pack)) {
-        let needed: Vec<Packed> = pack
-            .blobs
-            .iter()
-            .filter(|b| used.blobs.contains(&b.hash) && !staying.contains(b.hash.as_str()))
-            .cloned()
-            .collect();
+        let needed = used.pinned.contains(&pack.pack)
+            || pack
+                .blobs
+                .iter()
+                .any(|b| used.blobs.contains(&b.hash) && !staying.contains(b.hash.as_str()));
         let marked_at = mark_times.get(pack.pack.as_str()).copied();
         let ripe = marked_at.is_some_and(|at| {
             listed_at
                 .duration_since(at)
                 .is_ok_and(|age| age >= options.grace)
         });
-        if used.pinned.contains(&pack.pack) {
+        if needed {
             unmark.push(&pack.pack);
-        } else if !ripe {
-            outcome.waiting += 1;
-        } else if needed.is_empty() {
+        } else if ripe {
             delete.push(&pack.pack);
         } else {
-            rescue.push((pack, needed));
+            outcome.waiting += 1;
         }
-    }
-    outcome.rescued = rescue.len();
-    let mut rescue_packs: Vec<PackIndex> = Vec::new();
-    if options.dry_run {
-        delete.extend(rescue.iter().map(|(pack, _)| pack.pack.as_str()));
-    } else if !rescue.is_empty() {
-        let mut packer = Packer::default();
-        let mut copied: HashSet<String> = HashSet::new();
-        let mut whole: Vec<&str> = Vec::new();
-        for (pack, needed) in rescue {
-            let wanted: Vec<Packed> = needed
-                .into_iter()
-                .filter(|b| !copied.contains(&b.hash))
-                .collect();
-            let count = wanted.len();
-            let done = copy_out(store, pack, wanted, &mut packer, &mut outcome).await?;
-            rescue_packs.extend(done.packs);
-            // A blob that did not copy (damaged) keeps the pack, marked: `check` reports it.
-            if done.hashes.len() == count {
-                whole.push(&pack.pack);
-            }
-            copied.extend(done.hashes);
-        }
-        if let Some(last) = packer.seal() {
-            rescue_packs.push(upload(store, last, &mut outcome).await?);
-        }
-        delete.extend(whole);
     }
     if options.grace.is_zero() {
         delete.extend(now_marked.iter().copied());
     }
-    // Marks of packs that are gone already (a prune stopped between its deletes), once old
-    // enough that the pack cannot be one uploaded after the packs were listed.
+    // Marks of packs that are gone already (a prune stopped between its deletes).
     let stale_marks: Vec<&str> = mark_times
-        .iter()
-        .filter(|(pack, at)| {
-            !sizes.contains_key(*pack)
-                && listed_at
-                    .duration_since(**at)
-                    .is_ok_and(|age| age >= options.grace)
-        })
-        .map(|(pack, _)| *pack)
+        .keys()
+        .copied()
+        .filter(|pack| !sizes.contains_key(pack))
         .collect();
     // What interrupted runs left: packs no index object describes (a writer stopped between
     // the two uploads), index objects whose pack is gone (a prune stopped between its
@@ -403,7 +371,6 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
         .cloned()
         .collect();
     covered.extend(new_packs.iter().cloned());
-    covered.extend(rescue_packs);
     let covered_ids: HashSet<&str> = covered.iter().map(|p| p.pack.as_str()).collect();
     let per_pack: Vec<&Object> = index_objects
         .iter()
@@ -457,56 +424,6 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
             .await?;
     }
     Ok(outcome)
-}
-
-/// What [`copy_out`] copied: the hashes, and the packs it filled and uploaded.
-struct Copied {
-    hashes: Vec<String>,
-    packs: Vec<PackIndex>,
-}
-
-/// Copies blobs `wanted` of `pack` into `packer`, uploading each pack it fills. A blob that
-/// does not hash right is left behind (`check` reports it); a pack another prune deleted
-/// meanwhile gives nothing.
-async fn copy_out<S: Store>(
-    store: &S,
-    pack: &PackIndex,
-    wanted: Vec<Packed>,
-    packer: &mut Packer,
-    outcome: &mut Outcome,
-) -> Result<Copied, StoreError> {
-    let mut copied = Copied {
-        hashes: Vec::new(),
-        packs: Vec::new(),
-    };
-    if wanted.is_empty() {
-        return Ok(copied);
-    }
-    let data = match store.get(&data_key(&pack.pack).expect("a pack id")).await {
-        Ok(data) => data,
-        Err(StoreError::NotFound { .. }) => {
-            tracing::debug!(pack = %pack.pack, "gone before it was copied out of");
-            return Ok(copied);
-        }
-        Err(e) => return Err(e),
-    };
-    for blob in wanted {
-        let end = blob.offset + blob.len;
-        let Some(stored) = data.get(blob.offset as usize..end as usize) else {
-            continue; // listed shorter than it says: damaged, `check` reports it
-        };
-        let whole = unpack(stored, blob.raw_len)
-            .is_ok_and(|content| blake3::hash(&content).to_hex().as_str() == blob.hash);
-        if !whole {
-            tracing::warn!(pack = %pack.pack, blob = %blob.hash, "damaged blob not copied");
-            continue;
-        }
-        copied.hashes.push(blob.hash.clone());
-        if let Some(full) = packer.add_stored(blob.hash.clone(), stored, blob.raw_len) {
-            copied.packs.push(upload(store, full, outcome).await?);
-        }
-    }
-    Ok(copied)
 }
 
 /// Uploads a pack written by a repack, data before its index object.
