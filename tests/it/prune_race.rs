@@ -274,7 +274,6 @@ struct Tally {
     forgotten: usize,
     marked: u64,
     unmarked: u64,
-    rescued: u64,
     deleted: u64,
     repacked: u64,
     folded: u64,
@@ -384,7 +383,6 @@ impl Race<'_> {
             tally.longest_prune = tally.longest_prune.max(started.elapsed());
             tally.marked += count("marked");
             tally.unmarked += count("unmarked");
-            tally.rescued += count("rescued");
             tally.deleted += count("deleted");
             tally.repacked += count("repacked");
             tally.folded += count("folded");
