@@ -37,6 +37,18 @@ pub fn compact(time: SystemTime) -> String {
         .collect()
 }
 
+/// `2h`, `10m`, `3s`, `2500ms`: the largest unit that shows `duration` exactly.
+pub fn show_duration(duration: Duration) -> String {
+    if duration.subsec_nanos() != 0 {
+        return format!("{}ms", duration.as_millis());
+    }
+    match duration.as_secs() {
+        s if s % 3600 == 0 && s > 0 => format!("{}h", s / 3600),
+        s if s % 60 == 0 && s > 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

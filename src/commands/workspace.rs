@@ -12,6 +12,7 @@ use crate::error::Hinted;
 use crate::home;
 use crate::snapshot::{self, Workspace};
 use crate::store::{self, AnyStore};
+use crate::time::show_duration;
 
 /// What a snapshot takes from the command line; the rest comes from the environment and git
 /// config.
@@ -56,6 +57,8 @@ pub fn take(
             .unwrap_or(snapshot::RACY_WINDOW),
         recheck_every: super::test_knob("GITKIT_TEST_RECHECK_SECS", Duration::from_secs)
             .unwrap_or(snapshot::RECHECK_EVERY),
+        max_run: super::test_knob("GITKIT_TEST_MAX_RUN_MS", Duration::from_millis)
+            .unwrap_or(snapshot::MAX_RUN),
     };
     let deadline = deadline(workspace.snapshot_timeout.as_deref())?;
     let runtime = super::runtime();
@@ -129,14 +132,6 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     (seconds > 0).then(|| Duration::from_secs(seconds))
 }
 
-fn show_duration(duration: Duration) -> String {
-    match duration.as_secs() {
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
 /// The store to use, a folder made absolute before anything is keyed on it: relative to `dir`
 /// (`-C`, else the current folder) when given by `--store` or GITKIT_STORE (which clap, or
 /// [`Settings::unattended`], puts in `flag`), to the work tree when by git config.
@@ -194,5 +189,6 @@ mod tests {
         assert_eq!(super::show_duration(Duration::from_secs(3600)), "1h");
         assert_eq!(super::show_duration(Duration::from_secs(120)), "2m");
         assert_eq!(super::show_duration(Duration::from_secs(3)), "3s");
+        assert_eq!(super::show_duration(Duration::from_millis(2500)), "2500ms");
     }
 }

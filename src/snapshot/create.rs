@@ -55,9 +55,10 @@ pub enum SnapshotError {
     #[error(transparent)]
     Name(#[from] IdError),
     #[error(
-        "the snapshot took more than {0} hours, so a prune may have removed what it reused; it was not written"
+        "the snapshot took more than {}, so a prune may have removed what it reused; it was not written",
+        crate::time::show_duration(*.0)
     )]
-    TooLong(u64),
+    TooLong(Duration),
 }
 
 pub struct Options {
@@ -70,6 +71,8 @@ pub struct Options {
     /// How long an unchanged workspace goes on trusting that the store still holds every pack
     /// it knows of, before it lists them again ([`RECHECK_EVERY`] but in tests).
     pub recheck_every: Duration,
+    /// How long a run may take and still publish its snapshot ([`MAX_RUN`] but in tests).
+    pub max_run: Duration,
 }
 
 /// A run that took longer than this does not publish its snapshot: a prune's grace period
@@ -361,8 +364,8 @@ pub async fn create<S: Store>(
         tree: root,
     };
     let key = manifest_key(&summary.workspace, &summary.id).map_err(SnapshotError::Name)?;
-    if started.elapsed() > MAX_RUN {
-        return Err(SnapshotError::TooLong(MAX_RUN.as_secs() / 3600));
+    if started.elapsed() > options.max_run {
+        return Err(SnapshotError::TooLong(options.max_run));
     }
     let data = serde_json::to_vec(&object).expect("a snapshot object serializes");
     store.put(&key, Bytes::from(data)).await?;

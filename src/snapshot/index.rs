@@ -46,6 +46,8 @@ use crate::store::{Store, StoreError};
 
 const FETCH_CONCURRENCY: usize = 16;
 const VERIFY_CONCURRENCY: usize = 4;
+/// Listings a refresh makes at most when what it listed keeps vanishing before it is read.
+const REFRESH_ROUNDS: usize = 3;
 
 #[derive(Debug, Default)]
 pub struct BlobIndex {
@@ -178,13 +180,28 @@ impl BlobIndex {
     /// Brings the copy in line with the store: forgets packs the store no longer holds, adds
     /// the index objects (and index sets) it has not seen that pass their checks, and learns
     /// which packs a prune marked for deletion.
+    ///
+    /// A prune folds index objects into an index set while this runs: it writes the set
+    /// before it deletes the objects the set covers. So `index/` is listed before `indexes/`
+    /// (an object gone from the first listing is in a set the second one shows), and an object
+    /// listed but gone when fetched sends the whole refresh round again.
     pub async fn refresh<S: Store>(&mut self, store: &S) -> Result<Refreshed, StoreError> {
-        let (indexes, sets, data, marks) = futures::try_join!(
-            store.list("index/"),
-            store.list(INDEX_SETS),
-            store.list("data/"),
-            store.list(MARKS),
-        )?;
+        let mut round = 1;
+        loop {
+            match self.refresh_once(store).await {
+                Err(StoreError::NotFound { key, .. }) if round < REFRESH_ROUNDS => {
+                    tracing::debug!(key = %key, "listed, then gone: listing again");
+                    round += 1;
+                }
+                done => return done,
+            }
+        }
+    }
+
+    async fn refresh_once<S: Store>(&mut self, store: &S) -> Result<Refreshed, StoreError> {
+        let (indexes, data, marks) =
+            futures::try_join!(store.list("index/"), store.list("data/"), store.list(MARKS),)?;
+        let sets = store.list(INDEX_SETS).await?;
         let sizes: HashMap<&str, u64> = data
             .iter()
             .filter_map(|object| {

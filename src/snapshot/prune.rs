@@ -450,6 +450,8 @@ async fn used<S: Store>(
 ) -> Result<Used, PruneError> {
     let mut used = Used::default();
     let mut loader = tree::Loader::new(store, index);
+    // The packs listed again, for snapshots published after the first listing.
+    let mut late: Option<BlobIndex> = None;
     for workspace in workspaces(store).await? {
         let unreadable = |id: &str, source| PruneError::Unreadable {
             workspace: workspace.clone(),
@@ -480,13 +482,27 @@ async fn used<S: Store>(
                     }
                 }
                 Stored::Object(object) => {
-                    loader
-                        .collect(&object.tree, &mut used.blobs)
-                        .await
-                        .map_err(|e| match e {
-                            TreeError::Store(e) => PruneError::Store(e),
-                            other => unreadable(&id, FindError::Tree(id.clone(), other)),
-                        })?;
+                    let mut found = loader.collect(&object.tree, &mut used.blobs).await;
+                    if let Err(TreeError::Missing { .. }) = found {
+                        // Published after the packs were listed, its trees may be in packs
+                        // uploaded since: read them through a listing made now. What it uses
+                        // is only added to what is kept; the packs pruned stay those listed
+                        // first.
+                        let late = match late.as_mut() {
+                            Some(late) => late,
+                            None => late.insert(BlobIndex::default()),
+                        };
+                        late.refresh(store).await?;
+                        let mut again = HashSet::new();
+                        found = tree::Loader::new(store, late)
+                            .collect(&object.tree, &mut again)
+                            .await;
+                        used.blobs.extend(again);
+                    }
+                    found.map_err(|e| match e {
+                        TreeError::Store(e) => PruneError::Store(e),
+                        other => unreadable(&id, FindError::Tree(id.clone(), other)),
+                    })?;
                 }
             }
         }

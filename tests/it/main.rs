@@ -9,6 +9,7 @@ mod hooks;
 mod install;
 mod layout;
 mod prune;
+mod prune_race;
 mod retention;
 mod setup;
 mod snapshot;
