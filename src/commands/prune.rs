@@ -68,6 +68,13 @@ pub fn prune(args: PruneArgs, dir: &Path) -> anyhow::Result<()> {
             DecimalBytes(outcome.repacked_bytes)
         )?;
     }
+    if outcome.rescued > 0 {
+        writeln!(
+            stdout,
+            "{} marked packs were used again: what they hold was copied out first",
+            outcome.rescued
+        )?;
+    }
     if outcome.unmarked > 0 {
         writeln!(
             stdout,

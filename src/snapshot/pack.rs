@@ -213,6 +213,19 @@ impl Pack {
     }
 }
 
+/// Random bytes at the start of every pack: no two packs are ever the same bytes, so no two
+/// have the same id, even holding the same blobs. A pack written again (content uploaded
+/// anew, blobs copied out of a pack that is to go) is never mistaken for, or deleted with,
+/// the one before it.
+pub const SALT_LEN: usize = 16;
+
+fn salt() -> [u8; SALT_LEN] {
+    use rand_core::RngCore;
+    let mut salt = [0u8; SALT_LEN];
+    rand_core::OsRng.fill_bytes(&mut salt);
+    salt
+}
+
 /// Collects blobs until a pack is full.
 #[derive(Default)]
 pub struct Packer {
@@ -261,6 +274,9 @@ impl Packer {
         stored: &[u8],
         raw_len: Option<u64>,
     ) -> Option<Pack> {
+        if self.data.is_empty() {
+            self.data.extend_from_slice(&salt());
+        }
         self.blobs.push(Packed {
             hash,
             offset: self.data.len() as u64,
@@ -307,14 +323,24 @@ mod tests {
             pack.index.blobs[0],
             Packed {
                 hash: "a".into(),
-                offset: 0,
+                offset: SALT_LEN as u64,
                 len: 5,
                 raw_len: None,
             }
         );
-        assert_eq!(pack.index.blobs[1].offset, 5);
+        assert_eq!(pack.index.blobs[1].offset, SALT_LEN as u64 + 5);
         assert_eq!(pack.id, blake3::hash(&pack.data).to_hex().to_string());
         assert!(packer.seal().is_none());
+
+        let same = |packer: &mut Packer| {
+            packer.add("a".into(), b"hello");
+            packer.seal().expect("a pack").id
+        };
+        assert_ne!(
+            same(&mut Packer::default()),
+            same(&mut Packer::default()),
+            "the same blobs make another pack"
+        );
     }
 
     #[test]

@@ -3,18 +3,20 @@
 //! S3 has no locks and no rename, so prune never deletes a pack the moment it finds it unused:
 //! a snapshot being written elsewhere may have decided to reuse it. It marks the pack
 //! (`deleting/<pack>`), and writers never reuse a marked pack. A later prune deletes a marked
-//! pack only once the mark is older than the grace period, and only if no snapshot listed
-//! after that uses it; otherwise it takes the mark back. A writer that listed the packs before
-//! the mark was made published within [`MAX_RUN`](super::MAX_RUN) (it does not publish later),
-//! so with a grace period longer than that, its snapshot is seen. The argument is written out
-//! in `docs/FORMAT.md`.
+//! pack only once the mark is older than the grace period; what a snapshot listed after that
+//! still uses is first copied to a new pack (a mark is never taken back). A writer that listed
+//! the packs before the mark was made published within [`MAX_RUN`](super::MAX_RUN) (it does
+//! not publish later), so with a grace period longer than that, its snapshot is seen. The
+//! argument is written out in `docs/FORMAT.md`.
 //!
 //! Steps, each safe to interrupt (the next prune finishes the job):
 //! 1. list every snapshot and collect what each uses (a snapshot that cannot be read stops
 //!    the prune: it cannot tell what that one needs);
-//! 2. copy the used blobs out of packs that are mostly unused into new packs;
+//! 2. copy the used blobs out of packs that are mostly unused, and out of marked packs a
+//!    snapshot still uses, into new packs;
 //! 3. mark the packs nothing uses (and those just copied out of);
-//! 4. delete marked packs whose grace has passed, unmark those a snapshot uses again;
+//! 4. delete marked packs whose grace has passed (what a snapshot still used was copied out
+//!    in step 2: a mark is never taken back);
 //! 5. fold the per-pack index objects into a few index sets.
 
 use std::collections::{HashMap, HashSet};
@@ -59,7 +61,10 @@ pub struct Outcome {
     /// Packs marked for deletion in this run.
     pub marked: usize,
     pub marked_bytes: u64,
-    /// Marked packs a snapshot uses again: marks taken back.
+    /// Marked packs a snapshot uses again (reused before the mark was seen): what it uses
+    /// was copied out.
+    pub rescued: usize,
+    /// Marked packs a format-1 manifest names: marks taken back.
     pub unmarked: usize,
     /// Packs deleted, and the bytes freed.
     pub deleted: usize,
@@ -185,12 +190,28 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
         kept_blobs.extend(pack.blobs.iter().map(|b| b.hash.as_str()));
     }
 
-    // 2. Repack: the used blobs of sparse packs that no staying pack holds move to new packs.
+    // Marked packs a snapshot still needs: a writer that listed the packs before the mark
+    // reused them. A mark is never taken back (a prune that listed the marks earlier may be
+    // about to delete the pack); what is needed is copied out, as from a sparse pack.
+    let rescue: Vec<&PackIndex> = index
+        .packs()
+        .iter()
+        .filter(|p| index.is_marked(&p.pack) && !used.pinned.contains(&p.pack))
+        .filter(|p| {
+            p.blobs
+                .iter()
+                .any(|b| used.blobs.contains(&b.hash) && !kept_blobs.contains(b.hash.as_str()))
+        })
+        .collect();
+
+    // 2. Repack: the used blobs of sparse packs, and of marked packs still needed, that no
+    // staying pack holds move to new packs (whose ids are new: see `pack::SALT_LEN`).
     let mut new_packs: Vec<PackIndex> = Vec::new();
-    if !options.dry_run && !sparse.is_empty() {
+    let copying = !sparse.is_empty() || !rescue.is_empty();
+    if copying && !options.dry_run {
         let mut packer = Packer::default();
         let mut moved: HashSet<String> = HashSet::new();
-        for pack in &sparse {
+        for pack in sparse.iter().chain(&rescue) {
             let wanted: Vec<_> = pack
                 .blobs
                 .iter()
@@ -224,6 +245,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
         }
     }
     outcome.repacked = sparse.len();
+    outcome.rescued = rescue.len();
     step(2)?;
 
     // 3. Mark what is no longer needed: garbage, and sparse packs now copied out of. A
@@ -266,9 +288,10 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     }
     step(3)?;
 
-    // 4. Marked packs: deleted once their grace has passed and nothing uses them, unmarked
-    // when a snapshot uses them again (it reused them before the mark was seen). With no
-    // grace, what was just marked goes at once.
+    // 4. Marked packs: deleted once their grace has passed and no snapshot needs them (what
+    // one needed was copied out in step 2). Only a pack a format-1 manifest names by place
+    // has its mark taken back (those are never marked by this gitkit). With no grace, what
+    // was just marked goes at once.
     let staying: HashSet<&str> = kept_blobs.union(&new_blobs).copied().collect();
     let mut delete: Vec<&str> = Vec::new();
     let mut unmark: Vec<&str> = Vec::new();
@@ -284,8 +307,10 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
                 .duration_since(at)
                 .is_ok_and(|age| age >= options.grace)
         });
-        if needed {
+        if used.pinned.contains(&pack.pack) {
             unmark.push(&pack.pack);
+        } else if needed {
+            outcome.waiting += 1; // its copy failed: a damaged blob `check` names
         } else if ripe {
             delete.push(&pack.pack);
         } else {
@@ -407,9 +432,15 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
                 )
             })
             .collect();
+        // The index objects of the packs this prune wrote are covered too.
+        let written: Vec<String> = new_packs
+            .iter()
+            .map(|p| index_key(&p.pack).expect("a pack id"))
+            .collect();
         let obsolete: Vec<&str> = per_pack
             .iter()
             .map(|o| o.key.as_str())
+            .chain(written.iter().map(String::as_str))
             .chain(
                 old_sets
                     .iter()

@@ -382,7 +382,7 @@ impl Race<'_> {
             tally.prunes += 1;
             tally.longest_prune = tally.longest_prune.max(started.elapsed());
             tally.marked += count("marked");
-            tally.unmarked += count("unmarked");
+            tally.unmarked += count("unmarked") + count("rescued");
             tally.deleted += count("deleted");
             tally.repacked += count("repacked");
             tally.folded += count("folded");
