@@ -403,7 +403,23 @@ impl Scan {
 }
 
 /// Checks the snapshots of `options.workspace`, or of every workspace, in `store`.
+///
+/// Damage is confirmed by a second look with the store listed afresh: a prune running
+/// meanwhile copies what snapshots use out of packs it then deletes, which the first look,
+/// holding the older listing, would take for lost data.
 pub async fn check<S: Store>(
+    store: &S,
+    options: &Options,
+    progress: Arc<dyn Progress>,
+) -> Result<Report, CheckError> {
+    let first = check_once(store, options, progress).await?;
+    if first.damaged.is_empty() {
+        return Ok(first);
+    }
+    check_once(store, options, Arc::new(super::Silent)).await
+}
+
+async fn check_once<S: Store>(
     store: &S,
     options: &Options,
     progress: Arc<dyn Progress>,

@@ -2,7 +2,7 @@
 //! while forget (snapshot objects deleted, all that `gitkit forget` does) and `gitkit prune`
 //! run again and again with a short grace period. At the end, after a last prune, every
 //! snapshot left restores (each blob checked against its hash), holds what its writer had,
-//! and passes `git fsck`.
+//! and passes `git fsck`, and the store passes `gitkit check --read-data`.
 //!
 //! The protocol is safe when the grace period is longer than the longest snapshot run, so the
 //! test shortens both: runs may take `MAX_RUN_MS` (GITKIT_TEST_MAX_RUN_MS), packs are marked
@@ -436,6 +436,9 @@ fn race(env: &Env, target: &Target, pruners: usize) {
         .gitkit(["prune", "--json", "--grace", "0", "--store", &target.arg()])
         .success();
     let last: Value = serde_json::from_str(stdout(&output).trim()).expect("JSON");
+    // The whole store checks: every remaining snapshot's trees and blobs, read and hashed.
+    env.gitkit(["check", "--read-data", "--store", &target.arg()])
+        .success();
 
     let mut restored = 0;
     for (workspace, written) in [("alpha", &alpha_written), ("beta", &beta_written)] {
