@@ -95,7 +95,8 @@ fn assert_whole(env: &Env, store: &Path, snapshots: u64) {
 
 /// Asserts that `report` names `pack` as damaged, with exactly `touched`, and nothing else.
 #[track_caller]
-fn assert_only_pack(report: &Value, pack: &str, touched: &[&str], output: &str) {
+fn assert_only_pack(code: i32, report: &Value, pack: &str, touched: &[&str], output: &str) {
+    assert_eq!(code, 1, "damage fails the check: {output}");
     let packs = damaged(report, "pack");
     let touched: Vec<String> = touched.iter().map(|s| s.to_string()).collect();
     assert_eq!(packs, [(pack.to_string(), touched)], "{output}");
@@ -134,8 +135,7 @@ fn a_deleted_pack_names_only_the_snapshot_that_uses_it() {
     std::fs::remove_file(folder_store::pack_path(&s.store, &s.pack)).expect("delete");
     for args in [&[][..], &["--read-data"]] {
         let (code, report, output) = check(&s.env, &s.store, args);
-        assert_eq!(code, 1, "{output}");
-        assert_only_pack(&report, &s.pack, &[&s.second], &output);
+        assert_only_pack(code, &report, &s.pack, &[&s.second], &output);
         assert!(!output.contains(&s.first), "{output}");
     }
     // The text names the pack and the snapshot on stdout.
@@ -175,8 +175,7 @@ fn a_truncated_pack_is_found_from_its_listed_size() {
         .expect("truncate");
     for args in [&[][..], &["--read-data"]] {
         let (code, report, output) = check(&s.env, &s.store, args);
-        assert_eq!(code, 1, "{output}");
-        assert_only_pack(&report, &s.pack, &[&s.second], &output);
+        assert_only_pack(code, &report, &s.pack, &[&s.second], &output);
         assert!(output.contains("truncated"), "{output}");
     }
 }
@@ -191,8 +190,7 @@ fn a_corrupted_byte_is_found_by_reading_data() {
     let (code, _, output) = check(&s.env, &s.store, &[]);
     assert_eq!(code, 0, "plain check does not read file content: {output}");
     let (code, report, output) = check(&s.env, &s.store, &["--read-data"]);
-    assert_eq!(code, 1, "{output}");
-    assert_only_pack(&report, &s.pack, &[&s.second], &output);
+    assert_only_pack(code, &report, &s.pack, &[&s.second], &output);
     assert!(output.contains("hash"), "{output}");
 }
 
@@ -258,8 +256,7 @@ fn a_format_1_store_passes_and_a_corrupted_pack_is_found() {
 
     flip_byte(&folder_store::pack_path(&store, &pack), 3);
     let (code, report, output) = check(&env, &store, &["--read-data"]);
-    assert_eq!(code, 1, "{output}");
-    assert_only_pack(&report, &pack, &touched, &output);
+    assert_only_pack(code, &report, &pack, &touched, &output);
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -329,14 +326,12 @@ fn s3_check_finds_a_deleted_and_a_corrupted_pack() {
     let (code, _, output) = s3_check(&[]);
     assert_eq!(code, 0, "{output}");
     let (code, report, output) = s3_check(&["--read-data"]);
-    assert_eq!(code, 1, "{output}");
-    assert_only_pack(&report, &largest, &[&second], &output);
+    assert_only_pack(code, &report, &largest, &[&second], &output);
     assert!(!output.contains(&first), "{output}");
 
     aws(&env, weed, &["s3", "rm", "--only-show-errors", &key]);
     let (code, report, output) = s3_check(&[]);
-    assert_eq!(code, 1, "{output}");
-    assert_only_pack(&report, &largest, &[&second], &output);
+    assert_only_pack(code, &report, &largest, &[&second], &output);
 }
 
 fn path_str(path: &Path) -> &str {
@@ -494,13 +489,11 @@ fn a_damaged_pack_that_only_an_index_set_describes_is_named() {
         .set_len(len - 10)
         .expect("truncate");
     let (code, report, output) = check(&s.env, &s.store, &[]);
-    assert_eq!(code, 1, "{output}");
-    assert_only_pack(&report, &s.pack, &[&s.second], &output);
+    assert_only_pack(code, &report, &s.pack, &[&s.second], &output);
     assert!(output.contains("truncated"), "{output}");
 
     std::fs::remove_file(&path).expect("delete");
     let (code, report, output) = check(&s.env, &s.store, &[]);
-    assert_eq!(code, 1, "{output}");
-    assert_only_pack(&report, &s.pack, &[&s.second], &output);
+    assert_only_pack(code, &report, &s.pack, &[&s.second], &output);
     assert!(output.contains("index set"), "{output}");
 }

@@ -57,17 +57,7 @@ fn set(ids: &[&String]) -> BTreeSet<String> {
 #[track_caller]
 fn assert_restores(env: &Env, store: &str, id: &str, time: i64) {
     let target = env.root_path().join(format!("restored-{id}"));
-    env.gitkit([
-        "restore",
-        id,
-        "--store",
-        store,
-        "--workspace",
-        "project",
-        "--to",
-        target.to_str().expect("utf-8"),
-    ])
-    .success();
+    crate::snapshot::restore_snapshot(env, store, id, &target);
     assert_eq!(
         std::fs::read_to_string(target.join("work.txt")).expect("restored"),
         format!("as of {time}\n")

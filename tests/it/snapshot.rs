@@ -6,6 +6,8 @@ use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use std::process::Output;
+
 use serde_json::Value;
 
 use crate::support::http::{Response, Server};
@@ -122,6 +124,21 @@ pub(crate) fn restore_latest(env: &Env, store: &str, target: &Path) -> crate::su
         .args([target])
 }
 
+/// `gitkit restore ID` of workspace `project` from `store` into `target`.
+pub(crate) fn restore_snapshot(env: &Env, store: &str, id: &str, target: &Path) -> Output {
+    env.gitkit([
+        "restore",
+        id,
+        "--store",
+        store,
+        "--workspace",
+        "project",
+        "--to",
+    ])
+    .args([target])
+    .success()
+}
+
 /// The arguments of [`restore_project`], for a gitkit started another way.
 pub(crate) fn restore_project_args<'a>(store: &'a str, target: &'a Path) -> [&'a str; 7] {
     let target = target.to_str().expect("utf-8");
@@ -169,17 +186,7 @@ fn folder_store_round_trip_brings_back_the_whole_workspace() {
     );
 
     let target = env.root_path().join("restored");
-    env.gitkit([
-        "restore",
-        &id,
-        "--store",
-        store,
-        "--workspace",
-        "project",
-        "--to",
-        target.to_str().expect("utf-8"),
-    ])
-    .success();
+    restore_snapshot(&env, store, &id, &target);
     assert_restored(&env, &repo, &target);
     assert!(!target.join("train.log").exists(), "ignored files stay out");
 }
