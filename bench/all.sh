@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Every benchmark, one after the other: credential helper, commit hook, snapshots, stores.
+# Every benchmark, one after the other: credential helper, commit hook, snapshots, stores,
+# retention.
 set -euo pipefail
 cd "$(dirname "$0")"
 ./credential.sh
 ./hooks.sh
 ./snapshot.sh
 ./store.sh
+./retention.sh
