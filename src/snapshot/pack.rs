@@ -52,7 +52,20 @@ pub fn unpack(stored: &[u8], raw_len: Option<u64>) -> std::io::Result<std::borro
             "a blob claims to be larger than any can be",
         ));
     }
-    let content = zstd::bulk::decompress(stored, raw_len as usize)?;
+    // One zstd context per thread: making one per blob costs more than a small blob does.
+    thread_local! {
+        static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let content = DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            *cell = Some(zstd::bulk::Decompressor::new()?);
+        }
+        cell.as_mut()
+            .expect("made above")
+            .decompress(stored, raw_len as usize)
+    })?;
     if content.len() as u64 != raw_len {
         return Err(std::io::Error::other(
             "a blob is not as long as its index says",
