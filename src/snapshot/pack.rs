@@ -247,6 +247,7 @@ pub struct Packer {
     /// One zstd context for every blob: making one per blob costs more than compressing a
     /// small file.
     compressor: Option<zstd::bulk::Compressor<'static>>,
+    scratch: Vec<u8>,
 }
 
 impl std::fmt::Debug for Packer {
@@ -269,14 +270,21 @@ impl Packer {
                 self.compressor.as_mut()
             }
         };
-        let compressed = compressor
-            .and_then(|c| c.compress(blob).ok())
-            .filter(|c| c.len() + blob.len() / 32 < blob.len());
-        let (stored, raw_len) = match &compressed {
-            Some(c) => (c.as_slice(), Some(blob.len() as u64)),
-            None => (blob, None),
+        // Into one buffer kept from blob to blob: a new one each time leaves the allocator
+        // holding megabytes of them while packs upload.
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        scratch.reserve(zstd::zstd_safe::compress_bound(blob.len()));
+        let pays = compressor
+            .and_then(|c| c.compress_to_buffer(blob, &mut scratch).ok())
+            .is_some_and(|len| len + blob.len() / 32 < blob.len());
+        let pack = if pays {
+            self.add_stored(hash, &scratch, Some(blob.len() as u64))
+        } else {
+            self.add_stored(hash, blob, None)
         };
-        self.add_stored(hash, stored, raw_len)
+        self.scratch = scratch;
+        pack
     }
 
     /// Adds a blob as a pack already stores it (`raw_len` when compressed): a prune moving
