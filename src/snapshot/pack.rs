@@ -296,6 +296,7 @@ impl Packer {
         raw_len: Option<u64>,
     ) -> Option<Pack> {
         if self.data.is_empty() {
+            self.data.reserve(PACK_TARGET + stored.len());
             self.data.extend_from_slice(&salt());
         }
         self.blobs.push(Packed {
@@ -315,7 +316,10 @@ impl Packer {
         if self.blobs.is_empty() {
             return None;
         }
-        let data = std::mem::take(&mut self.data);
+        let mut data = std::mem::take(&mut self.data);
+        // A vector that grew by doubling can hold twice what it needs; a pack waits in memory
+        // while it uploads, several at a time.
+        data.shrink_to_fit();
         let blobs = std::mem::take(&mut self.blobs);
         let id = blake3::hash(&data).to_hex().to_string();
         Some(Pack {
