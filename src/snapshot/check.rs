@@ -20,7 +20,7 @@ use stream::{Place, checks, read_pack};
 use super::id::{self, IdError, is_hash};
 use super::index::{INDEX_SETS, IndexSet, index_set_key};
 use super::manifest::{Kind, MAX_PACK_LEN};
-use super::pack::{PackIndex, Packed, data_key, index_key};
+use super::pack::{PackIndex, Packed, index_key};
 use super::progress::Progress;
 use super::tree::TreeError;
 use super::{FindError, Reader};
@@ -504,13 +504,9 @@ async fn forgotten_since<S: Store>(
 /// The packs `store` lists.
 async fn list<S: Store>(store: &S) -> Result<Listed, StoreError> {
     let (data, indexes) = futures::try_join!(store.list("data/"), store.list("index/"))?;
-    let sizes = data
-        .iter()
-        .filter_map(|object| {
-            let pack = object.key.rsplit('/').next()?;
-            (is_hash(pack) && data_key(pack).ok()? == object.key)
-                .then(|| (pack.to_string(), object.size))
-        })
+    let sizes = super::index::pack_sizes(&data)
+        .into_iter()
+        .map(|(pack, size)| (pack.to_string(), size))
         .collect();
     let indexed = indexes
         .iter()

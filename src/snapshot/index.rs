@@ -37,6 +37,17 @@ pub fn index_set_key(data: &[u8]) -> String {
     format!("{INDEX_SETS}{}", blake3::hash(data).to_hex())
 }
 
+/// The packs a listing of `data/` shows, by id, with their sizes: only keys that are exactly
+/// where gitkit puts a pack (`data/<aa>/<pack-id>`); anything else there is not a pack.
+pub fn pack_sizes(data: &[crate::store::Object]) -> HashMap<&str, u64> {
+    data.iter()
+        .filter_map(|object| {
+            let pack = object.key.rsplit('/').next()?;
+            (is_hash(pack) && data_key(pack).ok()? == object.key).then_some((pack, object.size))
+        })
+        .collect()
+}
+
 /// The key of pack `pack`'s deletion mark.
 pub fn mark_key(pack: &str) -> Result<String, super::id::IdError> {
     super::id::check_hash(pack)?;
@@ -202,15 +213,8 @@ impl BlobIndex {
         let (indexes, data, marks) =
             futures::try_join!(store.list("index/"), store.list("data/"), store.list(MARKS),)?;
         let sets = store.list(INDEX_SETS).await?;
-        let sizes: HashMap<&str, u64> = data
-            .iter()
-            .filter_map(|object| {
-                let pack = object.key.rsplit('/').next()?;
-                let fits = object.size <= MAX_PACK_LEN;
-                (fits && is_hash(pack) && data_key(pack).ok()? == object.key)
-                    .then_some((pack, object.size))
-            })
-            .collect();
+        let mut sizes = pack_sizes(&data);
+        sizes.retain(|_, size| *size <= MAX_PACK_LEN);
         let marked: HashSet<String> = marks
             .iter()
             .filter_map(|object| object.key.strip_prefix(MARKS))

@@ -277,17 +277,18 @@ impl<'a, S: Store> Reader<'a, S> {
                     TreeError::Store(e) => FindError::Store(e),
                     other => FindError::Tree(id.to_string(), other),
                 })?;
-                Manifest {
+                let manifest = Manifest {
                     version: object.version,
                     summary: object.summary,
                     entries,
-                }
+                };
+                // The object's summary was checked as it was read; its entries are new.
+                manifest
+                    .validate()
+                    .map_err(|e| FindError::Damaged(id.to_string(), e))?;
+                manifest
             }
         };
-        manifest
-            .validate()
-            .and_then(|()| manifest.summary.check(workspace, id))
-            .map_err(|e| FindError::Damaged(id.to_string(), e))?;
         Ok((manifest, tree_packs))
     }
 }

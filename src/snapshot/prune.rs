@@ -25,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use super::index::{BlobIndex, INDEX_SETS, IndexSet, MARKS, index_set_key, mark_key};
+use super::index::{BlobIndex, INDEX_SETS, IndexSet, MARKS, index_set_key, mark_key, pack_sizes};
 use super::pack::{Pack, PackIndex, Packer, data_key, index_key, unpack};
 use super::{FindError, Stored, TreeError, ids, read_object, tree, workspaces};
 use crate::store::{Object, Store, StoreError};
@@ -136,10 +136,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     let used = used(store, &index, &mut outcome).await?;
     step(1)?;
 
-    let sizes: HashMap<&str, u64> = data
-        .iter()
-        .filter_map(|o| Some((o.key.rsplit('/').next()?, o.size)))
-        .collect();
+    let sizes = pack_sizes(&data);
     outcome.packs = index.packs().len();
     outcome.bytes = index
         .packs()
@@ -338,7 +335,12 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     let orphans: Vec<&str> = data
         .iter()
         .filter(ripe)
-        .filter(|o| o.key.rsplit('/').next().is_some_and(|p| !known.contains(p)))
+        .filter(|o| {
+            o.key
+                .rsplit('/')
+                .next()
+                .is_some_and(|p| sizes.contains_key(p) && !known.contains(p))
+        })
         .map(|o| o.key.as_str())
         .chain(
             index_objects
