@@ -52,48 +52,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-export HOME="$work/home" XDG_CACHE_HOME="$work/home/.cache" RESTIC_CACHE_DIR="$work/restic-cache"
-export RESTIC_PASSWORD=bench GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=bench
-export GIT_AUTHOR_EMAIL=b@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=b@example.com
-unset GITKIT_STORE GITKIT_LOG RESTIC_REPOSITORY
-mkdir -p "$HOME"
-git config --global gc.auto 0
-git config --global init.defaultBranch main
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_env
 cd "$work"
 
 declare -A r # results
 
-run() { "$@" >>"$log" 2>&1 || { echo "failed ($?): $*" >&2; tail -n 20 "$log" >&2; exit 1; }; }
-# Runs a command once; sets `secs` and `mib` (peak RSS) from GNU time; its stdout in $work/stdout.
-timed() {
-  /usr/bin/time -o "$work/time" -f '%e %M' "$@" >"$work/stdout" 2>>"$log" \
-    || { echo "failed ($?): $*" >&2; tail -n 20 "$log" >&2; exit 1; }
-  cat "$work/stdout" >>"$log"
-  local kib
-  read -r secs kib <"$work/time"
-  mib="$(awk -v k="$kib" 'BEGIN { printf "%.0f", k / 1024 }')"
-}
 # The bytes of a store's objects (folders not counted: a folder store has up to 256 of them).
 size() { find "$1" -type f -printf '%s\n' | awk '{ s += $1 } END { print s + 0 }'; }
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
 json() { python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
 
 # --- (1) forget and prune over many snapshots ----------------------------------------------
 make_workspace() {
-  python3 - "$1" "$n_files" <<'PY'
-import os, random, sys
-root, n = sys.argv[1], int(sys.argv[2])
-rng = random.Random(10)
-words = ["alpha", "beta", "gamma", "delta", "model", "data", "train", "loss", "epoch", "value",
-         "print", "return", "import", "numpy", "frame", "column", "result", "score", "x", "y"]
-for i in range(n):
-    folder = os.path.join(root, f"folder{i // 100:03d}")
-    os.makedirs(folder, exist_ok=True)
-    lines = [" ".join(rng.choices(words, k=rng.randint(3, 12))) for _ in range(rng.randint(5, 40))]
-    with open(os.path.join(folder, f"file{i % 100:03d}.txt"), "w") as out:
-        out.write("\n".join(lines) + "\n")
-PY
+  text_files "$1" "$n_files" 100 10
   git init -q "$1"
   git -C "$1" add -A
   git -C "$1" commit -q -m data

@@ -39,30 +39,16 @@ log="$out/store.log" # what every command printed, kept after the run
 : >"$log"
 trap 'rm -rf "$work"' EXIT
 
-export HOME="$work/home" XDG_CACHE_HOME="$work/home/.cache" RESTIC_CACHE_DIR="$work/restic-cache"
-export RESTIC_PASSWORD=bench GIT_CONFIG_NOSYSTEM=1 GIT_AUTHOR_NAME=bench
-export GIT_AUTHOR_EMAIL=b@example.com GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=b@example.com
-unset GITKIT_STORE GITKIT_LOG RESTIC_REPOSITORY
-mkdir -p "$HOME"
-git config --global gc.auto 0
-git config --global init.defaultBranch main
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_env
 
 declare -A r # results: r[a.first.g] and so on
 
-# Runs a command, its output to the log; on failure says which and shows the log's end.
-run() { "$@" >>"$log" 2>&1 || { echo "failed ($?): $*" >&2; tail -n 20 "$log" >&2; exit 1; }; }
-# Runs a command once; sets `secs` and `mib` (peak RSS) from GNU time.
-timed() {
-  run /usr/bin/time -o "$work/time" -f '%e %M' "$@"
-  local kib
-  read -r secs kib <"$work/time"
-  mib="$(awk -v k="$kib" 'BEGIN { printf "%.0f", k / 1024 }')"
-}
 size() { du -sb "$1" | cut -f1; }
 # Median seconds of each command in a hyperfine JSON export, in order, space-separated.
 medians() { python3 -c 'import json, sys
 print(" ".join("%.3f" % r["median"] for r in json.load(open(sys.argv[1]))["results"]))' "$1"; }
-mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
 kb() { awk -v b="$1" 'BEGIN { if (b >= 1e6) printf "%.1f MB", b / 1e6; else printf "%.1f KB", b / 1e3 }'; }
 
 # The two snapshot commands, as words for `timed`: $1 the repository, $2 the store.
@@ -72,20 +58,7 @@ settle() { sleep 1; git -C "$1" status --porcelain >/dev/null; } # index written
 
 # --- the workspaces -------------------------------------------------------------------------
 make_generated() {
-  python3 - "$1" "$n_folders" "$n_files" <<'PY'
-import os, random, sys
-root, folders, files = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-rng = random.Random(9)
-words = ["alpha", "beta", "gamma", "delta", "model", "data", "train", "loss", "epoch", "value",
-         "print", "return", "import", "numpy", "frame", "column", "result", "score", "x", "y"]
-for d in range(folders):
-    folder = os.path.join(root, f"folder{d:03d}")
-    os.makedirs(folder)
-    for f in range(files):
-        lines = [" ".join(rng.choices(words, k=rng.randint(3, 12))) for _ in range(rng.randint(5, 40))]
-        with open(os.path.join(folder, f"file{f:03d}.txt"), "w") as out:
-            out.write("\n".join(lines) + "\n")
-PY
+  text_files "$1" "$((n_folders * n_files))" "$n_files" 9
   git init -q "$1"
   git -C "$1" add -A
   git -C "$1" commit -q -m data
