@@ -127,7 +127,7 @@ struct Listed<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     size: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    hash: Option<&'a str>,
+    hash: Option<&'a crate::snapshot::id::Hash>,
     #[serde(skip_serializing_if = "Option::is_none")]
     mtime_ns: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,7 +234,7 @@ mod tests {
             kind: Kind::File {
                 mode,
                 size,
-                hash: String::new(),
+                hash: crate::snapshot::id::Hash::default(),
                 mtime_ns: 1_795_858_200_999_000_000,
                 blobs: vec![],
             },

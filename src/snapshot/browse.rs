@@ -274,7 +274,7 @@ mod tests {
             kind: Kind::File {
                 mode,
                 size: content.len() as u64,
-                hash: blake3::hash(content.as_bytes()).to_hex().to_string(),
+                hash: crate::snapshot::id::Hash::of(content.as_bytes()),
                 mtime_ns: content.len() as i64,
                 blobs: vec![],
             },

@@ -5,23 +5,44 @@
 //! set by a program, so any write changes it; and an entry whose ctime was too close to the read
 //! to be told apart from a later write in the same clock tick is stored as racy and read again
 //! next time (git's "racy clean" problem, and the edit `aws s3 sync` misses).
+//!
+//! The file is binary and sorted by path, as git's index is: a run reads it alongside the
+//! scan, which is sorted the same way, one record at a time, and writes the next one as it
+//! goes. Neither is ever held whole: a workspace of any size costs a buffer and a record.
+//! Layout (little-endian): [`MAGIC`], then per file the path's length (u32) and bytes, size,
+//! mtime_ns, ctime_ns, inode, device (u64 each), mode (u32), racy (u8), the content hash
+//! (32 bytes), the number of blobs (u32) and each blob's hash and length (u64); then [`END`].
 
-use std::collections::HashMap;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
-
+use super::id::Hash;
 use super::manifest::RelPath;
 
 /// Timestamps closer than this to the moment a file was read are not trusted: it covers the
 /// coarsest file system clocks (FAT's two seconds) with room to spare.
 pub const RACY_WINDOW: Duration = Duration::from_secs(3);
 
-const FILE_NAME: &str = "files.json";
+const FILE_NAME: &str = "files.bin";
+/// Format 2 kept this cache as JSON: removed when the binary one is first written.
+const OLD_FILE_NAME: &str = "files.json";
+const MAGIC: &[u8; 16] = b"gitkit-files\x00\x00\x00\x01";
+/// After the last record, where a path's length would be: a file cut short lacks it.
+const END: u32 = u32::MAX;
+/// No path is longer (Linux's PATH_MAX), and no file is cut into more chunks than this (a
+/// 256 GiB file in 64 KiB chunks): a record claiming more is not read.
+const MAX_PATH: usize = 4096;
+const MAX_BLOBS: usize = 1 << 22;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// The file-type bits of `st_mode`, and the types a snapshot records.
+const S_IFMT: u32 = 0o170000;
+const S_IFREG: u32 = 0o100000;
+const S_IFDIR: u32 = 0o040000;
+const S_IFLNK: u32 = 0o120000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stat {
     pub size: u64,
     pub mtime_ns: i64,
@@ -32,6 +53,18 @@ pub struct Stat {
 }
 
 impl Stat {
+    pub fn is_file(&self) -> bool {
+        self.mode & S_IFMT == S_IFREG
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.mode & S_IFMT == S_IFDIR
+    }
+
+    pub fn is_symlink(&self) -> bool {
+        self.mode & S_IFMT == S_IFLNK
+    }
+
     pub fn of(metadata: &std::fs::Metadata) -> Self {
         Self {
             size: metadata.len(),
@@ -45,14 +78,14 @@ impl Stat {
 }
 
 /// A file's content, by hash: the whole, and its blobs (one, or one per chunk) with lengths.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Content {
-    pub hash: String,
-    pub blobs: Vec<(String, u64)>,
+    pub hash: Hash,
+    pub blobs: Vec<(Hash, u64)>,
 }
 
 /// What is known of one file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
     pub stat: Stat,
     pub content: Content,
@@ -60,16 +93,24 @@ pub struct Known {
     pub racy: bool,
 }
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+/// The cache as one run sees it: the last run's records, read in path order, and this run's,
+/// written in path order.
 pub struct FileCache {
-    #[serde(with = "path_map")]
-    files: HashMap<RelPath, Known>,
-    /// Changed since it was loaded.
-    #[serde(skip)]
-    dirty: bool,
+    /// The last run's records still ahead, and the next of them.
+    old: Option<BufReader<std::fs::File>>,
+    next: Option<(RelPath, Known)>,
+    /// This run's records; `None` for a run that only looks.
+    new: Option<Writer>,
     /// [`RACY_WINDOW`], unless a test sets another.
-    #[serde(skip)]
-    racy_window: Option<Duration>,
+    racy_window: Duration,
+    /// Every file kept so far has a record that proves it unchanged as its scan saw it.
+    settled: bool,
+}
+
+struct Writer {
+    out: BufWriter<tempfile::NamedTempFile>,
+    /// The path and record last written: records go in path order, each path once.
+    last: Option<(RelPath, Known)>,
 }
 
 impl FileCache {
@@ -77,89 +118,225 @@ impl FileCache {
         state_dir.join(FILE_NAME)
     }
 
-    /// The cache, or an empty one when it is missing or unreadable (it is only a cache).
-    /// Entries are trusted only if they changed more than `racy_window` before they were read.
+    /// The cache, to look files up in path order; an empty one when it is missing or
+    /// unreadable (it is only a cache). Entries are trusted only if they changed more than
+    /// `racy_window` before they were read.
     pub fn load(state_dir: &Path, racy_window: Duration) -> Self {
-        let mut cache: Self = std::fs::read(Self::path(state_dir))
+        let mut old = std::fs::File::open(Self::path(state_dir))
             .ok()
-            .and_then(|data| serde_json::from_slice(&data).ok())
-            .unwrap_or_default();
-        cache.racy_window = Some(racy_window);
+            .map(|file| BufReader::with_capacity(64 << 10, file));
+        let mut magic = [0u8; MAGIC.len()];
+        if let Some(reader) = &mut old
+            && (reader.read_exact(&mut magic).is_err() || &magic != MAGIC)
+        {
+            old = None;
+        }
+        let mut cache = Self {
+            old,
+            next: None,
+            new: None,
+            racy_window,
+            settled: true,
+        };
+        cache.advance();
         cache
     }
 
-    /// Writes the cache if it changed.
-    pub fn save(&self, state_dir: &Path) -> std::io::Result<()> {
-        if !self.dirty {
-            return Ok(());
-        }
-        crate::fs::write_cache_with(&Self::path(state_dir), |out| {
-            serde_json::to_writer(out, self).map_err(std::io::Error::from)
-        })
+    /// The cache, as [`FileCache::load`], and a new one to write alongside it: what
+    /// [`FileCache::record`] and [`FileCache::keep`] put there replaces the old file when it
+    /// is saved.
+    pub fn load_for_update(state_dir: &Path, racy_window: Duration) -> std::io::Result<Self> {
+        let file = tempfile::Builder::new()
+            .prefix(crate::fs::TEMPORARY_PREFIX)
+            .tempfile_in(state_dir)?;
+        let mut out = BufWriter::with_capacity(64 << 10, file);
+        out.write_all(MAGIC)?;
+        let mut cache = Self::load(state_dir, racy_window);
+        cache.new = Some(Writer { out, last: None });
+        Ok(cache)
     }
 
-    /// The known content of `path`, if its stat data proves it unchanged.
-    pub fn lookup(&self, path: &RelPath, stat: &Stat) -> Option<&Known> {
-        self.files
-            .get(path)
+    /// The known content of `path`, if its stat data proves it unchanged. Paths are looked up
+    /// in increasing order; one before the last asked for is not found.
+    pub fn lookup(&mut self, path: &RelPath, stat: &Stat) -> Option<Known> {
+        self.lookup_immutable(path)
             .filter(|known| !known.racy && known.stat == *stat)
     }
 
     /// What the cache knows of a file that never changes once written, whatever its stat.
-    pub fn lookup_immutable(&self, path: &RelPath) -> Option<&Known> {
-        self.files.get(path)
+    pub fn lookup_immutable(&mut self, path: &RelPath) -> Option<Known> {
+        while self.next.as_ref().is_some_and(|(next, _)| next < path) {
+            self.advance();
+        }
+        match &self.next {
+            Some((next, known)) if next == path => Some(known.clone()),
+            _ => None,
+        }
     }
 
-    /// Records what was read at `read_at`.
-    pub fn record(&mut self, path: RelPath, stat: Stat, content: Content, read_at: SystemTime) {
+    /// Records what was read at `read_at`. A path that does not come after the last one
+    /// recorded or kept (a git object found late) is left out: it is read again next time.
+    pub fn record(&mut self, path: &RelPath, stat: Stat, content: Content, read_at: SystemTime) {
         let read_ns = read_at
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
             .as_nanos() as i64;
         let newest_change = stat.mtime_ns.max(stat.ctime_ns);
-        let window = self.racy_window.unwrap_or(RACY_WINDOW);
-        let racy = newest_change > read_ns - window.as_nanos() as i64;
-        self.files.insert(
-            path,
-            Known {
-                stat,
-                content,
-                racy,
-            },
-        );
-        self.dirty = true;
+        let racy = newest_change > read_ns - self.racy_window.as_nanos() as i64;
+        let known = Known {
+            stat,
+            content,
+            racy,
+        };
+        self.write(path, known);
     }
 
-    /// Forgets files that are gone, so the cache does not grow forever.
-    pub fn retain(&mut self, keep: impl Fn(&RelPath) -> bool) {
-        let before = self.files.len();
-        self.files.retain(|path, _| keep(path));
-        self.dirty |= self.files.len() != before;
+    /// Ends `path`'s turn: unless this run recorded it, the last run's record for it is kept.
+    /// `scan` is the stat data the scan found (`None` for a file not looked at); whether the
+    /// record kept proves the file unchanged as it was found counts towards
+    /// [`FileCache::settled`].
+    pub fn keep(&mut self, path: &RelPath, scan: Option<&Stat>) {
+        let recorded = self
+            .new
+            .as_ref()
+            .and_then(|new| new.last.as_ref())
+            .filter(|(last, _)| last == path)
+            .map(|(_, known)| known.clone());
+        let known = match recorded {
+            Some(known) => Some(known),
+            None => {
+                let old = self.lookup_immutable(path);
+                if let Some(known) = &old {
+                    self.write(path, known.clone());
+                }
+                old
+            }
+        };
+        self.settled &=
+            known.is_some_and(|known| !known.racy && scan.is_none_or(|scan| *scan == known.stat));
+    }
+
+    /// Whether every file kept had a record that proves it unchanged since the scan.
+    pub fn settled(&self) -> bool {
+        self.settled
+    }
+
+    /// Puts the new cache in place of the old one. The last run's records past the last path
+    /// this run reached (a run that stopped part-way) are kept.
+    pub fn save(mut self, state_dir: &Path) -> std::io::Result<()> {
+        let Some(mut new) = self.new.take() else {
+            return Ok(());
+        };
+        while let Some((path, known)) = self.next.take() {
+            if new.last.as_ref().is_none_or(|(last, _)| *last < path) {
+                write_record(&mut new.out, &path, &known)?;
+            }
+            self.advance();
+        }
+        new.out.write_all(&END.to_le_bytes())?;
+        let file = new.out.into_inner().map_err(|e| e.into_error())?;
+        file.persist(Self::path(state_dir)).map_err(|e| e.error)?;
+        let _ = std::fs::remove_file(state_dir.join(OLD_FILE_NAME));
+        Ok(())
+    }
+
+    fn write(&mut self, path: &RelPath, known: Known) {
+        let Some(new) = &mut self.new else {
+            return;
+        };
+        if new.last.as_ref().is_some_and(|(last, _)| last >= path) {
+            return;
+        }
+        if write_record(&mut new.out, path, &known).is_err() {
+            // A cache that cannot be written is not saved: the next run reads files again.
+            self.new = None;
+            return;
+        }
+        new.last = Some((path.clone(), known));
+    }
+
+    /// Reads the next of the last run's records; at the end, or at anything unreadable, stops.
+    fn advance(&mut self) {
+        self.next = self
+            .old
+            .as_mut()
+            .and_then(|old| read_record(old).ok().flatten());
+        if self.next.is_none() {
+            self.old = None;
+        }
     }
 }
 
-/// JSON object keys must be strings: store the map as a list of pairs.
-mod path_map {
-    use std::collections::HashMap;
-
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    use super::{Known, RelPath};
-
-    pub fn serialize<S: Serializer>(
-        map: &HashMap<RelPath, Known>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        map.iter().collect::<Vec<_>>().serialize(s)
+fn write_record(out: &mut impl Write, path: &RelPath, known: &Known) -> std::io::Result<()> {
+    let Known {
+        stat,
+        content,
+        racy,
+    } = known;
+    out.write_all(&(path.0.len() as u32).to_le_bytes())?;
+    out.write_all(&path.0)?;
+    for field in [
+        stat.size,
+        stat.mtime_ns as u64,
+        stat.ctime_ns as u64,
+        stat.ino,
+        stat.dev,
+    ] {
+        out.write_all(&field.to_le_bytes())?;
     }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<HashMap<RelPath, Known>, D::Error> {
-        Ok(Vec::<(RelPath, Known)>::deserialize(d)?
-            .into_iter()
-            .collect())
+    out.write_all(&stat.mode.to_le_bytes())?;
+    out.write_all(&[u8::from(*racy)])?;
+    out.write_all(&content.hash.0)?;
+    out.write_all(&(content.blobs.len() as u32).to_le_bytes())?;
+    for (hash, len) in &content.blobs {
+        out.write_all(&hash.0)?;
+        out.write_all(&len.to_le_bytes())?;
     }
+    Ok(())
+}
+
+/// The next record, `None` at the end; an error for anything that is not a whole record.
+fn read_record(input: &mut impl BufRead) -> std::io::Result<Option<(RelPath, Known)>> {
+    fn bytes<const N: usize>(input: &mut (impl Read + ?Sized)) -> std::io::Result<[u8; N]> {
+        let mut bytes = [0u8; N];
+        input.read_exact(&mut bytes)?;
+        Ok(bytes)
+    }
+    let u64_of = |input: &mut dyn Read| bytes::<8>(input).map(u64::from_le_bytes);
+    let bad = || std::io::Error::from(std::io::ErrorKind::InvalidData);
+    let path_len = u32::from_le_bytes(bytes(input)?);
+    if path_len == END {
+        return Ok(None);
+    }
+    if path_len as usize > MAX_PATH {
+        return Err(bad());
+    }
+    let mut path = vec![0u8; path_len as usize];
+    input.read_exact(&mut path)?;
+    let stat = Stat {
+        size: u64_of(input)?,
+        mtime_ns: u64_of(input)? as i64,
+        ctime_ns: u64_of(input)? as i64,
+        ino: u64_of(input)?,
+        dev: u64_of(input)?,
+        mode: u32::from_le_bytes(bytes(input)?),
+    };
+    let racy = bytes::<1>(input)?[0] != 0;
+    let hash = Hash(bytes(input)?);
+    let count = u32::from_le_bytes(bytes(input)?) as usize;
+    if count > MAX_BLOBS {
+        return Err(bad());
+    }
+    let mut blobs = Vec::with_capacity(count.min(64));
+    for _ in 0..count {
+        blobs.push((Hash(bytes(input)?), u64_of(input)?));
+    }
+    let known = Known {
+        stat,
+        content: Content { hash, blobs },
+        racy,
+    };
+    Ok(Some((RelPath(path), known)))
 }
 
 #[cfg(test)]
@@ -177,50 +354,102 @@ mod tests {
         }
     }
 
-    /// Guards the cache being saved after a file is read again (a lost update made every
-    /// later snapshot re-read the file).
-    #[test]
-    fn a_recorded_file_is_saved_and_loaded_back() {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut cache = FileCache::load(dir.path(), RACY_WINDOW);
-        let path = RelPath(b"a".to_vec());
-        cache.record(path.clone(), stat(1), content(), SystemTime::now());
-        cache.save(dir.path()).expect("save");
-        assert!(
-            FileCache::load(dir.path(), RACY_WINDOW)
-                .files
-                .contains_key(&path)
-        );
+    fn content(text: &[u8]) -> Content {
+        Content {
+            hash: Hash::of(text),
+            blobs: vec![(Hash::of(text), text.len() as u64)],
+        }
     }
 
-    fn content() -> Content {
-        Content {
-            hash: "h".into(),
-            blobs: vec![],
+    fn path(text: &str) -> RelPath {
+        RelPath(text.as_bytes().to_vec())
+    }
+
+    const LONG_AGO: i64 = 1_000_000_000;
+
+    /// Guards the cache being saved after a file is read again (a lost update made every
+    /// later snapshot re-read the file), and records kept from run to run.
+    #[test]
+    fn records_are_saved_kept_and_dropped_with_their_files() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let now = SystemTime::now();
+        let mut cache = FileCache::load_for_update(dir.path(), RACY_WINDOW).expect("cache");
+        for name in ["a", "b", "c"] {
+            cache.record(&path(name), stat(LONG_AGO), content(name.as_bytes()), now);
+            cache.keep(&path(name), Some(&stat(LONG_AGO)));
         }
+        assert!(cache.settled());
+        cache.save(dir.path()).expect("save");
+
+        // `b` is gone and `a` changed: `c` is kept as it was.
+        let mut cache = FileCache::load_for_update(dir.path(), RACY_WINDOW).expect("cache");
+        assert_eq!(cache.lookup(&path("a"), &stat(LONG_AGO + 1)), None);
+        cache.record(&path("a"), stat(LONG_AGO + 1), content(b"A"), now);
+        cache.keep(&path("a"), Some(&stat(LONG_AGO + 1)));
+        assert!(cache.lookup(&path("c"), &stat(LONG_AGO)).is_some());
+        cache.keep(&path("c"), Some(&stat(LONG_AGO)));
+        cache.save(dir.path()).expect("save");
+
+        let mut cache = FileCache::load(dir.path(), RACY_WINDOW);
+        let a = cache.lookup(&path("a"), &stat(LONG_AGO + 1)).expect("a");
+        assert_eq!(a.content, content(b"A"));
+        assert_eq!(cache.lookup_immutable(&path("b")), None, "b was dropped");
+        assert_eq!(
+            cache.lookup(&path("c"), &stat(LONG_AGO)).map(|k| k.content),
+            Some(content(b"c"))
+        );
     }
 
     #[test]
     fn trusts_only_matching_settled_entries() {
+        let dir = tempfile::tempdir().expect("temp dir");
         let now = SystemTime::now();
         let now_ns = now
             .duration_since(UNIX_EPOCH)
             .expect("after 1970")
             .as_nanos() as i64;
         let old = now_ns - 60_000_000_000;
-        let mut cache = FileCache::default();
-        let path = RelPath(b"a".to_vec());
-        cache.record(path.clone(), stat(old), content(), now);
-        assert!(cache.lookup(&path, &stat(old)).is_some());
+        let fresh = now_ns - 1_000_000;
+        let mut cache = FileCache::load_for_update(dir.path(), RACY_WINDOW).expect("cache");
+        cache.record(&path("a"), stat(old), content(b"a"), now);
+        cache.keep(&path("a"), Some(&stat(old)));
+        cache.record(&path("b"), stat(fresh), content(b"b"), now);
+        cache.keep(&path("b"), Some(&stat(fresh)));
+        assert!(!cache.settled(), "a file read just after a change");
+        cache.save(dir.path()).expect("save");
+
+        let mut cache = FileCache::load(dir.path(), RACY_WINDOW);
         assert!(
-            cache.lookup(&path, &stat(old + 1)).is_none(),
+            cache.lookup(&path("a"), &stat(old + 1)).is_none(),
             "any change means read again"
         );
-
-        cache.record(path.clone(), stat(now_ns - 1_000_000), content(), now);
+        assert!(cache.lookup(&path("a"), &stat(old)).is_some());
         assert!(
-            cache.lookup(&path, &stat(now_ns - 1_000_000)).is_none(),
+            cache.lookup(&path("b"), &stat(fresh)).is_none(),
             "a file changed just before it was read is read again"
         );
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_file_is_an_empty_cache() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut cache = FileCache::load_for_update(dir.path(), RACY_WINDOW).expect("cache");
+        cache.record(&path("a"), stat(LONG_AGO), content(b"a"), SystemTime::now());
+        cache.save(dir.path()).expect("save");
+        let file = FileCache::path(dir.path());
+        let whole = std::fs::read(&file).expect("read");
+        for (what, data) in [
+            ("cut short", whole[..whole.len() - 10].to_vec()),
+            ("JSON", b"{\"files\": []}".to_vec()),
+            ("a path 4 GB long", {
+                let mut data = whole.clone();
+                data[MAGIC.len()..MAGIC.len() + 4].copy_from_slice(&(END - 1).to_le_bytes());
+                data
+            }),
+        ] {
+            std::fs::write(&file, data).expect("write");
+            let mut cache = FileCache::load(dir.path(), RACY_WINDOW);
+            assert_eq!(cache.lookup_immutable(&path("a")), None, "{what}");
+        }
     }
 }

@@ -17,6 +17,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use stream::{Place, checks, read_pack};
 
+use super::id::Hash;
 use super::id::{self, IdError, is_hash};
 use super::index::{INDEX_SETS, IndexSet, index_set_key};
 use super::manifest::{Kind, MAX_PACK_LEN};
@@ -195,8 +196,12 @@ impl Scan {
                 let hash = damaged_tree(&error).expect("a tree");
                 self.add(Object::Tree, hash, chain_text(&error), Some(n));
                 // The pack holding it is read with `read_data`, and names this snapshot.
-                if let Some(blob) = reader.index().await?.locate(hash) {
-                    self.uses(&blob.pack.clone(), n);
+                let located = match Hash::parse(hash) {
+                    Some(hash) => reader.index().await?.locate(&hash),
+                    None => None,
+                };
+                if let Some(blob) = located {
+                    self.uses(&blob.pack.to_hex(), n);
                 }
                 self.checked += 1;
                 return Ok(());
@@ -217,31 +222,29 @@ impl Scan {
                 continue;
             };
             for blob in blobs {
-                self.uses(&blob.pack, n);
+                let pack = blob.pack.to_hex();
+                self.uses(&pack, n);
                 let end = blob.offset.saturating_add(blob.len);
-                match listed.sizes.get(&blob.pack) {
+                match listed.sizes.get(&pack) {
                     None => {
-                        let problem = if listed.indexed.contains(&blob.pack) {
+                        let problem = if listed.indexed.contains(&pack) {
                             "its data is gone (its index object is still there)"
                         } else {
                             "its data is gone"
                         };
-                        self.add(Object::Pack, &blob.pack, problem.into(), Some(n));
+                        self.add(Object::Pack, &pack, problem.into(), Some(n));
                     }
                     Some(&size) if end > size => self.add(
                         Object::Pack,
-                        &blob.pack,
+                        &pack,
                         format!("truncated: {size} bytes, but a snapshot names bytes up to {end}"),
                         Some(n),
                     ),
                     Some(_) => {}
                 }
                 if manifest.version == 1 {
-                    let place = (blob.offset, blob.len, blob.hash.clone(), blob.raw_len);
-                    self.named
-                        .entry(blob.pack.clone())
-                        .or_default()
-                        .insert(place);
+                    let place = (blob.offset, blob.len, blob.hash, blob.raw_len);
+                    self.named.entry(pack).or_default().insert(place);
                 }
             }
         }
@@ -257,14 +260,16 @@ impl Scan {
         blobs: Vec<Packed>,
         held_by: &mut HashMap<String, String>,
     ) {
-        let holds_missing = blobs
-            .iter()
-            .any(|b| self.missing.iter().any(|(_, hash, _)| *hash == b.hash));
+        let holds_missing = blobs.iter().any(|b| {
+            self.missing
+                .iter()
+                .any(|(_, hash, _)| b.hash == *hash.as_str())
+        });
         if !holds_missing && !self.users.contains_key(pack) {
             return;
         }
         for blob in blobs {
-            held_by.insert(blob.hash, pack.to_string());
+            held_by.insert(blob.hash.to_hex(), pack.to_string());
         }
         self.add(Object::Pack, pack, problem, None);
     }
@@ -520,10 +525,9 @@ async fn list<S: Store>(store: &S) -> Result<Listed, StoreError> {
 /// The tree `error` says is damaged, if it names one.
 fn damaged_tree(error: &TreeError) -> Option<&str> {
     match error {
-        TreeError::Corrupt(hash)
-        | TreeError::Parse(hash, _)
-        | TreeError::BadName(hash)
-        | TreeError::BadHash(hash) => Some(hash),
+        TreeError::Corrupt(hash) | TreeError::Parse(hash, _) | TreeError::BadName(hash) => {
+            Some(hash)
+        }
         TreeError::Missing { .. } | TreeError::TooLarge | TreeError::Store(_) => None,
     }
 }
@@ -597,7 +601,7 @@ mod tests {
         let index = PackIndex {
             pack: pack.clone(),
             blobs: vec![Packed {
-                hash: "b".repeat(64),
+                hash: Hash([0xbb; 32]),
                 offset: 0,
                 len: 100,
                 raw_len: None,

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -17,11 +17,9 @@ use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
 use super::cache::{Content, FileCache, Stat};
-use super::id::IdError;
+use super::id::{Hash, IdError};
 use super::index::BlobIndex;
-use super::manifest::{
-    BlobRef, Entry, FORMAT_VERSION, Kind, Manifest, ManifestError, RelPath, SnapshotObject, Summary,
-};
+use super::manifest::{FORMAT_VERSION, ManifestError, RelPath, SnapshotObject, Summary};
 use super::pack::{Pack, PackIndex, Packer, data_key, index_key};
 use super::progress::Progress;
 use super::scan::{self, Found, STATE_DIR, ScanError, Warning};
@@ -180,19 +178,13 @@ pub async fn create<S: Store>(
             started,
         ));
     }
-    let (mut index, cache) = {
-        let (index_cache, state_dir) = (index_cache.clone(), state_dir.clone());
-        let racy_window = options.racy_window;
-        tokio::task::spawn_blocking(move || {
-            let index = BlobIndex::load(&index_cache);
-            debug!("index cache loaded");
-            let cache = FileCache::load(&state_dir, racy_window);
-            debug!("file cache loaded");
-            (index, cache)
-        })
-        .await
-        .expect("loading the caches does not panic")
+    let mut index = {
+        let index_cache = index_cache.clone();
+        tokio::task::spawn_blocking(move || BlobIndex::load(&index_cache))
+            .await
+            .expect("loading the index does not panic")
     };
+    debug!("index cache loaded");
     if last_gone {
         index.clear();
     }
@@ -202,30 +194,25 @@ pub async fn create<S: Store>(
         refreshed = Some(index.refresh(store).await?);
     }
     // Nothing to read and nothing changed since the last snapshot: no more need be asked.
-    let mut cached = Reader::without_reading(&index, cache);
-    let unchanged = cached
-        .entries(&found)
-        .zip(last.clone())
-        .and_then(|(entries, last)| {
-            let same = last.describes(workspace)
-                && state::digest(&locate(entries, &index)) == last.digest
-                && last.trees_in(&index);
-            same.then_some(last)
+    if let Some(mut last) = last.clone() {
+        let root = workspace.root.clone();
+        let cache = FileCache::load(&state_dir, options.racy_window);
+        let mut cached = Reader::without_reading(&index, cache, root);
+        let same = cached.entries(&found).is_some_and(|entries| {
+            last.describes(workspace) && digest(&entries) == last.digest && last.trees_in(&index)
         });
-    let mut cache = cached.cache;
-    debug!(
-        unchanged = unchanged.is_some(),
-        "compared with the last snapshot"
-    );
-    if let Some(mut last) = unchanged {
-        index.save(&index_cache).map_err(state_error)?;
-        let settled = settled(&found, &cache).then(|| stats.clone());
-        if refreshed.is_some() || last.stats != settled {
-            last.checked_at = now_secs;
-            last.stats = settled;
-            last.save(&state_dir, store.name()).map_err(state_error)?;
+        debug!(unchanged = same, "compared with the last snapshot");
+        if same {
+            index.save(&index_cache).map_err(state_error)?;
+            // Every file was known, with the stat data the scan found and read settled: the
+            // scan's digest stands for this content from now on.
+            if refreshed.is_some() || last.stats.as_deref() != Some(stats.as_str()) {
+                last.checked_at = now_secs;
+                last.stats = Some(stats);
+                last.save(&state_dir, store.name()).map_err(state_error)?;
+            }
+            return Ok(Outcome::unchanged(last.summary, scan_warnings, started));
         }
-        return Ok(Outcome::unchanged(last.summary, scan_warnings, started));
     }
 
     if refreshed.is_none() {
@@ -234,8 +221,10 @@ pub async fn create<S: Store>(
     debug!(?refreshed, "pack indexes checked against the store");
     let (mut read_bytes, mut new_bytes, mut new_pack_count) = (0, 0, 0);
     let mut pass = 0;
-    let (entries, warnings) = loop {
+    let (entries, warnings, settled) = loop {
         pass += 1;
+        let cache =
+            FileCache::load_for_update(&state_dir, options.racy_window).map_err(state_error)?;
         let shared = Arc::new(index);
         let done = read_and_upload(
             store,
@@ -247,8 +236,9 @@ pub async fn create<S: Store>(
         )
         .await;
         index = Arc::into_inner(shared).expect("the reader is done with the index");
-        let (pending, returned_cache, read, warnings) = done.reader;
-        cache = returned_cache;
+        let (pending, cache, read, warnings) = done.reader;
+        let settled = cache.settled();
+        cache.save(&state_dir).map_err(state_error)?;
         read_bytes += read;
         // Packs that did upload are in the store: keep them known whatever else failed.
         let uploaded = done.uploaded;
@@ -260,25 +250,21 @@ pub async fn create<S: Store>(
             index.add_written(pack);
         }
         if let Some(e) = uploaded.error {
-            cache.save(&state_dir).map_err(state_error)?;
             index.save(&index_cache).map_err(state_error)?;
             return Err(e.into());
         }
-        let entries = locate(pending, &index);
         // A pack another machine wrote is believed only once its bytes were seen to hold what
         // its index says; one that does not is refused, and the files on it are read again.
-        let foreign: HashSet<String> = entries
+        let foreign: HashSet<String> = pending
             .iter()
-            .flat_map(|e| match &e.kind {
-                Kind::File { blobs, .. } => blobs.as_slice(),
-                _ => &[],
-            })
-            .filter(|blob| !index.is_verified(&blob.pack))
-            .map(|blob| blob.pack.clone())
+            .flat_map(Pending::blobs)
+            .filter_map(|blob| index.pack_of(blob))
+            .filter(|pack| !index.is_verified(pack))
+            .map(str::to_string)
             .collect();
         let refused = index.verify(store, foreign).await?;
         if refused.is_empty() {
-            break (entries, warnings);
+            break (pending, warnings, settled);
         }
         warn!(
             packs = refused.len(),
@@ -289,30 +275,25 @@ pub async fn create<S: Store>(
             return Err(SnapshotError::Untrustworthy(refused.len()));
         }
     };
-    cache.save(&state_dir).map_err(state_error)?;
     index.save(&index_cache).map_err(state_error)?;
-    // What the scan found and the file cache are done with: let them go before the snapshot
-    // is checked and its trees built.
-    let settled = settled(&found, &cache).then_some(stats);
-    drop((cache, found));
+    // What the scan found is done with: let it go before the trees are built.
+    let settled = settled.then_some(stats);
+    drop(found);
     let mut all_warnings = scan_warnings;
     all_warnings.extend(warnings);
 
     let files = entries
         .iter()
-        .filter(|e| !matches!(e.kind, Kind::Dir { .. }))
+        .filter(|e| !matches!(e.kind, PendingKind::Dir(_)))
         .count() as u64;
     let bytes = entries
         .iter()
-        .map(|e| {
-            if let Kind::File { size, .. } = e.kind {
-                size
-            } else {
-                0
-            }
+        .map(|e| match e.kind {
+            PendingKind::File { size, .. } => size,
+            _ => 0,
         })
         .sum();
-    let digest = state::digest(&entries);
+    let digest = digest(&entries);
     let outcome = |summary, unchanged, new_bytes, new_packs| Outcome {
         summary,
         unchanged,
@@ -342,26 +323,15 @@ pub async fn create<S: Store>(
         files,
         bytes,
     };
-    let manifest = Manifest {
-        version: FORMAT_VERSION,
-        summary: summary.clone(),
-        entries,
-    };
-    // What is published must restore: the same checks restore makes, before it is written.
-    manifest.validate().map_err(SnapshotError::Invalid)?;
-    let trees = tree::build(&manifest.entries);
-    drop(manifest);
-    let tree_hashes: Vec<String> = trees.iter().map(|tree| tree.hash.clone()).collect();
-    let root = tree_hashes.last().expect("there is a root tree").clone();
-    let stored = store_trees(store, &mut index, trees).await;
+    let stored = store_trees(store, &mut index, entries).await;
     index.save(&index_cache).map_err(state_error)?;
-    let (tree_packs, tree_bytes) = stored?;
-    new_pack_count += tree_packs;
-    new_bytes += tree_bytes;
+    let trees = stored?;
+    new_pack_count += trees.packs;
+    new_bytes += trees.bytes;
     let object = SnapshotObject {
         version: FORMAT_VERSION,
         summary: summary.clone(),
-        tree: root,
+        tree: trees.root.to_hex(),
     };
     let key = manifest_key(&summary.workspace, &summary.id).map_err(SnapshotError::Name)?;
     if started.elapsed() > options.max_run {
@@ -373,7 +343,7 @@ pub async fn create<S: Store>(
         digest,
         summary: summary.clone(),
         checked_at: now_secs,
-        trees: tree_hashes,
+        trees: trees.all,
         stats: settled,
     }
     .save(&state_dir, store.name())
@@ -381,35 +351,73 @@ pub async fn create<S: Store>(
     Ok(outcome(summary, false, new_bytes, new_pack_count))
 }
 
-/// Makes sure the store holds every tree: those it has in packs another machine wrote are
-/// checked first (like file content), and the rest are packed apart from file content (so
-/// that reading a snapshot's trees fetches few packs) and uploaded. Returns the packs and
-/// bytes it added.
+/// [`state::Digest`] of what a snapshot holds.
+fn digest(entries: &[Pending]) -> String {
+    let mut digest = state::Digest::default();
+    for entry in entries {
+        digest.add(&entry.path, &entry.item());
+    }
+    digest.finish()
+}
+
+/// A snapshot's trees, stored.
+struct Trees {
+    root: Hash,
+    /// Every tree of the snapshot.
+    all: Vec<Hash>,
+    /// Packs and bytes uploaded for them.
+    packs: usize,
+    bytes: u64,
+}
+
+/// Builds the snapshot's trees as the entries stream past (refusing what a reader would) and
+/// makes sure the store holds each: new trees are packed apart from file content (so that
+/// reading a snapshot's trees fetches few packs) and upload as packs fill; those the store has
+/// in packs another machine wrote are checked like file content, and stored again if their
+/// pack fails.
 async fn store_trees<S: Store>(
     store: &S,
     index: &mut BlobIndex,
-    trees: Vec<tree::TreeBlob>,
-) -> Result<(usize, u64), SnapshotError> {
-    let foreign: HashSet<String> = trees
+    entries: Vec<Pending>,
+) -> Result<Trees, SnapshotError> {
+    let (packs_tx, packs_rx) = mpsc::channel::<Pack>(1);
+    let shared = Arc::new(std::mem::take(index));
+    let builder = {
+        let index = Arc::clone(&shared);
+        tokio::task::spawn_blocking(move || build_trees(&entries, &index, &packs_tx))
+    };
+    let uploaded = upload(store, packs_rx).await;
+    let built = builder.await.expect("building trees does not panic");
+    *index = Arc::into_inner(shared).expect("the builder is done with the index");
+    let (mut packs, mut bytes) = (uploaded.done.len(), 0);
+    for pack in uploaded.done {
+        bytes += pack.blobs.iter().map(|b| b.len).sum::<u64>();
+        index.add_written(pack);
+    }
+    if let Some(e) = uploaded.error {
+        return Err(e.into());
+    }
+    let built = built.map_err(SnapshotError::Invalid)?;
+    let foreign: HashSet<String> = built
+        .foreign
         .iter()
-        .filter_map(|tree| index.locate(&tree.hash))
-        .filter(|blob| !index.is_verified(&blob.pack))
-        .map(|blob| blob.pack.clone())
+        .filter_map(|tree| index.pack_of(&tree.hash))
+        .map(str::to_string)
         .collect();
     index.verify(store, foreign).await?;
     let mut packer = Packer::default();
-    let mut packs = Vec::new();
+    let mut again = Vec::new();
     let mut packed = HashSet::new();
-    for tree in trees {
-        if index.contains(&tree.hash) || !packed.insert(tree.hash.clone()) {
-            continue;
+    for tree in built.foreign {
+        if !index.contains(&tree.hash) && packed.insert(tree.hash) {
+            again.extend(packer.add(tree.hash, &tree.data));
         }
-        packs.extend(packer.add(tree.hash, &tree.data));
     }
-    packs.extend(packer.seal());
-    let (count, bytes) = (packs.len(), packs.iter().map(|p| p.data.len() as u64).sum());
-    let (sender, receiver) = mpsc::channel(packs.len().max(1));
-    for pack in packs {
+    again.extend(packer.seal());
+    packs += again.len();
+    bytes += again.iter().map(|p| p.data.len() as u64).sum::<u64>();
+    let (sender, receiver) = mpsc::channel(again.len().max(1));
+    for pack in again {
         sender.try_send(pack).expect("the channel holds every pack");
     }
     drop(sender);
@@ -417,22 +425,60 @@ async fn store_trees<S: Store>(
     for pack in uploaded.done {
         index.add_written(pack);
     }
-    match uploaded.error {
-        Some(e) => Err(e.into()),
-        None => Ok((count, bytes)),
+    if let Some(e) = uploaded.error {
+        return Err(e.into());
     }
+    Ok(Trees {
+        root: built.root,
+        all: built.all,
+        packs,
+        bytes,
+    })
 }
 
-/// Whether the file cache vouches for every file found as the scan saw it: same stat data,
-/// none read too close to a change. Then the scan's stat digest stands for this content.
-fn settled(found: &[Found], cache: &FileCache) -> bool {
-    found.iter().all(|item| match &item.metadata {
-        Some(metadata) if metadata.is_file() => {
-            cache.lookup(&item.path, &Stat::of(metadata)).is_some()
+/// The trees [`build_trees`] made.
+struct Built {
+    root: Hash,
+    all: Vec<Hash>,
+    /// Trees the store holds in packs another machine wrote, not checked yet.
+    foreign: Vec<tree::TreeBlob>,
+}
+
+/// Builds the trees of `entries`, sending packs of those the store lacks to `packs`.
+fn build_trees(
+    entries: &[Pending],
+    index: &BlobIndex,
+    packs: &mpsc::Sender<Pack>,
+) -> Result<Built, ManifestError> {
+    let mut packer = Packer::default();
+    let mut packed = HashSet::new();
+    let mut all = Vec::new();
+    let mut foreign = Vec::new();
+    let mut done = |tree: tree::TreeBlob| {
+        all.push(tree.hash);
+        if index.contains(&tree.hash) {
+            let checked = index
+                .pack_of(&tree.hash)
+                .is_some_and(|pack| index.is_verified(pack));
+            if !checked {
+                foreign.push(tree);
+            }
+        } else if packed.insert(tree.hash)
+            && let Some(pack) = packer.add(tree.hash, &tree.data)
+        {
+            // A failed send means the upload stopped: its error is what the caller reports.
+            let _ = packs.blocking_send(pack);
         }
-        Some(_) => true,
-        None => cache.lookup_immutable(&item.path).is_some(),
-    })
+    };
+    let mut builder = tree::Builder::default();
+    for entry in entries {
+        builder.add(&entry.path, entry.item(), &mut done)?;
+    }
+    let root = builder.finish(&mut done)?;
+    if let Some(pack) = packer.seal() {
+        let _ = packs.blocking_send(pack);
+    }
+    Ok(Built { root, all, foreign })
 }
 
 /// What one pass of reading and uploading gave.
@@ -457,7 +503,8 @@ async fn read_and_upload<S: Store>(
         let workspace = workspace.clone();
         tokio::task::spawn_blocking(move || {
             progress.start(found.len() as u64, 0);
-            let mut reader = Reader::new(&index, cache, Some(packs_tx), progress);
+            let root = workspace.root.clone();
+            let mut reader = Reader::new(&index, cache, root, Some(packs_tx), progress);
             let entries = reader
                 .entries_then(&found, || scan::git_dir_again(&workspace))
                 .expect("a reading reader has every entry");
@@ -549,7 +596,7 @@ async fn upload<S: Store>(store: &S, mut packs: mpsc::Receiver<Pack>) -> Uploade
     }
 }
 
-/// A manifest entry whose blobs are known by hash, not yet by place.
+/// One entry of the snapshot being made: 90 bytes and its path's.
 pub(super) struct Pending {
     path: RelPath,
     kind: PendingKind,
@@ -559,54 +606,81 @@ enum PendingKind {
     File {
         mode: u32,
         size: u64,
-        hash: String,
+        hash: Hash,
         mtime_ns: i64,
-        blobs: Vec<(String, u64)>,
+        /// The content's blobs, or none when it is one blob whose hash is the file's (most
+        /// files) or it is empty.
+        blobs: Box<[Hash]>,
     },
     Symlink(RelPath),
     Dir(u32),
 }
 
-fn locate(entries: Vec<Pending>, index: &BlobIndex) -> Vec<Entry> {
-    entries
-        .into_iter()
-        .map(|Pending { path, kind }| {
-            let kind = match kind {
-                PendingKind::File {
-                    mode,
-                    size,
-                    hash,
-                    mtime_ns,
-                    blobs,
-                } => Kind::File {
-                    mode,
-                    size,
-                    hash,
-                    mtime_ns,
-                    blobs: blobs
-                        .iter()
-                        .map(|(hash, _)| {
-                            index
-                                .locate(hash)
-                                .expect("every blob read was packed and uploaded")
-                        })
-                        .collect::<Vec<BlobRef>>(),
-                },
-                PendingKind::Symlink(target) => Kind::Symlink { target },
-                PendingKind::Dir(mode) => Kind::Dir { mode },
-            };
-            Entry { path, kind }
-        })
-        .collect()
+impl Pending {
+    fn file(path: RelPath, stat: &Stat, content: &Content) -> Self {
+        let implied = match content.blobs.as_slice() {
+            [] => true,
+            [(only, _)] => *only == content.hash,
+            _ => false,
+        };
+        let blobs = if implied {
+            Box::default()
+        } else {
+            content.blobs.iter().map(|(hash, _)| *hash).collect()
+        };
+        Self {
+            path,
+            kind: PendingKind::File {
+                mode: stat.mode & 0o7777,
+                size: stat.size,
+                hash: content.hash,
+                mtime_ns: stat.mtime_ns,
+                blobs,
+            },
+        }
+    }
+
+    /// The file's blobs, in order.
+    fn blobs(&self) -> &[Hash] {
+        match &self.kind {
+            PendingKind::File {
+                size, hash, blobs, ..
+            } if blobs.is_empty() && *size > 0 => std::slice::from_ref(hash),
+            PendingKind::File { blobs, .. } => blobs,
+            _ => &[],
+        }
+    }
+
+    fn item(&self) -> tree::Item<'_> {
+        match &self.kind {
+            PendingKind::File {
+                mode,
+                size,
+                hash,
+                mtime_ns,
+                ..
+            } => tree::Item::File {
+                mode: *mode,
+                size: *size,
+                mtime_ns: *mtime_ns,
+                hash: *hash,
+                blobs: self.blobs(),
+            },
+            PendingKind::Symlink(target) => tree::Item::Symlink(target),
+            PendingKind::Dir(mode) => tree::Item::Dir(*mode),
+        }
+    }
 }
 
 /// Reads files whose content is not known, feeding new blobs to the packer.
 struct Reader<'a> {
     index: &'a BlobIndex,
     cache: FileCache,
+    /// The workspace's folder.
+    root: PathBuf,
     packer: Packer,
     /// Blobs packed in this run.
-    packed: HashSet<String>,
+    packed: HashSet<Hash>,
     /// Where full packs go; `None` for a reader that may not read, only use the cache.
     packs: Option<mpsc::Sender<Pack>>,
     progress: Arc<dyn Progress>,
@@ -620,19 +694,21 @@ struct Reader<'a> {
 
 impl<'a> Reader<'a> {
     /// A reader that only looks files up in the cache.
-    fn without_reading(index: &'a BlobIndex, cache: FileCache) -> Self {
-        Self::new(index, cache, None, Arc::new(super::progress::Silent))
+    fn without_reading(index: &'a BlobIndex, cache: FileCache, root: PathBuf) -> Self {
+        Self::new(index, cache, root, None, Arc::new(super::progress::Silent))
     }
 
     fn new(
         index: &'a BlobIndex,
         cache: FileCache,
+        root: PathBuf,
         packs: Option<mpsc::Sender<Pack>>,
         progress: Arc<dyn Progress>,
     ) -> Self {
         Self {
             index,
             cache,
+            root,
             packer: Packer::default(),
             packed: HashSet::new(),
             packs,
@@ -662,7 +738,6 @@ impl<'a> Reader<'a> {
         objects_now: impl Fn() -> Vec<Found>,
     ) -> Option<Vec<Pending>> {
         let keep: HashSet<&RelPath> = found.iter().map(|f| &f.path).collect();
-        self.cache.retain(|path| keep.contains(path));
         let mut entries = Vec::with_capacity(found.len());
         self.read_all(found, &mut entries);
         if self.packs.is_some() && !self.cancelled {
@@ -675,7 +750,9 @@ impl<'a> Reader<'a> {
                 // By birth time: git touches an object it would have written again, so its
                 // ctime moves; where there is no birth time, every new object is kept.
                 let born_by_horizon =
-                    |f: &Found| match std::fs::symlink_metadata(&f.full).map(|m| m.created()) {
+                    |f: &Found| match std::fs::symlink_metadata(f.full(&self.root))
+                        .map(|m| m.created())
+                    {
                         Ok(Ok(born)) => born <= horizon,
                         Ok(Err(_)) => true,
                         Err(_) => false,
@@ -706,71 +783,61 @@ impl<'a> Reader<'a> {
             if let Some(entry) = self.entry(item) {
                 entries.push(entry);
             }
-            self.progress
-                .advance(item.metadata.as_ref().map_or(0, |m| m.len()));
+            if item.stat.is_none_or(|stat| stat.is_file()) {
+                self.cache.keep(&item.path, item.stat.as_ref());
+            }
+            self.progress.advance(item.stat.map_or(0, |stat| stat.size));
         }
     }
 
     fn entry(&mut self, found: &Found) -> Option<Pending> {
-        let Found {
-            path,
-            full,
-            metadata,
-        } = found;
-        let path = path.clone();
-        let stat_now;
-        let metadata = match metadata {
-            Some(metadata) => metadata,
+        let path = &found.path;
+        let full = found.full(&self.root);
+        let stat = match found.stat {
+            Some(stat) => stat,
             None => {
-                if let Some(entry) = self.known_immutable(&path) {
+                if let Some(entry) = self.known_immutable(path) {
                     return Some(entry);
                 }
-                stat_now = std::fs::symlink_metadata(full).ok()?;
-                &stat_now
+                Stat::of(&std::fs::symlink_metadata(&full).ok()?)
             }
         };
-        let file_type = metadata.file_type();
-        let mode = std::os::unix::fs::PermissionsExt::mode(&metadata.permissions()) & 0o7777;
-        let kind = if file_type.is_symlink() {
+        let kind = if stat.is_symlink() {
             use std::os::unix::ffi::OsStrExt;
-            let target = std::fs::read_link(full).ok()?;
+            let target = std::fs::read_link(&full).ok()?;
             PendingKind::Symlink(RelPath(target.as_os_str().as_bytes().to_vec()))
-        } else if file_type.is_dir() {
-            PendingKind::Dir(mode)
-        } else if file_type.is_file() {
-            let stat = Stat::of(metadata);
-            let (Content { hash, blobs }, stat) = match self.known(&path, &stat) {
+        } else if stat.is_dir() {
+            PendingKind::Dir(stat.mode & 0o7777)
+        } else if stat.is_file() {
+            let (content, stat) = match self.known(path, &stat) {
                 Some(content) => (content, stat),
                 None if self.packs.is_none() => {
                     debug!(path = %path, "changed or not known to be stored");
                     self.needs_reading = true;
                     return None;
                 }
-                None => match self.read(&path, full) {
+                None => match self.read(path, &full) {
                     Ok(Some(read)) => read,
-                    Ok(None) => return self.previous_version(&path),
+                    Ok(None) => return self.previous_version(path),
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
                     Err(e) => {
                         warn!(path = %path, error = %e, "cannot read; left out of the snapshot");
                         let message = format!("could not be read ({e}); left out");
-                        self.warnings.push(Warning::new(&path, message));
+                        self.warnings.push(Warning::new(path, message));
                         return None;
                     }
                 },
             };
-            PendingKind::File {
-                mode: stat.mode & 0o7777,
-                size: stat.size,
-                hash,
-                mtime_ns: stat.mtime_ns,
-                blobs,
-            }
+            return Some(Pending::file(path.clone(), &stat, &content));
         } else {
             let message = "is a socket, pipe or device, not a file; left out";
-            self.warnings.push(Warning::new(&path, message));
+            self.warnings.push(Warning::new(path, message));
             return None;
         };
-        Some(Pending { path, kind })
+        Some(Pending {
+            path: path.clone(),
+            kind,
+        })
     }
 
     /// A file that never held still while it was read: the version the last snapshot holds,
@@ -789,41 +856,30 @@ impl<'a> Reader<'a> {
 
     /// A file as the cache last saw it, whatever its stat says now, if its blobs are stored:
     /// for files git never rewrites, and the earlier version of a file that will not hold still.
-    fn known_immutable(&self, path: &RelPath) -> Option<Pending> {
+    fn known_immutable(&mut self, path: &RelPath) -> Option<Pending> {
         let known = self.cache.lookup_immutable(path)?;
-        let stored = known
-            .content
-            .blobs
-            .iter()
-            .all(|(hash, _)| self.index.contains(hash) || self.packed.contains(hash));
-        stored.then(|| Pending {
-            path: path.clone(),
-            kind: PendingKind::File {
-                mode: known.stat.mode & 0o7777,
-                size: known.stat.size,
-                hash: known.content.hash.clone(),
-                mtime_ns: known.stat.mtime_ns,
-                blobs: known.content.blobs.clone(),
-            },
-        })
+        self.is_stored(&known.content)
+            .then(|| Pending::file(path.clone(), &known.stat, &known.content))
     }
 
     /// The cached content of an unchanged file whose blobs the store holds.
-    fn known(&self, path: &RelPath, stat: &Stat) -> Option<Content> {
+    fn known(&mut self, path: &RelPath, stat: &Stat) -> Option<Content> {
         let known = self.cache.lookup(path, stat)?;
-        let stored = known
-            .content
+        self.is_stored(&known.content).then_some(known.content)
+    }
+
+    fn is_stored(&self, content: &Content) -> bool {
+        content
             .blobs
             .iter()
-            .all(|(hash, _)| self.index.contains(hash) || self.packed.contains(hash));
-        stored.then(|| known.content.clone())
+            .all(|(hash, _)| self.index.contains(hash) || self.packed.contains(hash))
     }
 
     /// Reads a file once, chunk by chunk, hashing and packing as it goes; reads again if it
     /// changed meanwhile. `None` when it never held still: what was read is not one version.
     fn read(&mut self, path: &RelPath, full: &Path) -> std::io::Result<Option<(Content, Stat)>> {
         let (mut attempts, mut fresh_reads) = (0, 0);
-        let mut first_fresh_read: Option<(String, Stat)> = None;
+        let mut first_fresh_read: Option<(Hash, Stat)> = None;
         while attempts < READ_ATTEMPTS {
             attempts += 1;
             let read_at = SystemTime::now();
@@ -834,15 +890,15 @@ impl<'a> Reader<'a> {
             // Each chunk goes to the packer only once the next one is read, and the last only
             // once the read proved whole: packing can wait on uploads, and that wait must not
             // fall between the two looks at the file (nor a torn chunk be stored).
-            let mut pending: Option<(String, Vec<u8>)> = None;
+            let mut pending: Option<(Hash, Vec<u8>)> = None;
             for data in chunks(&mut file, before.size) {
                 let data = data?;
                 hasher.update(&data);
-                let hash = blake3::hash(&data).to_hex().to_string();
-                blobs.push((hash.clone(), data.len() as u64));
+                let hash = Hash::of(&data);
+                blobs.push((hash, data.len() as u64));
                 self.read_bytes += data.len() as u64;
                 if let Some((hash, data)) = pending.replace((hash, data)) {
-                    self.store_blob(&hash, &data);
+                    self.store_blob(hash, &data);
                 }
             }
             // Whole if the file read (through the open handle) did not change from before the
@@ -866,12 +922,12 @@ impl<'a> Reader<'a> {
             // not one the cache may vouch for next time.
             let after = Stat::of(&std::fs::symlink_metadata(full)?);
             let replaced = after.ino != before.ino || after.dev != before.dev;
-            let hash = hasher.finalize().to_hex().to_string();
+            let hash = Hash::from(hasher.finalize());
             // Changed a moment before the read began, a write during it could have left the
             // same ctime (file times tick coarsely): only a second read that finds the same
             // file with the same bytes proves it whole.
             let fresh = !immutable && !replaced && too_fresh(read_at, before.ctime_ns);
-            if fresh && first_fresh_read.as_ref() != Some(&(hash.clone(), before)) {
+            if fresh && first_fresh_read != Some((hash, before)) {
                 debug!(path = %path, "changed just before it was read; reading again");
                 first_fresh_read = Some((hash, before));
                 if fresh_reads < READ_ATTEMPTS {
@@ -881,24 +937,23 @@ impl<'a> Reader<'a> {
                 continue;
             }
             if let Some((hash, data)) = pending {
-                self.store_blob(&hash, &data);
+                self.store_blob(hash, &data);
             }
             let content = Content { hash, blobs };
             // A fresh file is cached as racy (read again next time): the cache's own rule.
             if after == before || immutable && !replaced {
-                self.cache
-                    .record(path.clone(), after, content.clone(), read_at);
+                self.cache.record(path, after, content.clone(), read_at);
             }
             return Ok(Some((content, before)));
         }
         Ok(None)
     }
 
-    fn store_blob(&mut self, hash: &str, data: &[u8]) {
-        if self.index.contains(hash) || !self.packed.insert(hash.to_string()) {
+    fn store_blob(&mut self, hash: Hash, data: &[u8]) {
+        if self.index.contains(&hash) || !self.packed.insert(hash) {
             return;
         }
-        if let Some(pack) = self.packer.add(hash.to_string(), data) {
+        if let Some(pack) = self.packer.add(hash, data) {
             self.send(pack);
         }
     }

@@ -28,6 +28,86 @@ pub fn check_hash(text: &str) -> Result<(), IdError> {
         .ok_or_else(|| IdError::Hash(shown(text)))
 }
 
+/// A BLAKE3 hash: of a blob, a file's whole content, or a tree. 32 bytes in memory (a third of
+/// its hex text, which matters at 100,000 files); 64 lowercase hex digits in the store, in the
+/// caches and on screen. Reading one from text checks it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Hash(pub [u8; 32]);
+
+impl Hash {
+    pub fn of(data: &[u8]) -> Self {
+        Self(*blake3::hash(data).as_bytes())
+    }
+
+    /// The hash `text` spells, if it is one (64 lowercase hex digits).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut bytes = [0u8; 32];
+        (is_hash(text) && hex::decode_to_slice(text, &mut bytes).is_ok()).then_some(Self(bytes))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+}
+
+impl From<blake3::Hash> for Hash {
+    fn from(hash: blake3::Hash) -> Self {
+        Self(*hash.as_bytes())
+    }
+}
+
+impl std::str::FromStr for Hash {
+    type Err = IdError;
+
+    fn from_str(text: &str) -> Result<Self, IdError> {
+        Self::parse(text).ok_or_else(|| IdError::Hash(shown(text)))
+    }
+}
+
+impl std::fmt::Display for Hash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut text = [0u8; 64];
+        hex::encode_to_slice(self.0, &mut text).expect("64 digits for 32 bytes");
+        f.write_str(std::str::from_utf8(&text).expect("hex is ASCII"))
+    }
+}
+
+impl std::fmt::Debug for Hash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+impl PartialEq<str> for Hash {
+    fn eq(&self, text: &str) -> bool {
+        Self::parse(text) == Some(*self)
+    }
+}
+
+impl serde::Serialize for Hash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Hash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = Hash;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a content hash (64 lowercase hex digits)")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Hash, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
+}
+
 /// A snapshot id as gitkit writes them (`20261128T093000.123Z-1a2b3c`): one key segment of
 /// letters, digits, `.`, `-` and `_`, starting with a digit.
 pub fn check_snapshot(text: &str) -> Result<(), IdError> {

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::id::is_hash;
+use super::id::{Hash, is_hash};
 use super::manifest::{BlobRef, MAX_PACK_LEN};
 use super::pack::{PackChecker, PackIndex, data_key, index_key};
 
@@ -64,9 +64,9 @@ const REFRESH_ROUNDS: usize = 3;
 pub struct BlobIndex {
     packs: Vec<PackIndex>,
     known_packs: HashSet<String>,
-    /// Where each blob is: a pack (its place in `packs`) and the blob's place in it. Keyed by
-    /// the hash's bytes, not its text: at 100,000 files this is most of the index's memory.
-    blobs: HashMap<[u8; 32], Place>,
+    /// Where each blob is: a pack (its place in `packs`) and the blob's place in its list.
+    /// At 100,000 files this is most of the index's memory: 40 bytes a blob.
+    blobs: HashMap<Hash, Place>,
     /// Packs whose bytes were seen to hold what their index says: written here, or checked.
     verified: HashSet<String>,
     /// Packs that failed a check: never believed again.
@@ -84,20 +84,11 @@ pub struct BlobIndex {
     dirty: bool,
 }
 
-/// A blob's place: which of the known packs, and where in it.
+/// A blob's place: which of the known packs, and which of its blobs.
 #[derive(Debug, Clone, Copy)]
 struct Place {
     pack: u32,
-    offset: u64,
-    len: u64,
-    raw_len: Option<u64>,
-}
-
-/// A blob hash's bytes, or `None` for text that is not one.
-fn key(hash: &str) -> Option<[u8; 32]> {
-    let mut key = [0u8; 32];
-    hex::decode_to_slice(hash, &mut key).ok()?;
-    Some(key)
+    blob: u32,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -136,9 +127,10 @@ impl BlobIndex {
     /// says is checked against the store before anything relies on it.
     pub fn load(cache: &Path) -> Self {
         let mut index = Self::default();
-        let cached: Option<CacheFile> = std::fs::read(cache)
+        // Read as it streams in, not whole first: the text is three times what it becomes.
+        let cached: Option<CacheFile> = std::fs::File::open(cache)
             .ok()
-            .and_then(|data| serde_json::from_slice(&data).ok());
+            .and_then(|file| serde_json::from_reader(std::io::BufReader::new(file)).ok());
         if let Some(cached) = cached {
             index.refused = cached.refused.into_iter().collect();
             index.marked = cached.marked.into_iter().collect();
@@ -395,15 +387,11 @@ impl BlobIndex {
         }
         let marked = self.marked.contains(&pack.pack);
         let number = self.packs.len() as u32;
-        for blob in &pack.blobs {
-            let Some(hash) = key(&blob.hash) else {
-                continue; // checked before a pack is added; never believed otherwise
-            };
+        for (number_in_pack, blob) in pack.blobs.iter().enumerate() {
+            let hash = blob.hash;
             let place = Place {
                 pack: number,
-                offset: blob.offset,
-                len: blob.len,
-                raw_len: blob.raw_len,
+                blob: number_in_pack as u32,
             };
             match self.blobs.get(&hash) {
                 None => {
@@ -471,22 +459,30 @@ impl BlobIndex {
     }
 
     /// Where blob `hash` is stored, preferring a pack no prune marked for deletion.
-    pub fn locate(&self, hash: &str) -> Option<BlobRef> {
-        let place = self.blobs.get(&key(hash)?)?;
+    pub fn locate(&self, hash: &Hash) -> Option<BlobRef> {
+        let place = self.blobs.get(hash)?;
+        let pack = &self.packs[place.pack as usize];
+        let blob = &pack.blobs[place.blob as usize];
         Some(BlobRef {
-            hash: hash.to_string(),
-            pack: self.packs[place.pack as usize].pack.clone(),
-            offset: place.offset,
-            len: place.len,
-            raw_len: place.raw_len,
+            hash: *hash,
+            pack: Hash::parse(&pack.pack).expect("known packs are pack ids"),
+            offset: blob.offset,
+            len: blob.len,
+            raw_len: blob.raw_len,
         })
+    }
+
+    /// The pack blob `hash` is read from ([`BlobIndex::locate`]'s).
+    pub fn pack_of(&self, hash: &Hash) -> Option<&str> {
+        let place = self.blobs.get(hash)?;
+        Some(&self.packs[place.pack as usize].pack)
     }
 
     /// Whether a snapshot being written may reuse blob `hash`: the store holds it in a pack no
     /// prune marked for deletion (a marked pack may be gone before the snapshot is).
-    pub fn contains(&self, hash: &str) -> bool {
-        key(hash)
-            .and_then(|hash| self.blobs.get(&hash))
+    pub fn contains(&self, hash: &Hash) -> bool {
+        self.blobs
+            .get(hash)
             .is_some_and(|place| !self.marked.contains(&self.packs[place.pack as usize].pack))
     }
 
@@ -518,19 +514,19 @@ async fn stream_matches<S: Store>(store: &S, index: &PackIndex) -> Result<bool, 
 
 #[cfg(test)]
 mod tests {
+    use crate::snapshot::id::Hash;
     use crate::snapshot::pack::Packer;
 
     #[test]
     fn a_pack_that_does_not_hold_its_blobs_is_caught() {
         let mut packer = Packer::default();
-        let hello = blake3::hash(b"hello").to_hex().to_string();
-        packer.add(hello.clone(), b"hello");
+        packer.add(Hash::of(b"hello"), b"hello");
         let pack = packer.seal().expect("a pack");
         assert!(pack.index.matches(&pack.data));
         assert_eq!(pack.index.check(&pack.id, pack.data.len() as u64), Ok(()));
 
         let mut lying = pack.index.clone();
-        lying.blobs[0].hash = blake3::hash(b"other").to_hex().to_string();
+        lying.blobs[0].hash = Hash::of(b"other");
         assert!(!lying.matches(&pack.data), "a blob that is not in the pack");
         assert!(
             pack.index.check(&"0".repeat(64), 5).is_err(),

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::id::Hash;
+
 /// The store format this gitkit writes; it reads this one and every older one.
 pub const FORMAT_VERSION: u32 = 2;
 
@@ -63,8 +65,8 @@ pub enum Kind {
         /// Permission bits (`0o644`, `0o755`, ...).
         mode: u32,
         size: u64,
-        /// BLAKE3 of the whole content, hex.
-        hash: String,
+        /// BLAKE3 of the whole content.
+        hash: Hash,
         /// Modification time, nanoseconds since the Unix epoch.
         mtime_ns: i64,
         /// The content's pieces in order: one for a small file, one per chunk for a large one.
@@ -82,8 +84,8 @@ pub enum Kind {
 /// BLAKE3 `hash`. `raw_len` is the content's length when the stored bytes are compressed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BlobRef {
-    pub hash: String,
-    pub pack: String,
+    pub hash: Hash,
+    pub pack: Hash,
     pub offset: u64,
     pub len: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,8 +167,6 @@ pub enum ManifestError {
     ThroughNonDirectory(RelPath),
     #[error("the manifest's blobs for {0:?} do not add up to its size")]
     BadBlobs(RelPath),
-    #[error("the manifest names a bad hash or pack id for {0:?}")]
-    BadId(RelPath),
     #[error("the manifest's hash for {0:?} disagrees with its only blob's")]
     HashMismatch(RelPath),
     #[error("the manifest places two different blobs at overlapping bytes of pack {0}")]
@@ -239,7 +239,7 @@ impl Manifest {
         if self.version > FORMAT_VERSION {
             return Err(ManifestError::Version(self.version));
         }
-        let mut places: HashMap<&str, Vec<&BlobRef>> = HashMap::new();
+        let mut places: HashMap<Hash, Vec<&BlobRef>> = HashMap::new();
         let mut seen = HashSet::new();
         let mut non_dirs = HashSet::new();
         for entry in &self.entries {
@@ -261,7 +261,7 @@ impl Manifest {
                 } => {
                     check_blobs(path, *size, hash, blobs)?;
                     for blob in blobs {
-                        places.entry(&blob.pack).or_default().push(blob);
+                        places.entry(blob.pack).or_default().push(blob);
                     }
                 }
                 Kind::Symlink { target } => {
@@ -294,19 +294,11 @@ impl Manifest {
 fn check_blobs(
     path: &RelPath,
     size: u64,
-    hash: &str,
+    hash: &Hash,
     blobs: &[BlobRef],
 ) -> Result<(), ManifestError> {
-    use super::id::is_hash;
-    let bad_id = || ManifestError::BadId(path.clone());
-    if !is_hash(hash) {
-        return Err(bad_id());
-    }
     let mut total = 0u64;
     for blob in blobs {
-        if !is_hash(&blob.hash) || !is_hash(&blob.pack) {
-            return Err(bad_id());
-        }
         // Every blob holds at least one byte (an empty file has none): a blob of no bytes
         // could share a place with another and dodge the overlap check.
         let end = blob.offset.checked_add(blob.len);
@@ -324,11 +316,11 @@ fn check_blobs(
         return Err(ManifestError::BadBlobs(path.clone()));
     }
     let whole = match blobs {
-        [] => blake3::hash(b"").to_hex().to_string(),
-        [only] => only.hash.clone(),
+        [] => Hash::of(b""),
+        [only] => only.hash,
         _ => return Ok(()), // hashed whole again when restored
     };
-    if whole != hash {
+    if whole != *hash {
         return Err(ManifestError::HashMismatch(path.clone()));
     }
     Ok(())
@@ -365,7 +357,7 @@ mod tests {
             kind: Kind::File {
                 mode: 0o644,
                 size: 0,
-                hash: blake3::hash(b"").to_hex().to_string(),
+                hash: Hash::of(b""),
                 mtime_ns: 0,
                 blobs: vec![],
             },
@@ -373,23 +365,23 @@ mod tests {
     }
 
     /// A file of one blob each, with the hash, pack and place given.
-    fn stored(path: &str, hash: &str, blob: BlobRef) -> Entry {
+    fn stored(path: &str, hash: Hash, blob: BlobRef) -> Entry {
         Entry {
             path: RelPath(path.as_bytes().to_vec()),
             kind: Kind::File {
                 mode: 0o644,
                 size: blob.len,
-                hash: hash.to_string(),
+                hash,
                 mtime_ns: 0,
                 blobs: vec![blob],
             },
         }
     }
 
-    fn blob(hash: &str, offset: u64, len: u64) -> BlobRef {
+    fn blob(hash: Hash, offset: u64, len: u64) -> BlobRef {
         BlobRef {
-            hash: hash.to_string(),
-            pack: "c".repeat(64),
+            hash,
+            pack: Hash([0xcc; 32]),
             offset,
             len,
             raw_len: None,
@@ -400,11 +392,11 @@ mod tests {
     /// hash got the first file's bytes, and a one-blob file's own hash was never checked.
     #[test]
     fn refuses_blobs_that_would_dodge_the_hash_check() {
-        let (a, b) = ("a".repeat(64), "b".repeat(64));
+        let (a, b) = (Hash([0xaa; 32]), Hash([0xbb; 32]));
         assert_eq!(
             manifest(vec![
-                stored("x", &a, blob(&a, 0, 5)),
-                stored("y", &a, blob(&a, 0, 5))
+                stored("x", a, blob(a, 0, 5)),
+                stored("y", a, blob(a, 0, 5))
             ])
             .validate(),
             Ok(()),
@@ -412,44 +404,51 @@ mod tests {
         );
         assert!(matches!(
             manifest(vec![
-                stored("x", &a, blob(&a, 0, 5)),
-                stored("y", &b, blob(&b, 0, 5))
+                stored("x", a, blob(a, 0, 5)),
+                stored("y", b, blob(b, 0, 5))
             ])
             .validate(),
             Err(ManifestError::Overlap(_))
         ));
         assert!(matches!(
             manifest(vec![
-                stored("x", &a, blob(&a, 0, 5)),
-                stored("y", &b, blob(&b, 4, 5))
+                stored("x", a, blob(a, 0, 5)),
+                stored("y", b, blob(b, 4, 5))
             ])
             .validate(),
             Err(ManifestError::Overlap(_))
         ));
         assert!(matches!(
-            manifest(vec![stored("x", &b, blob(&a, 0, 5))]).validate(),
+            manifest(vec![stored("x", b, blob(a, 0, 5))]).validate(),
             Err(ManifestError::HashMismatch(_))
         ));
+        let json = serde_json::to_value(stored("x", a, blob(a, 0, 5))).expect("serializes");
+        let long = "A".repeat(64);
+        for (field, bad) in [
+            ("hash", "../../etc/hostname"),
+            ("pack", "a"),
+            ("pack", &long),
+        ] {
+            let mut entry = json.clone();
+            match field {
+                "hash" => entry["hash"] = bad.into(),
+                _ => entry["blobs"][0]["pack"] = bad.into(),
+            }
+            assert!(
+                serde_json::from_value::<Entry>(entry).is_err(),
+                "a {field} of {bad:?} is not read"
+            );
+        }
         assert!(matches!(
-            manifest(vec![stored("x", "../../etc/hostname", blob(&a, 0, 5))]).validate(),
-            Err(ManifestError::BadId(_))
-        ));
-        let mut short_pack = blob(&a, 0, 5);
-        short_pack.pack = "a".into();
-        assert!(matches!(
-            manifest(vec![stored("x", &a, short_pack)]).validate(),
-            Err(ManifestError::BadId(_))
-        ));
-        assert!(matches!(
-            manifest(vec![stored("x", &a, blob(&a, u64::MAX, 5))]).validate(),
+            manifest(vec![stored("x", a, blob(a, u64::MAX, 5))]).validate(),
             Err(ManifestError::BadBlobs(_))
         ));
-        let empty = blake3::hash(b"").to_hex().to_string();
+        let empty = Hash::of(b"");
         assert!(
             matches!(
                 manifest(vec![
-                    stored("x", &a, blob(&a, 0, 5)),
-                    stored("z", &empty, blob(&empty, 0, 0))
+                    stored("x", a, blob(a, 0, 5)),
+                    stored("z", empty, blob(empty, 0, 0))
                 ])
                 .validate(),
                 Err(ManifestError::BadBlobs(_))

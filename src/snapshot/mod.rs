@@ -191,7 +191,7 @@ pub struct Reader<'a, S: Store> {
     store: &'a S,
     index: Option<index::BlobIndex>,
     /// The packs trees were read from, kept for the next snapshot.
-    tree_packs: std::collections::HashMap<String, bytes::Bytes>,
+    tree_packs: std::collections::HashMap<id::Hash, bytes::Bytes>,
 }
 
 impl<'a, S: Store> Reader<'a, S> {
@@ -270,8 +270,9 @@ impl<'a, S: Store> Reader<'a, S> {
                 let index = self.index.as_ref().expect("loaded");
                 let cache = std::mem::take(&mut self.tree_packs);
                 let mut loader = tree::Loader::with_packs(store, index, cache);
-                let entries = loader.entries(&object.tree).await;
-                tree_packs.extend(loader.packs_read().cloned());
+                let root = id::Hash::parse(&object.tree).expect("read_object checked it");
+                let entries = loader.entries(&root).await;
+                tree_packs.extend(loader.packs_read().map(id::Hash::to_hex));
                 self.tree_packs = loader.into_packs();
                 let entries = entries.map_err(|e| match e {
                     TreeError::Store(e) => FindError::Store(e),

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::id::{IdError, check_hash};
+use super::id::{Hash, IdError, check_hash};
 use super::manifest::MAX_PACK_LEN;
 
 /// A pack is sealed once it holds this much.
@@ -34,7 +34,7 @@ pub fn index_key(pack: &str) -> Result<String, IdError> {
 /// those bytes are a zstd frame (format 2), absent when they are the content itself.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Packed {
-    pub hash: String,
+    pub hash: Hash,
     pub offset: u64,
     pub len: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,8 +85,6 @@ pub struct PackIndex {
 pub enum BadIndex {
     #[error("the index object names pack `{0}`, not the pack it is stored for")]
     WrongPack(String),
-    #[error("the index object names a blob that is not a content hash")]
-    BadHash,
     #[error("the index object places blobs out of order or past the pack's end")]
     BadPlace,
 }
@@ -100,9 +98,6 @@ impl PackIndex {
         }
         let mut end = 0u64;
         for blob in &self.blobs {
-            if check_hash(&blob.hash).is_err() {
-                return Err(BadIndex::BadHash);
-            }
             let blob_end = blob
                 .offset
                 .checked_add(blob.len)
@@ -197,7 +192,7 @@ impl<'a> PackChecker<'a> {
                     }
                     self.compressed.clear();
                 }
-                self.good &= self.blob.finalize().to_hex().as_str() == blob.hash;
+                self.good &= Hash::from(self.blob.finalize()) == blob.hash;
                 self.blob.reset();
                 self.next += 1;
             }
@@ -262,7 +257,7 @@ impl std::fmt::Debug for Packer {
 impl Packer {
     /// Adds a blob, compressed when that saves at least one byte in 32 (a `.git` pack, a PNG
     /// or a parquet file is stored as it is); returns a sealed pack when this one filled it.
-    pub fn add(&mut self, hash: String, blob: &[u8]) -> Option<Pack> {
+    pub fn add(&mut self, hash: Hash, blob: &[u8]) -> Option<Pack> {
         let compressor = match &mut self.compressor {
             Some(compressor) => Some(compressor),
             None => {
@@ -289,12 +284,7 @@ impl Packer {
 
     /// Adds a blob as a pack already stores it (`raw_len` when compressed): a prune moving
     /// blobs out of a pack does not compress them again.
-    pub fn add_stored(
-        &mut self,
-        hash: String,
-        stored: &[u8],
-        raw_len: Option<u64>,
-    ) -> Option<Pack> {
+    pub fn add_stored(&mut self, hash: Hash, stored: &[u8], raw_len: Option<u64>) -> Option<Pack> {
         if self.data.is_empty() {
             self.data.reserve(PACK_TARGET + stored.len());
             self.data.extend_from_slice(&salt());
@@ -340,14 +330,14 @@ mod tests {
     #[test]
     fn seals_when_full_and_indexes_offsets() {
         let mut packer = Packer::default();
-        assert!(packer.add("a".into(), b"hello").is_none());
+        assert!(packer.add(Hash::of(b"hello"), b"hello").is_none());
         let mut noise = vec![0u8; PACK_TARGET];
         blake3::Hasher::new().finalize_xof().fill(&mut noise);
-        let pack = packer.add("b".into(), &noise).expect("full");
+        let pack = packer.add(Hash::of(&noise), &noise).expect("full");
         assert_eq!(
             pack.index.blobs[0],
             Packed {
-                hash: "a".into(),
+                hash: Hash::of(b"hello"),
                 offset: SALT_LEN as u64,
                 len: 5,
                 raw_len: None,
@@ -358,7 +348,7 @@ mod tests {
         assert!(packer.seal().is_none());
 
         let same = |packer: &mut Packer| {
-            packer.add("a".into(), b"hello");
+            packer.add(Hash::of(b"hello"), b"hello");
             packer.seal().expect("a pack").id
         };
         assert_ne!(
@@ -372,8 +362,7 @@ mod tests {
     fn compresses_what_pays_and_checks_the_content() {
         let mut packer = Packer::default();
         let text = b"print('hello')\n".repeat(1000);
-        let hash = blake3::hash(&text).to_hex().to_string();
-        packer.add(hash.clone(), &text);
+        packer.add(Hash::of(&text), &text);
         let pack = packer.seal().expect("one blob");
         let blob = &pack.index.blobs[0];
         assert_eq!(blob.raw_len, Some(text.len() as u64));

@@ -25,6 +25,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
+use super::id::Hash;
 use super::index::{BlobIndex, INDEX_SETS, IndexSet, MARKS, index_set_key, mark_key, pack_sizes};
 use super::pack::{Pack, PackIndex, Packer, data_key, index_key, unpack};
 use super::{FindError, Stored, TreeError, ids, read_object, tree, workspaces};
@@ -109,7 +110,7 @@ impl PruneError {
 /// whole packs that must stay as they are.
 #[derive(Default)]
 struct Used {
-    blobs: HashSet<String>,
+    blobs: HashSet<Hash>,
     pinned: HashSet<String>,
 }
 
@@ -179,12 +180,12 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
         .map(|p| p.pack.as_str())
         .collect();
     // A used blob is safe once a pack that stays holds it.
-    let mut kept_blobs: HashSet<&str> = HashSet::new();
+    let mut kept_blobs: HashSet<Hash> = HashSet::new();
     for pack in unmarked
         .iter()
         .filter(|p| !leaving.contains(p.pack.as_str()))
     {
-        kept_blobs.extend(pack.blobs.iter().map(|b| b.hash.as_str()));
+        kept_blobs.extend(pack.blobs.iter().map(|b| b.hash));
     }
 
     // Marked packs a snapshot still needs: a writer that listed the packs before the mark
@@ -197,7 +198,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
         .filter(|p| {
             p.blobs
                 .iter()
-                .any(|b| used.blobs.contains(&b.hash) && !kept_blobs.contains(b.hash.as_str()))
+                .any(|b| used.blobs.contains(&b.hash) && !kept_blobs.contains(&b.hash))
         })
         .collect();
 
@@ -207,12 +208,12 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     let copying = !sparse.is_empty() || !rescue.is_empty();
     if copying && !options.dry_run {
         let mut packer = Packer::default();
-        let mut moved: HashSet<String> = HashSet::new();
+        let mut moved: HashSet<Hash> = HashSet::new();
         for pack in sparse.iter().chain(&rescue) {
             let wanted: Vec<_> = pack
                 .blobs
                 .iter()
-                .filter(|b| used.blobs.contains(&b.hash) && !kept_blobs.contains(b.hash.as_str()))
+                .filter(|b| used.blobs.contains(&b.hash) && !kept_blobs.contains(&b.hash))
                 .filter(|b| !moved.contains(&b.hash))
                 .cloned()
                 .collect();
@@ -226,13 +227,13 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
                     continue; // listed shorter than it says: damaged, `check` reports it
                 };
                 let whole = unpack(stored, blob.raw_len)
-                    .is_ok_and(|content| blake3::hash(&content).to_hex().as_str() == blob.hash);
+                    .is_ok_and(|content| Hash::of(&content) == blob.hash);
                 if !whole {
                     tracing::warn!(pack = %pack.pack, blob = %blob.hash, "damaged blob not copied");
                     continue;
                 }
-                moved.insert(blob.hash.clone());
-                if let Some(full) = packer.add_stored(blob.hash.clone(), stored, blob.raw_len) {
+                moved.insert(blob.hash);
+                if let Some(full) = packer.add_stored(blob.hash, stored, blob.raw_len) {
                     new_packs.push(upload(store, full, &mut outcome).await?);
                 }
             }
@@ -247,15 +248,15 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
 
     // 3. Mark what is no longer needed: garbage, and sparse packs now copied out of. A
     // sparse pack whose copies failed is not marked (its used blobs have no other home).
-    let new_blobs: HashSet<&str> = new_packs
+    let new_blobs: HashSet<Hash> = new_packs
         .iter()
-        .flat_map(|p| p.blobs.iter().map(|b| b.hash.as_str()))
+        .flat_map(|p| p.blobs.iter().map(|b| b.hash))
         .collect();
     let moved_everything = |pack: &PackIndex| {
         pack.blobs.iter().all(|b| {
             !used.blobs.contains(&b.hash)
-                || kept_blobs.contains(b.hash.as_str())
-                || new_blobs.contains(b.hash.as_str())
+                || kept_blobs.contains(&b.hash)
+                || new_blobs.contains(&b.hash)
         })
     };
     let to_mark: Vec<&PackIndex> = garbage
@@ -289,7 +290,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     // one needed was copied out in step 2). Only a pack a format-1 manifest names by place
     // has its mark taken back (those are never marked by this gitkit). With no grace, what
     // was just marked goes at once.
-    let staying: HashSet<&str> = kept_blobs.union(&new_blobs).copied().collect();
+    let staying: HashSet<Hash> = kept_blobs.union(&new_blobs).copied().collect();
     let mut delete: Vec<&str> = Vec::new();
     let mut unmark: Vec<&str> = Vec::new();
     for pack in index.packs().iter().filter(|p| index.is_marked(&p.pack)) {
@@ -297,7 +298,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
             || pack
                 .blobs
                 .iter()
-                .any(|b| used.blobs.contains(&b.hash) && !staying.contains(b.hash.as_str()));
+                .any(|b| used.blobs.contains(&b.hash) && !staying.contains(&b.hash));
         let marked_at = mark_times.get(pack.pack.as_str()).copied();
         let ripe = marked_at.is_some_and(|at| {
             listed_at
@@ -508,14 +509,15 @@ async fn used<S: Store>(
                     for entry in manifest.entries {
                         if let super::manifest::Kind::File { blobs, .. } = entry.kind {
                             for blob in blobs {
-                                used.pinned.insert(blob.pack);
+                                used.pinned.insert(blob.pack.to_hex());
                                 used.blobs.insert(blob.hash);
                             }
                         }
                     }
                 }
                 Stored::Object(object) => {
-                    let mut found = loader.collect(&object.tree, &mut used.blobs).await;
+                    let root = Hash::parse(&object.tree).expect("read_object checked it");
+                    let mut found = loader.collect(&root, &mut used.blobs).await;
                     if let Err(TreeError::Missing { .. }) = found {
                         // Published after the packs were listed, its trees may be in packs
                         // uploaded since: read them through a listing made now. What it uses
@@ -528,7 +530,7 @@ async fn used<S: Store>(
                         late.refresh(store).await?;
                         let mut again = HashSet::new();
                         found = tree::Loader::new(store, late)
-                            .collect(&object.tree, &mut again)
+                            .collect(&root, &mut again)
                             .await;
                         used.blobs.extend(again);
                     }

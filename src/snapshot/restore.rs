@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use futures::{StreamExt, TryStreamExt};
 
 use super::browse::NoMatch;
-use super::id::IdError;
+use super::id::{Hash, IdError};
 use super::manifest::{Entry, Kind, Manifest, ManifestError, RelPath};
 use super::pack::data_key;
 use super::progress::Progress;
@@ -267,16 +267,44 @@ struct Stretch {
     len: u64,
     /// The content's length when the stored bytes are compressed.
     raw_len: Option<u64>,
-    hash: String,
+    hash: Hash,
     /// (file, offset in the file)
-    places: Vec<(usize, u64)>,
+    places: Vec<(u32, u64)>,
+}
+
+/// One blob a file needs, where it is and where it goes: 80 bytes. A restore holds one per
+/// blob of the snapshot, sorted by pack and place; each pack's stretches are made from its
+/// run of pieces only when it is read.
+struct Piece {
+    /// Which of the packs (its place in the list of pack ids).
+    pack: u32,
+    offset: u64,
+    len: u64,
+    raw_len: Option<u64>,
+    hash: Hash,
+    file: u32,
+    file_offset: u64,
 }
 
 /// What every pack write needs to know of the files.
-struct Files {
-    paths: Vec<PathBuf>,
-    names: Vec<RelPath>,
-    progress: Arc<dyn Progress>,
+struct Files<'a> {
+    root: &'a Path,
+    entries: &'a [&'a Entry],
+    progress: &'a Arc<dyn Progress>,
+}
+
+impl Files<'_> {
+    fn path(&self, file: u32) -> PathBuf {
+        self.root.join(self.entries[file as usize].path.as_path())
+    }
+
+    fn open(&self, file: u32) -> Result<std::fs::File, RestoreError> {
+        let path = self.path(file);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .map_err(|e| RestoreError::Write(path, e))
+    }
 }
 
 async fn write_files<S: Store>(
@@ -286,52 +314,64 @@ async fn write_files<S: Store>(
     progress: &Arc<dyn Progress>,
 ) -> Result<(), RestoreError> {
     // Every file is created now: empty files are then done, and the rest have somewhere to
-    // receive their pieces in whatever order the packs arrive. A stretch is one blob: the same
-    // place, length and hash (validation refused two different blobs at overlapping places).
-    let mut packs: Vec<String> = Vec::new();
-    let mut stretches: HashMap<String, HashMap<(u64, u64, String), Stretch>> = HashMap::new();
-    let mut paths = Vec::with_capacity(files.len());
-    for (index, entry) in files.iter().enumerate() {
+    // receive their pieces in whatever order the packs arrive.
+    let mut packs: Vec<Hash> = Vec::new();
+    let mut pack_numbers: HashMap<Hash, u32> = HashMap::new();
+    let mut pieces = Vec::new();
+    for (file, entry) in files.iter().enumerate() {
         let path = root.join(entry.path.as_path());
-        std::fs::File::create(&path).map_err(|e| RestoreError::Write(path.clone(), e))?;
-        paths.push(path);
+        std::fs::File::create(&path).map_err(|e| RestoreError::Write(path, e))?;
         let Kind::File { blobs, .. } = &entry.kind else {
             continue;
         };
         let mut file_offset = 0;
         for blob in blobs {
-            let in_pack = stretches.entry(blob.pack.clone()).or_insert_with(|| {
-                packs.push(blob.pack.clone());
-                HashMap::new()
+            let pack = *pack_numbers.entry(blob.pack).or_insert_with(|| {
+                packs.push(blob.pack);
+                packs.len() as u32 - 1
             });
-            in_pack
-                .entry((blob.offset, blob.len, blob.hash.clone()))
-                .or_insert_with(|| Stretch {
-                    pack_offset: blob.offset,
-                    len: blob.len,
-                    raw_len: blob.raw_len,
-                    hash: blob.hash.clone(),
-                    places: Vec::new(),
-                })
-                .places
-                .push((index, file_offset));
+            pieces.push(Piece {
+                pack,
+                offset: blob.offset,
+                len: blob.len,
+                raw_len: blob.raw_len,
+                hash: blob.hash,
+                file: file as u32,
+                file_offset,
+            });
             file_offset += blob.content_len();
         }
     }
-    let shared = Arc::new(Files {
-        paths,
-        names: files.iter().map(|e| e.path.clone()).collect(),
-        progress: Arc::clone(progress),
-    });
-    futures::stream::iter(packs)
-        .map(|pack| {
-            let mut wanted: Vec<Stretch> = stretches
-                .remove(&pack)
-                .unwrap_or_default()
-                .into_values()
-                .collect();
-            wanted.sort_by_key(|s| s.pack_offset);
-            write_pack(store, pack, wanted, Arc::clone(&shared))
+    drop(pack_numbers);
+    // A stretch is one blob: the same place, length and hash (validation refused two
+    // different blobs at overlapping places).
+    pieces.sort_unstable_by_key(|p| (p.pack, p.offset, p.len, p.hash, p.file, p.file_offset));
+    let files = Files {
+        root,
+        entries: files,
+        progress,
+    };
+    let files = &files;
+    futures::stream::iter(pieces.chunk_by(|a, b| a.pack == b.pack))
+        .map(|run| {
+            let mut wanted: Vec<Stretch> = Vec::new();
+            for piece in run {
+                let same = wanted.last().is_some_and(|last| {
+                    (last.pack_offset, last.len, last.hash) == (piece.offset, piece.len, piece.hash)
+                });
+                if !same {
+                    wanted.push(Stretch {
+                        pack_offset: piece.offset,
+                        len: piece.len,
+                        raw_len: piece.raw_len,
+                        hash: piece.hash,
+                        places: Vec::new(),
+                    });
+                }
+                let last = wanted.last_mut().expect("pushed");
+                last.places.push((piece.file, piece.file_offset));
+            }
+            write_pack(store, packs[run[0].pack as usize], wanted, files)
         })
         .buffer_unordered(PACKS_AT_ONCE)
         .try_collect::<()>()
@@ -344,15 +384,15 @@ async fn write_files<S: Store>(
 /// blob wanted is read.
 async fn write_pack<S: Store>(
     store: &S,
-    pack: String,
+    pack: Hash,
     wanted: Vec<Stretch>,
-    files: Arc<Files>,
+    files: &Files<'_>,
 ) -> Result<(), RestoreError> {
     let corrupt = |stretch: &Stretch| RestoreError::Corrupt {
-        path: files.names[stretch.places[0].0].clone(),
-        pack: pack.clone(),
+        path: files.entries[stretch.places[0].0 as usize].path.clone(),
+        pack: pack.to_hex(),
     };
-    let mut body = store.get_stream(&data_key(&pack)?).await?;
+    let mut body = store.get_stream(&data_key(&pack.to_hex())?).await?;
     let mut position = 0u64;
     let mut next = 0;
     let mut hasher = blake3::Hasher::new();
@@ -384,16 +424,14 @@ async fn write_pack<S: Store>(
                 if done + take as u64 == stretch.len {
                     let content = super::pack::unpack(&compressed, stretch.raw_len)
                         .map_err(|_| corrupt(stretch))?;
-                    if blake3::hash(&content).to_hex().as_str() != stretch.hash {
+                    if Hash::of(&content) != stretch.hash {
                         return Err(corrupt(stretch));
                     }
                     for (file, offset) in &stretch.places {
-                        let path = &files.paths[*file];
-                        std::fs::OpenOptions::new()
-                            .write(true)
-                            .open(path)
-                            .and_then(|handle| handle.write_all_at(&content, *offset))
-                            .map_err(|e| RestoreError::Write(path.clone(), e))?;
+                        files
+                            .open(*file)?
+                            .write_all_at(&content, *offset)
+                            .map_err(|e| RestoreError::Write(files.path(*file), e))?;
                     }
                     let written = content.len() as u64 * stretch.places.len() as u64;
                     drop(content);
@@ -405,24 +443,19 @@ async fn write_pack<S: Store>(
             }
             if open.is_empty() {
                 for (file, _) in &stretch.places {
-                    let path = &files.paths[*file];
-                    let handle = std::fs::OpenOptions::new()
-                        .write(true)
-                        .open(path)
-                        .map_err(|e| RestoreError::Write(path.clone(), e))?;
-                    open.push(handle);
+                    open.push(files.open(*file)?);
                 }
             }
             for ((file, offset), handle) in stretch.places.iter().zip(&open) {
                 handle
                     .write_all_at(&data[..take], offset + done)
-                    .map_err(|e| RestoreError::Write(files.paths[*file].clone(), e))?;
+                    .map_err(|e| RestoreError::Write(files.path(*file), e))?;
             }
             hasher.update(&data[..take]);
             data = &data[take..];
             position += take as u64;
             if done + take as u64 == stretch.len {
-                if hasher.finalize().to_hex().as_str() != stretch.hash {
+                if Hash::from(hasher.finalize()) != stretch.hash {
                     return Err(corrupt(stretch));
                 }
                 hasher.reset();
@@ -462,7 +495,7 @@ fn finish_files(root: &Path, files: &[&Entry], options: &Options) -> Result<(), 
         if !whole {
             return Err(RestoreError::Corrupt {
                 path: entry.path.clone(),
-                pack: blobs.first().map(|b| b.pack.clone()).unwrap_or_default(),
+                pack: blobs.first().map(|b| b.pack.to_hex()).unwrap_or_default(),
             });
         }
         // The time first, through a handle that may still write: git's objects are read-only,
@@ -482,7 +515,7 @@ fn finish_files(root: &Path, files: &[&Entry], options: &Options) -> Result<(), 
 
 /// Hashes the file as written, on every core: this read-back is on the restore's critical
 /// path. It maps the file a window at a time (no copy, and no more of it resident at once).
-fn has_content(path: &Path, hash: &str) -> std::io::Result<bool> {
+fn has_content(path: &Path, hash: &Hash) -> std::io::Result<bool> {
     const WINDOW: u64 = 16 << 20;
     let file = std::fs::File::open(path)?;
     let length = file.metadata()?.len();
@@ -501,7 +534,7 @@ fn has_content(path: &Path, hash: &str) -> std::io::Result<bool> {
         hasher.update_rayon(&window);
         offset += len;
     }
-    Ok(hasher.finalize().to_hex().as_str() == hash)
+    Ok(Hash::from(hasher.finalize()) == *hash)
 }
 
 fn create_symlinks(root: &Path, entries: &[Entry]) -> Result<(), RestoreError> {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
+use super::cache::Stat;
 use super::manifest::RelPath;
 use super::workspace::Workspace;
 
@@ -23,14 +24,21 @@ pub enum ScanError {
     Walk(PathBuf, #[source] walkdir::Error),
 }
 
-/// One thing found in the workspace.
+/// One thing found in the workspace: its path and what a look at it said, in 80 bytes and the
+/// path's (a workspace of 100,000 files holds 100,000 of these through a snapshot).
 #[derive(Debug)]
 pub struct Found {
     pub path: RelPath,
-    pub full: PathBuf,
     /// `None` for a file git never changes once written (see [`is_immutable`]), which is not
     /// stat'ed when the cache already knows it.
-    pub metadata: Option<std::fs::Metadata>,
+    pub stat: Option<Stat>,
+}
+
+impl Found {
+    /// Where it is on disk, in the workspace at `root`.
+    pub fn full(&self, root: &Path) -> PathBuf {
+        root.join(self.path.as_path())
+    }
 }
 
 /// Something the snapshot leaves out or keeps from before, and why: said on stderr and in
@@ -162,7 +170,7 @@ impl<'a> Scan<'a> {
                 })
                 .collect();
             for (path, (full, metadata)) in slice.iter().zip(looked) {
-                self.add(path.clone(), full, metadata)?;
+                self.add(path, full, metadata)?;
             }
         }
         Ok(())
@@ -171,7 +179,7 @@ impl<'a> Scan<'a> {
     /// Adds what a look at a listed path found.
     fn add(
         &mut self,
-        path: Vec<u8>,
+        path: &[u8],
         full: PathBuf,
         metadata: std::io::Result<std::fs::Metadata>,
     ) -> Result<(), ScanError> {
@@ -181,7 +189,7 @@ impl<'a> Scan<'a> {
                 // Tracked but deleted: nothing to keep.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => {
-                    self.warn(&path, format!("cannot be looked at ({e}); left out"));
+                    self.warn(path, format!("cannot be looked at ({e}); left out"));
                     return Ok(());
                 }
             };
@@ -189,15 +197,14 @@ impl<'a> Scan<'a> {
                 // A submodule, or a repository nested inside this one: its work tree and its
                 // `.git` belong to the workspace too. Any other folder holds nothing to keep.
                 if std::fs::symlink_metadata(full.join(".git")).is_ok() {
-                    self.worktree(&path)?;
-                    self.git_dir(&path)?;
+                    self.worktree(path)?;
+                    self.git_dir(path)?;
                 }
                 return Ok(());
             }
             self.found.push(Found {
-                path: RelPath(path),
-                full,
-                metadata: Some(metadata),
+                path: RelPath(path.to_vec()),
+                stat: Some(Stat::of(&metadata)),
             });
         }
         Ok(())
@@ -267,8 +274,7 @@ impl<'a> Scan<'a> {
         if !metadata.is_dir() {
             self.found.push(Found {
                 path: RelPath(path),
-                full: dot_git,
-                metadata: Some(metadata),
+                stat: Some(Stat::of(&metadata)),
             });
             return Ok(());
         }
@@ -296,20 +302,16 @@ impl<'a> Scan<'a> {
                 .strip_prefix(self.root)
                 .expect("under the root");
             let path = RelPath(relative.as_os_str().as_bytes().to_vec());
-            let metadata = if entry.file_type().is_file() && is_immutable(&path) {
+            let stat = if entry.file_type().is_file() && is_immutable(&path) {
                 None
             } else {
                 match entry.metadata() {
-                    Ok(metadata) => Some(metadata),
+                    Ok(metadata) => Some(Stat::of(&metadata)),
                     Err(e) if vanished(&e) => continue,
                     Err(e) => return Err(ScanError::Walk(dot_git.clone(), e)),
                 }
             };
-            self.found.push(Found {
-                path,
-                full: entry.path().to_path_buf(),
-                metadata,
-            });
+            self.found.push(Found { path, stat });
         }
         Ok(())
     }

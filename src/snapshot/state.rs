@@ -5,9 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::id::Hash;
 use super::index::BlobIndex;
-use super::manifest::Summary;
-use super::manifest::{Entry, Kind};
+use super::manifest::{RelPath, Summary};
+use super::tree::Item;
 use super::workspace::Workspace;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -21,7 +22,7 @@ pub struct Last {
     pub checked_at: u64,
     /// The snapshot's trees (format 2; none for a format-1 manifest, which holds everything).
     #[serde(default)]
-    pub trees: Vec<String>,
+    pub trees: Vec<Hash>,
     /// [`stat_digest`] of the scan that made this snapshot, when every file was read settled
     /// (unchanged while read, and long enough after its last change to be sure of it).
     #[serde(default)]
@@ -65,22 +66,19 @@ impl Last {
 /// device and mode (a link's target cannot change without its ctime). Equal digests mean no
 /// file was written, created, removed, renamed or touched since.
 pub fn stat_digest(found: &[super::scan::Found]) -> String {
-    use std::os::unix::fs::MetadataExt;
     let mut hasher = blake3::Hasher::new();
     for item in found {
         hasher.update(&(item.path.0.len() as u64).to_le_bytes());
         hasher.update(&item.path.0);
-        match &item.metadata {
-            Some(m) => {
+        match &item.stat {
+            Some(stat) => {
                 for field in [
-                    m.size(),
-                    m.mtime() as u64,
-                    m.mtime_nsec() as u64,
-                    m.ctime() as u64,
-                    m.ctime_nsec() as u64,
-                    m.ino(),
-                    m.dev(),
-                    u64::from(m.mode()),
+                    stat.size,
+                    stat.mtime_ns as u64,
+                    stat.ctime_ns as u64,
+                    stat.ino,
+                    stat.dev,
+                    u64::from(stat.mode),
                 ] {
                     hasher.update(&field.to_le_bytes());
                 }
@@ -93,18 +91,21 @@ pub fn stat_digest(found: &[super::scan::Found]) -> String {
     hasher.finalize().to_hex().to_string()
 }
 
-/// A hash of what the entries hold: paths, kinds, modes, content and link targets. File times
-/// are left out: touching a file without changing it is not a change worth a snapshot.
-pub fn digest(entries: &[Entry]) -> String {
-    let mut hasher = blake3::Hasher::new();
-    let mut field = |bytes: &[u8]| {
-        hasher.update(&(bytes.len() as u64).to_le_bytes());
-        hasher.update(bytes);
-    };
-    for entry in entries {
-        field(&entry.path.0);
-        match &entry.kind {
-            Kind::File {
+/// A hash of what a snapshot holds: paths, kinds, modes, content and link targets, in order.
+/// File times are left out: touching a file without changing it is not a change worth a
+/// snapshot. Where the content is stored is left out too: a prune may move it.
+#[derive(Default)]
+pub struct Digest(blake3::Hasher);
+
+impl Digest {
+    pub fn add(&mut self, path: &RelPath, item: &Item<'_>) {
+        let mut field = |bytes: &[u8]| {
+            self.0.update(&(bytes.len() as u64).to_le_bytes());
+            self.0.update(bytes);
+        };
+        field(&path.0);
+        match item {
+            Item::File {
                 mode,
                 size,
                 hash,
@@ -114,21 +115,23 @@ pub fn digest(entries: &[Entry]) -> String {
                 field(b"file");
                 field(&mode.to_le_bytes());
                 field(&size.to_le_bytes());
-                field(hash.as_bytes());
-                for blob in blobs {
-                    field(blob.pack.as_bytes());
-                    field(&blob.offset.to_le_bytes());
+                field(&hash.0);
+                for blob in *blobs {
+                    field(&blob.0);
                 }
             }
-            Kind::Symlink { target } => {
+            Item::Symlink(target) => {
                 field(b"symlink");
                 field(&target.0);
             }
-            Kind::Dir { mode } => {
+            Item::Dir(mode) => {
                 field(b"dir");
                 field(&mode.to_le_bytes());
             }
         }
     }
-    hasher.finalize().to_hex().to_string()
+
+    pub fn finish(&self) -> String {
+        self.0.finalize().to_hex().to_string()
+    }
 }

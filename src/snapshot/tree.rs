@@ -7,14 +7,14 @@
 //! turns its entries into trees, [`Loader::entries`] turns trees read from a store back into
 //! entries, checking every tree against its hash and every name before believing it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::id::{check_hash, is_hash};
+use super::id::Hash;
 use super::index::BlobIndex;
-use super::manifest::{BlobRef, Entry, Kind, RelPath};
+use super::manifest::{BlobRef, Entry, Kind, ManifestError, RelPath};
 use super::pack::{data_key, unpack};
 use crate::store::{Store, StoreError};
 
@@ -44,17 +44,17 @@ enum NodeKind {
         mode: u32,
         size: u64,
         mtime_ns: i64,
-        hash: String,
+        hash: Hash,
         /// The content's blobs in order; absent when the file is one blob whose hash is the
         /// file's (or, empty, none).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        blobs: Option<Vec<String>>,
+        blobs: Option<Vec<Hash>>,
     },
     Symlink {
         target: RelPath,
     },
     Dir {
-        tree: String,
+        tree: Hash,
         /// The folder's permission bits, where the snapshot records them (`.git`'s folders).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mode: Option<u32>,
@@ -63,99 +63,182 @@ enum NodeKind {
 
 /// A tree to store: its hash and its bytes (uncompressed).
 pub struct TreeBlob {
-    pub hash: String,
+    pub hash: Hash,
     pub data: Vec<u8>,
 }
 
-/// The trees of `entries` (a checked manifest's), children before parents; the last is the
-/// root.
-pub fn build(entries: &[Entry]) -> Vec<TreeBlob> {
-    let mut folders: HashMap<&[u8], Tree> = HashMap::new();
-    let mut modes: HashMap<&[u8], u32> = HashMap::new();
-    folders.insert(b"", Tree::default());
-    for entry in entries {
-        let path = entry.path.0.as_slice();
-        let (parent, name) = split(path);
-        let kind = match &entry.kind {
-            Kind::Dir { mode } => {
-                modes.insert(path, *mode);
-                add_folder(&mut folders, path);
-                continue;
+/// One entry of a snapshot, as the [`Builder`] takes it.
+pub enum Item<'a> {
+    File {
+        mode: u32,
+        size: u64,
+        mtime_ns: i64,
+        hash: Hash,
+        blobs: &'a [Hash],
+    },
+    Symlink(&'a RelPath),
+    /// A folder the snapshot records with its permission bits (`.git`'s folders).
+    Dir(u32),
+}
+
+/// Makes trees from entries that come sorted by path, as a scan finds them: everything under
+/// a folder comes together, so only the folders on the current path are open, and each
+/// folder's tree is done (and handed on) as soon as the entries move past it. A workspace of
+/// any size holds no more than that path's folders in memory.
+///
+/// What it makes is what a reader accepts: every name one safe segment, none twice in a
+/// folder (a file and a folder of one name included).
+pub struct Builder {
+    /// The folders on the current path, the root first: each one's path, tree so far, and
+    /// recorded mode.
+    open: Vec<(Vec<u8>, Tree, Option<u32>)>,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self {
+            open: vec![(Vec::new(), Tree::default(), None)],
+        }
+    }
+}
+
+impl Builder {
+    /// Adds the entry at `path`; `done` gets each tree that is complete.
+    pub fn add(
+        &mut self,
+        path: &RelPath,
+        item: Item<'_>,
+        done: &mut impl FnMut(TreeBlob),
+    ) -> Result<(), ManifestError> {
+        let unsafe_name = |c: &[u8]| c.is_empty() || c == b"." || c == b".." || c.contains(&0);
+        if path.0.is_empty() || path.components().any(unsafe_name) {
+            return Err(ManifestError::UnsafePath(path.clone()));
+        }
+        let (parent, name) = split(&path.0);
+        self.open_folder(parent, done)?;
+        let kind = match item {
+            Item::Dir(mode) => {
+                self.open
+                    .push((path.0.clone(), Tree::default(), Some(mode)));
+                return Ok(());
             }
-            Kind::File {
+            Item::Symlink(target) => NodeKind::Symlink {
+                target: target.clone(),
+            },
+            Item::File {
                 mode,
                 size,
-                hash,
                 mtime_ns,
+                hash,
                 blobs,
             } => {
-                let implied = match blobs.as_slice() {
-                    [] => *size == 0,
-                    [only] => only.hash == *hash,
+                let implied = match blobs {
+                    [] => size == 0,
+                    [only] => *only == hash,
                     _ => false,
                 };
                 NodeKind::File {
-                    mode: *mode,
-                    size: *size,
-                    mtime_ns: *mtime_ns,
-                    hash: hash.clone(),
-                    blobs: (!implied).then(|| blobs.iter().map(|b| b.hash.clone()).collect()),
+                    mode,
+                    size,
+                    mtime_ns,
+                    hash,
+                    blobs: (!implied).then(|| blobs.to_vec()),
                 }
             }
-            Kind::Symlink { target } => NodeKind::Symlink {
-                target: target.clone(),
-            },
         };
-        add_folder(&mut folders, parent);
         let node = Node {
             name: RelPath(name.to_vec()),
             kind,
         };
-        folders.get_mut(parent).expect("added").entries.push(node);
+        self.open.last_mut().expect("the root").1.entries.push(node);
+        Ok(())
     }
-    // Deepest first, so that each folder's tree is done before its parent's.
-    let mut order: Vec<&[u8]> = folders.keys().copied().collect();
-    order.sort_by_key(|path| std::cmp::Reverse(depth(path)));
-    let mut trees = Vec::with_capacity(order.len());
-    for path in order {
-        let mut tree = folders.remove(path).expect("listed");
-        tree.entries.sort_by(|a, b| a.name.cmp(&b.name));
-        let data = serde_json::to_vec(&tree).expect("a tree serializes");
-        let hash = blake3::hash(&data).to_hex().to_string();
-        if !path.is_empty() {
-            let (parent, name) = split(path);
-            folders
-                .get_mut(parent)
-                .expect("parents outlive children")
-                .entries
-                .push(Node {
-                    name: RelPath(name.to_vec()),
-                    kind: NodeKind::Dir {
-                        tree: hash.clone(),
-                        mode: modes.get(path).copied(),
-                    },
-                });
+
+    /// Closes the last folders, the root last; its hash.
+    pub fn finish(mut self, done: &mut impl FnMut(TreeBlob)) -> Result<Hash, ManifestError> {
+        while self.open.len() > 1 {
+            self.close(done)?;
         }
-        trees.push(TreeBlob { hash, data });
+        let (_, tree, _) = self.open.pop().expect("the root");
+        let root = seal(b"", tree)?;
+        let hash = root.hash;
+        done(root);
+        Ok(hash)
     }
-    trees
+
+    /// Makes `folder` the innermost open folder: closes those the entries left, opens those
+    /// on the way down.
+    fn open_folder(
+        &mut self,
+        folder: &[u8],
+        done: &mut impl FnMut(TreeBlob),
+    ) -> Result<(), ManifestError> {
+        let inside = |open: &[u8]| {
+            open.is_empty()
+                || folder == open
+                || folder.starts_with(open) && folder.get(open.len()) == Some(&b'/')
+        };
+        while !inside(&self.open.last().expect("the root").0) {
+            self.close(done)?;
+        }
+        let top = self.open.last().expect("the root").0.len();
+        if folder.len() > top {
+            let start = if top == 0 { 0 } else { top + 1 };
+            for (i, _) in folder[start..]
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'/')
+            {
+                let path = folder[..start + i].to_vec();
+                self.open.push((path, Tree::default(), None));
+            }
+            self.open.push((folder.to_vec(), Tree::default(), None));
+        }
+        Ok(())
+    }
+
+    /// Closes the innermost folder: its tree is done, and named in its parent's.
+    fn close(&mut self, done: &mut impl FnMut(TreeBlob)) -> Result<(), ManifestError> {
+        let (path, tree, mode) = self.open.pop().expect("a folder to close");
+        let blob = seal(&path, tree)?;
+        let node = Node {
+            name: RelPath(split(&path).1.to_vec()),
+            kind: NodeKind::Dir {
+                tree: blob.hash,
+                mode,
+            },
+        };
+        done(blob);
+        self.open.last_mut().expect("the root").1.entries.push(node);
+        Ok(())
+    }
+}
+
+/// A folder's tree as stored: entries sorted by name, none twice.
+fn seal(path: &[u8], mut tree: Tree) -> Result<TreeBlob, ManifestError> {
+    tree.entries.sort_by(|a, b| a.name.cmp(&b.name));
+    if let Some(pair) = tree.entries.windows(2).find(|w| w[0].name == w[1].name) {
+        let mut twice = path.to_vec();
+        if !twice.is_empty() {
+            twice.push(b'/');
+        }
+        twice.extend_from_slice(&pair[0].name.0);
+        return Err(ManifestError::Duplicate(RelPath(twice)));
+    }
+    let data = serde_json::to_vec(&tree).expect("a tree serializes");
+    Ok(TreeBlob {
+        hash: Hash::of(&data),
+        data,
+    })
 }
 
 /// A file node's blobs: as listed, or, when the list is left out, the file's own hash (one
 /// blob) or none (an empty file).
-fn content_blobs(blobs: Option<Vec<String>>, size: u64, hash: &str) -> Vec<String> {
+fn content_blobs(blobs: Option<Vec<Hash>>, size: u64, hash: Hash) -> Vec<Hash> {
     match blobs {
         Some(blobs) => blobs,
         None if size == 0 => Vec::new(),
-        None => vec![hash.to_string()],
-    }
-}
-
-/// Adds `path` and every folder above it.
-fn add_folder<'a>(folders: &mut HashMap<&'a [u8], Tree>, mut path: &'a [u8]) {
-    while !folders.contains_key(path) {
-        folders.insert(path, Tree::default());
-        path = split(path).0;
+        None => vec![hash],
     }
 }
 
@@ -164,14 +247,6 @@ fn split(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(slash) => (&path[..slash], &path[slash + 1..]),
         None => (b"", path),
-    }
-}
-
-fn depth(path: &[u8]) -> usize {
-    if path.is_empty() {
-        0
-    } else {
-        1 + path.iter().filter(|&&b| b == b'/').count()
     }
 }
 
@@ -185,8 +260,6 @@ pub enum TreeError {
     Parse(String, #[source] serde_json::Error),
     #[error("tree {0} names an entry that is not one safe path segment, or names one twice")]
     BadName(String),
-    #[error("tree {0} names a bad hash")]
-    BadHash(String),
     #[error("the snapshot's trees nest deeper or hold more entries than any workspace can")]
     TooLarge,
     #[error(transparent)]
@@ -198,9 +271,9 @@ pub struct Loader<'a, S: Store> {
     store: &'a S,
     index: &'a BlobIndex,
     /// Packs read so far: trees are packed apart from file content, so a few packs hold them.
-    packs: HashMap<String, Bytes>,
+    packs: HashMap<Hash, Bytes>,
     /// The packs this loader's trees came from.
-    touched: std::collections::HashSet<String>,
+    touched: HashSet<Hash>,
     /// [`MAX_ENTRIES`]; smaller in tests.
     limit: usize,
 }
@@ -212,7 +285,7 @@ impl<'a, S: Store> Loader<'a, S> {
 
     /// A loader that starts with the packs another one read ([`Loader::into_packs`]): many
     /// snapshots of a workspace share most of their trees.
-    pub fn with_packs(store: &'a S, index: &'a BlobIndex, packs: HashMap<String, Bytes>) -> Self {
+    pub fn with_packs(store: &'a S, index: &'a BlobIndex, packs: HashMap<Hash, Bytes>) -> Self {
         Self {
             store,
             index,
@@ -222,14 +295,14 @@ impl<'a, S: Store> Loader<'a, S> {
         }
     }
 
-    pub fn into_packs(self) -> HashMap<String, Bytes> {
+    pub fn into_packs(self) -> HashMap<Hash, Bytes> {
         self.packs
     }
 
     /// The entries of the tree `root`, sorted by path, each file's blobs located in the index.
-    pub async fn entries(&mut self, root: &str) -> Result<Vec<Entry>, TreeError> {
+    pub async fn entries(&mut self, root: &Hash) -> Result<Vec<Entry>, TreeError> {
         let mut entries = Vec::new();
-        let mut pending = vec![(Vec::new(), root.to_string(), 0usize)];
+        let mut pending = vec![(Vec::new(), *root, 0usize)];
         // Every node counts, folders without an entry of their own too: a few trees that name
         // each other twice at each level unfold into 2^depth folders and no other entry.
         let mut nodes = 0usize;
@@ -250,7 +323,6 @@ impl<'a, S: Store> Loader<'a, S> {
                 };
                 let kind = match kind {
                     NodeKind::Dir { tree, mode } => {
-                        check_hash(&tree).map_err(|_| TreeError::BadHash(hash.clone()))?;
                         pending.push((path.clone(), tree, depth + 1));
                         match mode {
                             Some(mode) => Kind::Dir { mode },
@@ -265,10 +337,7 @@ impl<'a, S: Store> Loader<'a, S> {
                         hash: content,
                         blobs,
                     } => {
-                        let blobs = content_blobs(blobs, size, &content);
-                        if !is_hash(&content) || !blobs.iter().all(|b| is_hash(b)) {
-                            return Err(TreeError::BadHash(hash.clone()));
-                        }
+                        let blobs = content_blobs(blobs, size, content);
                         Kind::File {
                             mode,
                             size,
@@ -296,34 +365,27 @@ impl<'a, S: Store> Loader<'a, S> {
     /// one workspace, each distinct tree is read once.
     pub async fn collect(
         &mut self,
-        root: &str,
-        used: &mut std::collections::HashSet<String>,
+        root: &Hash,
+        used: &mut HashSet<Hash>,
     ) -> Result<(), TreeError> {
-        let mut pending = vec![root.to_string()];
+        let mut pending = vec![*root];
         while let Some(hash) = pending.pop() {
             if used.len() >= self.limit {
                 return Err(TreeError::TooLarge);
             }
-            if !used.insert(hash.clone()) {
+            if !used.insert(hash) {
                 continue;
             }
             for node in self.tree(&hash).await?.entries {
                 match node.kind {
-                    NodeKind::Dir { tree, .. } => {
-                        check_hash(&tree).map_err(|_| TreeError::BadHash(hash.clone()))?;
-                        pending.push(tree);
-                    }
+                    NodeKind::Dir { tree, .. } => pending.push(tree),
                     NodeKind::File {
                         size,
                         hash: content,
                         blobs,
                         ..
                     } => {
-                        let blobs = content_blobs(blobs, size, &content);
-                        for blob in blobs {
-                            check_hash(&blob).map_err(|_| TreeError::BadHash(hash.clone()))?;
-                            used.insert(blob);
-                        }
+                        used.extend(content_blobs(blobs, size, content));
                     }
                     NodeKind::Symlink { .. } => {}
                 }
@@ -333,11 +395,11 @@ impl<'a, S: Store> Loader<'a, S> {
     }
 
     /// The packs trees were read from so far.
-    pub fn packs_read(&self) -> impl Iterator<Item = &String> {
+    pub fn packs_read(&self) -> impl Iterator<Item = &Hash> {
         self.touched.iter()
     }
 
-    fn locate(&self, what: &'static str, hash: &str) -> Result<BlobRef, TreeError> {
+    fn locate(&self, what: &'static str, hash: &Hash) -> Result<BlobRef, TreeError> {
         self.index.locate(hash).ok_or_else(|| TreeError::Missing {
             what,
             hash: hash.to_string(),
@@ -346,13 +408,13 @@ impl<'a, S: Store> Loader<'a, S> {
 
     /// Tree `hash`, checked: its content hashes to its name, it parses, and its names are
     /// single safe segments in strictly increasing order.
-    async fn tree(&mut self, hash: &str) -> Result<Tree, TreeError> {
+    async fn tree(&mut self, hash: &Hash) -> Result<Tree, TreeError> {
         let blob = self.locate("tree", hash)?;
-        self.touched.insert(blob.pack.clone());
+        self.touched.insert(blob.pack);
         if !self.packs.contains_key(&blob.pack) {
-            let key = data_key(&blob.pack).map_err(|_| TreeError::BadHash(hash.to_string()))?;
+            let key = data_key(&blob.pack.to_hex()).expect("a hash is a pack id");
             let data = self.store.get(&key).await?;
-            self.packs.insert(blob.pack.clone(), data);
+            self.packs.insert(blob.pack, data);
         }
         let pack = &self.packs[&blob.pack];
         let corrupt = || TreeError::Corrupt(hash.to_string());
@@ -361,7 +423,7 @@ impl<'a, S: Store> Loader<'a, S> {
             .get(blob.offset as usize..end as usize)
             .ok_or_else(corrupt)?;
         let data = unpack(stored, blob.raw_len).map_err(|_| corrupt())?;
-        if blake3::hash(&data).to_hex().as_str() != hash {
+        if Hash::of(&data) != *hash {
             return Err(corrupt());
         }
         let tree: Tree =
@@ -382,47 +444,58 @@ impl<'a, S: Store> Loader<'a, S> {
 mod tests {
     use super::*;
 
-    fn file(path: &str, content: &[u8]) -> Entry {
-        let hash = blake3::hash(content).to_hex().to_string();
-        Entry {
-            path: RelPath(path.as_bytes().to_vec()),
-            kind: Kind::File {
-                mode: 0o644,
-                size: content.len() as u64,
-                hash: hash.clone(),
-                mtime_ns: 1,
-                blobs: if content.is_empty() {
-                    vec![]
-                } else {
-                    vec![BlobRef {
-                        hash,
-                        pack: "p".repeat(64),
-                        offset: 0,
-                        len: content.len() as u64,
-                        raw_len: None,
-                    }]
+    /// Builds the trees of `files` (path, content), sorted by path; the last tree is the root.
+    fn build(files: &[(&str, &[u8])], dirs: &[&str]) -> Vec<TreeBlob> {
+        let mut items: Vec<(RelPath, Option<Hash>, &[u8])> = files
+            .iter()
+            .map(|(path, content)| {
+                (
+                    RelPath(path.as_bytes().to_vec()),
+                    Some(Hash::of(content)),
+                    *content,
+                )
+            })
+            .chain(
+                dirs.iter()
+                    .map(|d| (RelPath(d.as_bytes().to_vec()), None, &b""[..])),
+            )
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut trees = Vec::new();
+        let mut builder = Builder::default();
+        let mut done = |tree| trees.push(tree);
+        for (path, hash, content) in &items {
+            let item = match hash {
+                Some(hash) => Item::File {
+                    mode: 0o644,
+                    size: content.len() as u64,
+                    mtime_ns: 1,
+                    hash: *hash,
+                    blobs: if content.is_empty() {
+                        &[]
+                    } else {
+                        std::slice::from_ref(hash)
+                    },
                 },
-            },
+                None => Item::Dir(0o755),
+            };
+            builder.add(path, item, &mut done).expect("a good entry");
         }
+        builder.finish(&mut done).expect("a good snapshot");
+        trees
     }
 
-    fn tree_of(trees: &[TreeBlob], hash: &str) -> Tree {
-        let blob = trees.iter().find(|t| t.hash == hash).expect("present");
+    fn tree_of(trees: &[TreeBlob], hash: &Hash) -> Tree {
+        let blob = trees.iter().find(|t| t.hash == *hash).expect("present");
         serde_json::from_slice(&blob.data).expect("parses")
     }
 
     #[test]
     fn one_tree_per_folder_children_first_names_sorted() {
-        let entries = vec![
-            file("a.b", b"x"),
-            file("a/c", b"y"),
-            Entry {
-                path: RelPath(b".git".to_vec()),
-                kind: Kind::Dir { mode: 0o755 },
-            },
-            file("a/d/e", b""),
-        ];
-        let trees = build(&entries);
+        let trees = build(
+            &[("a.b", b"x"), ("a/c", b"y"), ("a/d/e", b""), ("a/d0", b"z")],
+            &[".git"],
+        );
         assert_eq!(trees.len(), 4, "root, a, a/d and .git");
         let root = tree_of(&trees, &trees.last().expect("root").hash);
         let names: Vec<&[u8]> = root.entries.iter().map(|n| n.name.0.as_slice()).collect();
@@ -434,7 +507,16 @@ mod tests {
         match &root.entries[1].kind {
             NodeKind::Dir { mode, tree } => {
                 assert_eq!(*mode, None);
-                assert_eq!(tree_of(&trees, tree).entries.len(), 2);
+                let names: Vec<String> = tree_of(&trees, tree)
+                    .entries
+                    .iter()
+                    .map(|n| n.name.to_string())
+                    .collect();
+                assert_eq!(
+                    names,
+                    ["c", "d", "d0"],
+                    "a folder closed and its sibling after it"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -442,13 +524,44 @@ mod tests {
 
     #[test]
     fn an_edit_changes_only_the_trees_on_its_path() {
-        let before = vec![file("a/x", b"1"), file("b/y", b"2"), file("c", b"3")];
-        let mut after = before.clone();
-        after[0] = file("a/x", b"changed");
-        let old: Vec<String> = build(&before).into_iter().map(|t| t.hash).collect();
-        let new: Vec<String> = build(&after).into_iter().map(|t| t.hash).collect();
+        let before = [("a/x", &b"1"[..]), ("b/y", b"2"), ("c", b"3")];
+        let mut after = before;
+        after[0].1 = b"changed";
+        let old: Vec<Hash> = build(&before, &[]).into_iter().map(|t| t.hash).collect();
+        let new: Vec<Hash> = build(&after, &[]).into_iter().map(|t| t.hash).collect();
         let changed = new.iter().filter(|h| !old.contains(h)).count();
         assert_eq!(changed, 2, "the tree of `a` and the root");
+    }
+
+    #[test]
+    fn a_name_twice_in_a_folder_is_refused() {
+        let mut builder = Builder::default();
+        let mut done = |_| {};
+        let hash = Hash::of(b"");
+        let file = || Item::File {
+            mode: 0o644,
+            size: 0,
+            mtime_ns: 0,
+            hash,
+            blobs: &[],
+        };
+        builder
+            .add(&RelPath(b"a".to_vec()), file(), &mut done)
+            .expect("a file");
+        builder
+            .add(&RelPath(b"a/b".to_vec()), file(), &mut done)
+            .expect("opens a folder `a`");
+        assert!(matches!(
+            builder.finish(&mut done),
+            Err(ManifestError::Duplicate(_))
+        ));
+        for bad in [&b""[..], b"x/../y", b"x//y", b"nul\0"] {
+            let bad = RelPath(bad.to_vec());
+            assert!(
+                Builder::default().add(&bad, file(), &mut done).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     /// 21 trees, each naming the one below twice: 2^20 folders, and not one entry of their
@@ -458,9 +571,7 @@ mod tests {
         use super::super::pack::{PackIndex, Packed};
         let mut trees = vec![br#"{"entries":[]}"#.to_vec()];
         for _ in 0..20 {
-            let below = blake3::hash(trees.last().expect("one"))
-                .to_hex()
-                .to_string();
+            let below = Hash::of(trees.last().expect("one"));
             let tree = format!(
                 r#"{{"entries":[{{"name":"a","kind":"dir","tree":"{below}"}},{{"name":"b","kind":"dir","tree":"{below}"}}]}}"#
             );
@@ -471,16 +582,15 @@ mod tests {
         let mut offset = 0;
         let mut blobs = Vec::new();
         for tree in &trees {
-            let hash = blake3::hash(tree).to_hex().to_string();
             blobs.push(Packed {
-                hash,
+                hash: Hash::of(tree),
                 offset,
                 len: tree.len() as u64,
                 raw_len: None,
             });
             offset += tree.len() as u64;
         }
-        let top = blobs.last().expect("top").hash.clone();
+        let top = blobs.last().expect("top").hash;
         let mut index = BlobIndex::default();
         index.add_written(PackIndex {
             pack: id.clone(),

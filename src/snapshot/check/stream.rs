@@ -6,12 +6,13 @@ use std::collections::{BTreeSet, HashSet};
 
 use futures::TryStreamExt;
 
+use super::super::id::Hash;
 use super::super::manifest::MAX_PACK_LEN;
 use super::super::pack::{PackChecker, PackIndex, Packed, data_key};
 use crate::store::{Store, StoreError};
 
 /// A place in a pack a format-1 manifest names: offset, length, hash, content length.
-pub type Place = (u64, u64, String, Option<u64>);
+pub type Place = (u64, u64, Hash, Option<u64>);
 
 /// What a pack is checked against as it streams past, besides its id.
 pub struct Checks {
@@ -24,19 +25,17 @@ pub struct Checks {
 
 /// The [`Checks`] of `pack`.
 pub fn checks(pack: &str, index: Option<&PackIndex>, named: Option<&BTreeSet<Place>>) -> Checks {
-    let listed: HashSet<(u64, u64, &str, Option<u64>)> = index
+    let listed: HashSet<Place> = index
         .iter()
         .flat_map(|index| &index.blobs)
-        .map(|b| (b.offset, b.len, b.hash.as_str(), b.raw_len))
+        .map(|b| (b.offset, b.len, b.hash, b.raw_len))
         .collect();
     let others: Vec<Packed> = named
         .into_iter()
         .flatten()
-        .filter(|(offset, len, hash, raw_len)| {
-            !listed.contains(&(*offset, *len, hash.as_str(), *raw_len))
-        })
+        .filter(|(offset, len, hash, raw_len)| !listed.contains(&(*offset, *len, *hash, *raw_len)))
         .map(|(offset, len, hash, raw_len)| Packed {
-            hash: hash.clone(),
+            hash: *hash,
             offset: *offset,
             len: *len,
             raw_len: *raw_len,
@@ -133,7 +132,7 @@ mod tests {
 
     fn packed(offset: u64, len: u64) -> Packed {
         Packed {
-            hash: "a".repeat(64),
+            hash: Hash([0xaa; 32]),
             offset,
             len,
             raw_len: None,
