@@ -271,7 +271,7 @@ impl<'a, S: Store> Reader<'a, S> {
                 let cache = std::mem::take(&mut self.tree_packs);
                 let mut loader = tree::Loader::with_packs(store, index, cache);
                 let root = id::Hash::parse(&object.tree).expect("read_object checked it");
-                let entries = loader.entries(&root).await;
+                let entries = loader.entries(&root, object.summary.files).await;
                 tree_packs.extend(loader.packs_read().map(id::Hash::to_hex));
                 self.tree_packs = loader.into_packs();
                 let entries = entries.map_err(|e| match e {

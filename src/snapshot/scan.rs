@@ -160,7 +160,13 @@ impl<'a> Scan<'a> {
         // threads than on one: spread it over the cores, as git's preloadIndex does, a slice
         // at a time so that what was looked at is not held twice.
         use rayon::prelude::*;
-        for slice in paths.chunks(4096) {
+        self.found.reserve(paths.len());
+        let mut paths = paths.into_iter();
+        loop {
+            let slice: Vec<Vec<u8>> = paths.by_ref().take(4096).collect();
+            if slice.is_empty() {
+                break;
+            }
             let looked: Vec<(PathBuf, std::io::Result<std::fs::Metadata>)> = slice
                 .par_iter()
                 .map(|path| {
@@ -169,7 +175,7 @@ impl<'a> Scan<'a> {
                     (full, metadata)
                 })
                 .collect();
-            for (path, (full, metadata)) in slice.iter().zip(looked) {
+            for (path, (full, metadata)) in slice.into_iter().zip(looked) {
                 self.add(path, full, metadata)?;
             }
         }
@@ -179,7 +185,7 @@ impl<'a> Scan<'a> {
     /// Adds what a look at a listed path found.
     fn add(
         &mut self,
-        path: &[u8],
+        path: Vec<u8>,
         full: PathBuf,
         metadata: std::io::Result<std::fs::Metadata>,
     ) -> Result<(), ScanError> {
@@ -189,7 +195,7 @@ impl<'a> Scan<'a> {
                 // Tracked but deleted: nothing to keep.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
                 Err(e) => {
-                    self.warn(path, format!("cannot be looked at ({e}); left out"));
+                    self.warn(&path, format!("cannot be looked at ({e}); left out"));
                     return Ok(());
                 }
             };
@@ -197,13 +203,13 @@ impl<'a> Scan<'a> {
                 // A submodule, or a repository nested inside this one: its work tree and its
                 // `.git` belong to the workspace too. Any other folder holds nothing to keep.
                 if std::fs::symlink_metadata(full.join(".git")).is_ok() {
-                    self.worktree(path)?;
-                    self.git_dir(path)?;
+                    self.worktree(&path)?;
+                    self.git_dir(&path)?;
                 }
                 return Ok(());
             }
             self.found.push(Found {
-                path: RelPath(path.to_vec()),
+                path: RelPath(path),
                 stat: Some(Stat::of(&metadata)),
             });
         }

@@ -124,7 +124,7 @@ impl Store for DirStore {
 
     async fn get_stream(&self, key: &str) -> Result<ByteStream, StoreError> {
         use tokio::io::AsyncReadExt;
-        const PIECE: usize = 1 << 20;
+        const PIECE: usize = 256 << 10;
         let file = tokio::fs::File::from_std(self.open(key, u64::MAX)?);
         let (store, key) = (self.clone(), key.to_string());
         let pieces = futures::stream::try_unfold(file, move |mut file| {
