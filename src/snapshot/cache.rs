@@ -13,11 +13,12 @@
 //! mtime_ns, ctime_ns, inode, device (u64 each), mode (u32), racy (u8), the content hash
 //! (32 bytes), the number of blobs (u32) and each blob's hash and length (u64); then [`END`].
 
-use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use super::binary;
 use super::id::Hash;
 use super::manifest::RelPath;
 
@@ -125,9 +126,8 @@ impl FileCache {
         let mut old = std::fs::File::open(Self::path(state_dir))
             .ok()
             .map(|file| BufReader::with_capacity(64 << 10, file));
-        let mut magic = [0u8; MAGIC.len()];
         if let Some(reader) = &mut old
-            && (reader.read_exact(&mut magic).is_err() || &magic != MAGIC)
+            && binary::check_magic(reader, MAGIC).is_err()
         {
             old = None;
         }
@@ -273,7 +273,7 @@ fn write_record(out: &mut impl Write, path: &RelPath, known: &Known) -> std::io:
         content,
         racy,
     } = known;
-    out.write_all(&(path.0.len() as u32).to_le_bytes())?;
+    binary::put_u32(out, path.0.len() as u32)?;
     out.write_all(&path.0)?;
     for field in [
         stat.size,
@@ -282,54 +282,44 @@ fn write_record(out: &mut impl Write, path: &RelPath, known: &Known) -> std::io:
         stat.ino,
         stat.dev,
     ] {
-        out.write_all(&field.to_le_bytes())?;
+        binary::put_u64(out, field)?;
     }
-    out.write_all(&stat.mode.to_le_bytes())?;
+    binary::put_u32(out, stat.mode)?;
     out.write_all(&[u8::from(*racy)])?;
     out.write_all(&content.hash.0)?;
-    out.write_all(&(content.blobs.len() as u32).to_le_bytes())?;
+    binary::put_u32(out, content.blobs.len() as u32)?;
     for (hash, len) in &content.blobs {
         out.write_all(&hash.0)?;
-        out.write_all(&len.to_le_bytes())?;
+        binary::put_u64(out, *len)?;
     }
     Ok(())
 }
 
 /// The next record, `None` at the end; an error for anything that is not a whole record.
 fn read_record(input: &mut impl BufRead) -> std::io::Result<Option<(RelPath, Known)>> {
-    fn bytes<const N: usize>(input: &mut (impl Read + ?Sized)) -> std::io::Result<[u8; N]> {
-        let mut bytes = [0u8; N];
-        input.read_exact(&mut bytes)?;
-        Ok(bytes)
-    }
-    let u64_of = |input: &mut dyn Read| bytes::<8>(input).map(u64::from_le_bytes);
-    let bad = || std::io::Error::from(std::io::ErrorKind::InvalidData);
-    let path_len = u32::from_le_bytes(bytes(input)?);
+    let path_len = binary::u32(input)?;
     if path_len == END {
         return Ok(None);
     }
     if path_len as usize > MAX_PATH {
-        return Err(bad());
+        return Err(binary::bad());
     }
     let mut path = vec![0u8; path_len as usize];
     input.read_exact(&mut path)?;
     let stat = Stat {
-        size: u64_of(input)?,
-        mtime_ns: u64_of(input)? as i64,
-        ctime_ns: u64_of(input)? as i64,
-        ino: u64_of(input)?,
-        dev: u64_of(input)?,
-        mode: u32::from_le_bytes(bytes(input)?),
+        size: binary::u64(input)?,
+        mtime_ns: binary::u64(input)? as i64,
+        ctime_ns: binary::u64(input)? as i64,
+        ino: binary::u64(input)?,
+        dev: binary::u64(input)?,
+        mode: binary::u32(input)?,
     };
-    let racy = bytes::<1>(input)?[0] != 0;
-    let hash = Hash(bytes(input)?);
-    let count = u32::from_le_bytes(bytes(input)?) as usize;
-    if count > MAX_BLOBS {
-        return Err(bad());
-    }
+    let racy = binary::bytes::<1>(input)?[0] != 0;
+    let hash = binary::hash(input)?;
+    let count = binary::count(input, MAX_BLOBS)?;
     let mut blobs = Vec::with_capacity(count.min(64));
     for _ in 0..count {
-        blobs.push((Hash(bytes(input)?), u64_of(input)?));
+        blobs.push((binary::hash(input)?, binary::u64(input)?));
     }
     let known = Known {
         stat,

@@ -8,16 +8,16 @@
 //! machine is downloaded and hashed before a snapshot relies on it ([`BlobIndex::verify`]); a
 //! pack that fails is never used again from this machine.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use super::binary;
 use super::id::{Hash, is_hash};
 use super::manifest::{BlobRef, MAX_PACK_LEN};
-use super::pack::{PackChecker, PackIndex, data_key, index_key};
+use super::pack::{PackChecker, PackIndex, Packed, data_key, index_key};
 
 /// Where `gitkit prune` marks packs it means to delete (`deleting/<pack-id>`, empty objects):
 /// no writer reuses what they hold; readers use them only for blobs no other pack has.
@@ -91,18 +91,19 @@ struct Place {
     blob: u32,
 }
 
-#[derive(Serialize, Deserialize)]
-struct CacheFile<'a> {
-    packs: Cow<'a, [PackIndex]>,
-    #[serde(default)]
+/// The local copy's first bytes (see [`BlobIndex::save`] for the rest).
+const CACHE_MAGIC: &[u8; 16] = b"gitkit-index\x00\x00\x00\x01";
+/// More packs, or more blobs in one pack, than a cache file is believed to list.
+const MAX_CACHED: usize = 1 << 24;
+
+/// What a local copy holds.
+#[derive(Default)]
+struct Cached {
+    packs: Vec<PackIndex>,
     verified: Vec<String>,
-    #[serde(default)]
     refused: Vec<String>,
-    #[serde(default)]
     marked: Vec<String>,
-    #[serde(default)]
     sets: Vec<String>,
-    #[serde(default)]
     in_sets: Vec<String>,
 }
 
@@ -120,54 +121,82 @@ impl BlobIndex {
     /// Where the local copy for `store` lives inside `state_dir`.
     pub fn cache_path(state_dir: &Path, store_name: &str) -> PathBuf {
         let tag = &blake3::hash(store_name.as_bytes()).to_hex()[..16];
-        state_dir.join(format!("index-{tag}.json"))
+        state_dir.join(format!("index-{tag}.bin"))
     }
 
     /// The local copy, or an empty index when there is none yet. It is only a cache: what it
     /// says is checked against the store before anything relies on it.
     pub fn load(cache: &Path) -> Self {
         let mut index = Self::default();
-        // Read as it streams in, not whole first: the text is three times what it becomes.
-        let cached: Option<CacheFile> = std::fs::File::open(cache)
-            .ok()
-            .and_then(|file| serde_json::from_reader(std::io::BufReader::new(file)).ok());
-        if let Some(cached) = cached {
-            index.refused = cached.refused.into_iter().collect();
-            index.marked = cached.marked.into_iter().collect();
-            index.sets = cached.sets.into_iter().collect();
-            let in_sets: HashSet<String> = cached.in_sets.into_iter().collect();
-            for pack in cached.packs.into_owned() {
-                if pack.check(&pack.pack, MAX_PACK_LEN).is_ok() {
-                    let in_set = in_sets.contains(&pack.pack);
-                    index.add(pack, in_set);
-                }
+        let cached = std::fs::File::open(cache)
+            .and_then(|file| read_cache(&mut std::io::BufReader::with_capacity(64 << 10, file)))
+            .unwrap_or_default();
+        index.refused = cached.refused.into_iter().collect();
+        index.marked = cached.marked.into_iter().collect();
+        index.sets = cached.sets.into_iter().collect();
+        let in_sets: HashSet<String> = cached.in_sets.into_iter().collect();
+        for pack in cached.packs {
+            if pack.check(&pack.pack, MAX_PACK_LEN).is_ok() {
+                let in_set = in_sets.contains(&pack.pack);
+                index.add(pack, in_set);
             }
-            index.verified = cached
-                .verified
-                .into_iter()
-                .filter(|p| index.known_packs.contains(p))
-                .collect();
         }
+        index.verified = cached
+            .verified
+            .into_iter()
+            .filter(|p| index.known_packs.contains(p))
+            .collect();
         index.dirty = false;
         index
     }
 
-    /// Writes the local copy if it changed.
+    /// Writes the local copy if it changed: [`CACHE_MAGIC`], the verified, refused, marked
+    /// and in-a-set pack ids and the index sets read (each a count and 32-byte hashes), then
+    /// the packs, each its id, its blob count and per blob the hash, offset, length and
+    /// content length (0: stored as it is). Little-endian counts (u32) and numbers (u64).
     pub fn save(&self, cache: &Path) -> std::io::Result<()> {
         if !self.dirty {
             return Ok(());
         }
-        let file = CacheFile {
-            packs: Cow::Borrowed(&self.packs),
-            verified: self.verified.iter().cloned().collect(),
-            refused: self.refused.iter().cloned().collect(),
-            marked: self.marked.iter().cloned().collect(),
-            sets: self.sets.iter().cloned().collect(),
-            in_sets: self.in_sets.iter().cloned().collect(),
-        };
-        crate::fs::write_cache_with(cache, |out| {
-            serde_json::to_writer(out, &file).map_err(std::io::Error::from)
-        })
+        crate::fs::write_cache_with(cache, |out| self.write_cache(out))?;
+        // gitkit before the binary copy kept a JSON one beside it.
+        let _ = std::fs::remove_file(cache.with_extension("json"));
+        Ok(())
+    }
+
+    fn write_cache(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        out.write_all(CACHE_MAGIC)?;
+        let sets = self
+            .sets
+            .iter()
+            .filter_map(|key| key.strip_prefix(INDEX_SETS));
+        let lists: [Vec<&str>; 5] = [
+            self.verified.iter().map(String::as_str).collect(),
+            self.refused.iter().map(String::as_str).collect(),
+            self.marked.iter().map(String::as_str).collect(),
+            sets.collect(),
+            self.in_sets.iter().map(String::as_str).collect(),
+        ];
+        for list in lists {
+            let hashes: Vec<Hash> = list.iter().filter_map(|id| Hash::parse(id)).collect();
+            binary::put_u32(out, hashes.len() as u32)?;
+            for hash in hashes {
+                out.write_all(&hash.0)?;
+            }
+        }
+        binary::put_u32(out, self.packs.len() as u32)?;
+        for pack in &self.packs {
+            let id = Hash::parse(&pack.pack).expect("known packs are pack ids");
+            out.write_all(&id.0)?;
+            binary::put_u32(out, pack.blobs.len() as u32)?;
+            for blob in &pack.blobs {
+                out.write_all(&blob.hash.0)?;
+                binary::put_u64(out, blob.offset)?;
+                binary::put_u64(out, blob.len)?;
+                binary::put_u64(out, blob.raw_len.unwrap_or(0))?;
+            }
+        }
+        Ok(())
     }
 
     /// Forgets everything: the store is not the one this copy describes.
@@ -501,6 +530,49 @@ impl BlobIndex {
     }
 }
 
+/// A local copy as [`BlobIndex::save`] wrote it; an error for anything else.
+fn read_cache(input: &mut impl std::io::Read) -> std::io::Result<Cached> {
+    binary::check_magic(input, CACHE_MAGIC)?;
+    let ids = |input: &mut dyn std::io::Read| -> std::io::Result<Vec<String>> {
+        let count = binary::count(input, MAX_CACHED)?;
+        (0..count)
+            .map(|_| binary::hash(input).map(|hash| hash.to_hex()))
+            .collect()
+    };
+    let verified = ids(input)?;
+    let refused = ids(input)?;
+    let marked = ids(input)?;
+    let sets = ids(input)?
+        .into_iter()
+        .map(|hash| format!("{INDEX_SETS}{hash}"))
+        .collect();
+    let in_sets = ids(input)?;
+    let count = binary::count(input, MAX_CACHED)?;
+    let mut packs = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        let pack = binary::hash(input)?.to_hex();
+        let count = binary::count(input, MAX_CACHED)?;
+        let mut blobs = Vec::with_capacity(count.min(1 << 16));
+        for _ in 0..count {
+            blobs.push(Packed {
+                hash: binary::hash(input)?,
+                offset: binary::u64(input)?,
+                len: binary::u64(input)?,
+                raw_len: Some(binary::u64(input)?).filter(|&raw| raw != 0),
+            });
+        }
+        packs.push(PackIndex { pack, blobs });
+    }
+    Ok(Cached {
+        packs,
+        verified,
+        refused,
+        marked,
+        sets,
+        in_sets,
+    })
+}
+
 /// Streams pack `index.pack` from the store and checks it against its index.
 async fn stream_matches<S: Store>(store: &S, index: &PackIndex) -> Result<bool, StoreError> {
     let key = data_key(&index.pack).expect("known packs are pack ids");
@@ -536,5 +608,37 @@ mod tests {
             pack.index.check(&pack.id, 4).is_err(),
             "past the pack's end"
         );
+    }
+
+    #[test]
+    fn the_local_copy_is_saved_and_read_back_and_a_damaged_one_is_empty() {
+        use super::BlobIndex;
+        let mut packer = Packer::default();
+        let text = b"print('hello')\n".repeat(100);
+        packer.add(Hash::of(b"hello"), b"hello");
+        packer.add(Hash::of(&text), &text);
+        let pack = packer.seal().expect("a pack");
+        let mut index = BlobIndex::default();
+        index.add_written(pack.index.clone());
+        index.marked.insert("e".repeat(64));
+        index.sets.insert(format!("indexes/{}", "f".repeat(64)));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = BlobIndex::cache_path(dir.path(), "store");
+        index.save(&path).expect("saved");
+
+        let loaded = BlobIndex::load(&path);
+        assert_eq!(loaded.packs(), index.packs());
+        for hash in [Hash::of(b"hello"), Hash::of(&text)] {
+            assert_eq!(loaded.locate(&hash), index.locate(&hash));
+        }
+        assert!(loaded.is_verified(&pack.id));
+        assert!(loaded.is_marked(&"e".repeat(64)));
+        assert_eq!(loaded.sets, index.sets);
+
+        let whole = std::fs::read(&path).expect("read");
+        for damaged in [&whole[..whole.len() - 1], &whole[1..], b"{\"packs\": []}"] {
+            std::fs::write(&path, damaged).expect("write");
+            assert!(BlobIndex::load(&path).packs().is_empty());
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Snapshots of a workspace: its working tree and `.git`, content-addressed and deduplicated in
 //! a store, listed and restored. The stored format is described in `docs/FORMAT.md`.
 
+mod binary;
 mod browse;
 mod cache;
 mod check;

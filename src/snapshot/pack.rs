@@ -75,7 +75,7 @@ pub fn unpack(stored: &[u8], raw_len: Option<u64>) -> std::io::Result<std::borro
 }
 
 /// A pack's index object.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PackIndex {
     pub pack: String,
     pub blobs: Vec<Packed>,

@@ -774,15 +774,32 @@ fn a_tampered_local_index_copy_is_checked_against_the_store() {
         .find(|e| e.file_name().to_string_lossy().starts_with("index-"))
         .expect("a local index copy")
         .into_path();
-    let mut copy: Value =
-        serde_json::from_slice(&std::fs::read(&cache).expect("read")).expect("json");
-    let blobs = copy["packs"][0]["blobs"].as_array_mut().expect("blobs");
-    let last = blobs.last().expect("a blob").clone();
-    let end = last["offset"].as_u64().expect("offset") + last["len"].as_u64().expect("len");
-    blobs.push(serde_json::json!({
-        "hash": blake3::hash(content).to_hex().to_string(), "offset": end, "len": content.len(),
-    }));
-    std::fs::write(&cache, copy.to_string()).expect("write");
+    // The copy's layout (`BlobIndex::save`): a 16-byte magic, five lists of pack ids (a u32
+    // count, 32 bytes each), the pack count, then the first pack's id and blob count, and its
+    // blobs (hash, offset, length, content length: 56 bytes each). One blob is added to it.
+    let mut copy = std::fs::read(&cache).expect("read");
+    let u32_at = |data: &[u8], at: usize| {
+        u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize
+    };
+    let u64_at =
+        |data: &[u8], at: usize| u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes"));
+    let mut at = 16;
+    for _ in 0..5 {
+        at += 4 + 32 * u32_at(&copy, at);
+    }
+    at += 4 + 32;
+    let blobs = u32_at(&copy, at);
+    copy[at..at + 4].copy_from_slice(&(blobs as u32 + 1).to_le_bytes());
+    at += 4;
+    let last = at + (blobs - 1) * 56;
+    let end = u64_at(&copy, last + 32) + u64_at(&copy, last + 40);
+    let mut blob = blake3::hash(content).as_bytes().to_vec();
+    for field in [end, content.len() as u64, 0] {
+        blob.extend_from_slice(&field.to_le_bytes());
+    }
+    let after = at + blobs * 56;
+    copy.splice(after..after, blob);
+    std::fs::write(&cache, copy).expect("write");
 
     assert_new_file_round_trips(&env, &repo, &store, "new.txt", content);
 }
