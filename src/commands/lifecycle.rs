@@ -167,7 +167,8 @@ fn restore_all(into: &Path, store: Option<String>, log: Option<PathBuf>) -> anyh
             let partial = into.join(format!(".{name}.gitkit-restoring"));
             let _ = std::fs::remove_dir_all(&partial);
             let outcome = async {
-                let (manifest, damaged) = snapshot::find(&store, &name, "latest").await?;
+                let (snapshot, damaged) =
+                    snapshot::find_to_restore(&store, &name, "latest").await?;
                 for reason in damaged {
                     say(format!("skipped a damaged snapshot of `{name}`: {reason}"));
                 }
@@ -175,10 +176,11 @@ fn restore_all(into: &Path, store: Option<String>, log: Option<PathBuf>) -> anyh
                     force: false,
                     special_bits: false,
                     paths: Vec::new(),
+                    batch: snapshot::RESTORE_BATCH,
                 };
-                snapshot::restore(&store, &manifest, &partial, &options, Arc::new(Silent)).await?;
+                snapshot::restore(&store, &snapshot, &partial, &options, Arc::new(Silent)).await?;
                 std::fs::rename(&partial, &target)?;
-                Ok::<_, anyhow::Error>(manifest.summary.id)
+                Ok::<_, anyhow::Error>(snapshot.summary().id.clone())
             }
             .await;
             match outcome {

@@ -93,7 +93,12 @@ pub fn anchor(command: &mut crate::cli::Command, dir: &std::path::Path) {
 /// seconds, the hour between listings of an unchanged store's packs, the hook's settle time,
 /// the credential chain's deadline); never set in normal use.
 pub fn test_knob(name: &str, unit: fn(u64) -> std::time::Duration) -> Option<std::time::Duration> {
-    std::env::var(name).ok()?.parse().ok().map(unit)
+    test_count(name).map(unit)
+}
+
+/// A number a test sets in variable `name`, if it does.
+pub fn test_count(name: &str) -> Option<u64> {
+    std::env::var(name).ok()?.parse().ok()
 }
 
 /// The clock: now, or GITKIT_TEST_NOW (Unix seconds), which only tests set, so that their

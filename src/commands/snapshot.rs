@@ -118,17 +118,19 @@ pub fn restore(args: RestoreArgs, dir: &Path) -> anyhow::Result<()> {
             Some(name) => name,
             None => only_workspace(&store).await?,
         };
-        let (manifest, damaged) = snapshot::find(&store, &name, &args.snapshot).await?;
+        let (snapshot, damaged) = snapshot::find_to_restore(&store, &name, &args.snapshot).await?;
         warn_damaged(&damaged)?;
         let progress = progress_bar::for_terminal("restore");
         let options = snapshot::RestoreOptions {
             force: args.force,
             special_bits: args.keep_setuid,
             paths,
+            batch: super::test_count("GITKIT_TEST_RESTORE_BATCH")
+                .map_or(snapshot::RESTORE_BATCH, |batch| batch as usize),
         };
-        let restoring = snapshot::restore(&store, &manifest, &target, &options, progress);
+        let restoring = snapshot::restore(&store, &snapshot, &target, &options, progress);
         let outcome = until_interrupted(restoring).await??;
-        Ok::<_, anyhow::Error>((manifest.summary, outcome))
+        Ok::<_, anyhow::Error>((snapshot.summary().clone(), outcome))
     })?;
     let (summary, outcome) = outcome;
     writeln!(

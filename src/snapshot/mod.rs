@@ -33,7 +33,10 @@ pub use create::{
 };
 pub use manifest::{FORMAT_VERSION, Manifest, ManifestError, SnapshotObject, Summary};
 pub use progress::{Progress, Silent};
-pub use restore::{Options as RestoreOptions, Outcome as RestoreOutcome, RestoreError, restore};
+pub use restore::{
+    BATCH as RESTORE_BATCH, Options as RestoreOptions, Outcome as RestoreOutcome, RestoreError,
+    restore,
+};
 pub use scan::STATE_DIR;
 pub use tree::TreeError;
 pub use workspace::{Workspace, WorkspaceError};
@@ -79,6 +82,17 @@ pub enum FindError {
     Id(#[from] IdError),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl FindError {
+    /// A tree of snapshot `id` that could not be read: the store's error as it is, anything
+    /// else as damage.
+    fn from_tree(id: &str, error: TreeError) -> Self {
+        match error {
+            TreeError::Store(e) => FindError::Store(e),
+            other => FindError::Tree(id.to_string(), other),
+        }
+    }
 }
 
 /// Snapshots listed, and the manifests that could not be read, each with why.
@@ -187,6 +201,66 @@ pub async fn find<S: Store>(
     Reader::new(store).find(workspace, id).await
 }
 
+/// Snapshot `id` of `workspace` to restore, checked for everything restore relies on, as
+/// [`find`] finds it, but not held whole: see [`Restorable`].
+pub async fn find_to_restore<S: Store>(
+    store: &S,
+    workspace: &str,
+    id: &str,
+) -> Result<(Restorable, Vec<String>), FindError> {
+    let mut reader = Reader::new(store);
+    let (found, damaged) = reader.find_as(workspace, id, Want::Restorable).await?;
+    let restorable = match found {
+        Found::Manifest(manifest) => Restorable::Manifest(manifest),
+        Found::Trees {
+            version,
+            summary,
+            root,
+        } => Restorable::Trees(Box::new(restore::Trees {
+            version,
+            summary,
+            root,
+            index: reader.index.take().expect("loaded to read the trees"),
+            packs: reader.tree_packs,
+        })),
+    };
+    Ok((restorable, damaged))
+}
+
+/// A snapshot ready to restore: a format-1 manifest as stored, or a format-2 snapshot whose
+/// trees were all read and checked once, to be read again a batch of entries at a time as its
+/// files are written: a restore holds a batch, not the whole snapshot.
+pub enum Restorable {
+    Manifest(Manifest),
+    Trees(Box<restore::Trees>),
+}
+
+impl Restorable {
+    pub fn summary(&self) -> &Summary {
+        match self {
+            Restorable::Manifest(manifest) => &manifest.summary,
+            Restorable::Trees(trees) => &trees.summary,
+        }
+    }
+}
+
+/// What [`Reader::find_as`] is to make of a snapshot.
+#[derive(Clone, Copy)]
+enum Want {
+    Manifest,
+    Restorable,
+}
+
+/// What [`Reader::find_as`] found.
+enum Found {
+    Manifest(Manifest),
+    Trees {
+        version: u32,
+        summary: Summary,
+        root: id::Hash,
+    },
+}
+
 /// Reads snapshots out of one store, loading its pack index once for all of them.
 pub struct Reader<'a, S: Store> {
     store: &'a S,
@@ -210,14 +284,28 @@ impl<'a, S: Store> Reader<'a, S> {
         workspace: &str,
         id: &str,
     ) -> Result<(Manifest, Vec<String>), FindError> {
+        let (found, damaged) = self.find_as(workspace, id, Want::Manifest).await?;
+        match found {
+            Found::Manifest(manifest) => Ok((manifest, damaged)),
+            Found::Trees { .. } => unreachable!("a manifest was asked for"),
+        }
+    }
+
+    /// [`find`] or [`find_to_restore`].
+    async fn find_as(
+        &mut self,
+        workspace: &str,
+        id: &str,
+        want: Want,
+    ) -> Result<(Found, Vec<String>), FindError> {
         if id != "latest" {
             id::check_snapshot(id)?;
-            return Ok((self.read(workspace, id).await?, Vec::new()));
+            return Ok((self.read_as(workspace, id, want).await?, Vec::new()));
         }
         let mut damaged = Vec::new();
         for id in ids(self.store, workspace).await?.iter().rev() {
-            match self.read(workspace, id).await {
-                Ok(manifest) => return Ok((manifest, damaged)),
+            match self.read_as(workspace, id, want).await {
+                Ok(found) => return Ok((found, damaged)),
                 Err(FindError::Store(e)) => return Err(FindError::Store(e)),
                 // The newest is in a format this gitkit cannot read: restoring an older one
                 // instead would be a surprise. Say so.
@@ -234,6 +322,50 @@ impl<'a, S: Store> Reader<'a, S> {
         Err(FindError::NoSnapshots {
             workspace: workspace.to_string(),
             store: self.store.name().to_string(),
+        })
+    }
+
+    /// Snapshot `id`, as `want` says: whole, or (format 2) its trees read through and checked
+    /// a batch of entries at a time, none of them kept.
+    async fn read_as(&mut self, workspace: &str, id: &str, want: Want) -> Result<Found, FindError> {
+        if matches!(want, Want::Manifest) {
+            return Ok(Found::Manifest(self.read(workspace, id).await?));
+        }
+        let object = match read_object(self.store, workspace, id).await? {
+            Stored::Manifest(manifest) => return Ok(Found::Manifest(manifest)),
+            Stored::Object(object) => object,
+        };
+        let root = id::Hash::parse(&object.tree).expect("read_object checked it");
+        self.index().await?;
+        let index = self.index.as_ref().expect("loaded");
+        let mut loader =
+            tree::Loader::with_packs(self.store, index, std::mem::take(&mut self.tree_packs));
+        let mut walk = tree::Walk::new(&root);
+        let checked = async {
+            loop {
+                let mut entries = Vec::new();
+                let more = loader.next(&mut walk, &mut entries, restore::BATCH).await;
+                let more = more.map_err(|e| FindError::from_tree(id, e))?;
+                let batch = Manifest {
+                    version: object.version,
+                    summary: object.summary.clone(),
+                    entries,
+                };
+                batch
+                    .validate()
+                    .map_err(|e| FindError::Damaged(id.to_string(), e))?;
+                if !more {
+                    return Ok::<_, FindError>(());
+                }
+            }
+        }
+        .await;
+        self.tree_packs = loader.into_packs();
+        checked?;
+        Ok(Found::Trees {
+            version: object.version,
+            summary: object.summary,
+            root,
         })
     }
 
@@ -275,10 +407,7 @@ impl<'a, S: Store> Reader<'a, S> {
                 let entries = loader.entries(&root, object.summary.files).await;
                 tree_packs.extend(loader.packs_read().map(id::Hash::to_hex));
                 self.tree_packs = loader.into_packs();
-                let entries = entries.map_err(|e| match e {
-                    TreeError::Store(e) => FindError::Store(e),
-                    other => FindError::Tree(id.to_string(), other),
-                })?;
+                let entries = entries.map_err(|e| FindError::from_tree(id, e))?;
                 let manifest = Manifest {
                     version: object.version,
                     summary: object.summary,

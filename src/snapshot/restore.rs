@@ -9,6 +9,8 @@
 //! as it was found.
 
 use std::collections::HashMap;
+
+use bytes::Bytes;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,11 +18,14 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use futures::{StreamExt, TryStreamExt};
 
+use super::Restorable;
 use super::browse::NoMatch;
 use super::id::{Hash, IdError};
-use super::manifest::{Entry, Kind, Manifest, ManifestError, RelPath};
+use super::index::BlobIndex;
+use super::manifest::{Entry, Kind, Manifest, ManifestError, RelPath, Summary};
 use super::pack::data_key;
 use super::progress::Progress;
+use super::tree::{Loader, TreeError, Walk};
 use crate::fs::TEMPORARY_PREFIX;
 use crate::store::{Store, StoreError};
 
@@ -47,6 +52,8 @@ pub enum RestoreError {
     Corrupt { path: RelPath, pack: String },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the snapshot's trees changed in the store while it was restored")]
+    Tree(#[source] TreeError),
     #[error("could not write {0}")]
     Write(PathBuf, #[source] std::io::Error),
 }
@@ -58,6 +65,8 @@ pub struct Options {
     pub special_bits: bool,
     /// Restore only these files and folders (everything below them); none: everything.
     pub paths: Vec<RelPath>,
+    /// Entries of a format-2 snapshot written at a time: [`BATCH`] but in tests.
+    pub batch: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -67,14 +76,102 @@ pub struct Outcome {
     pub seconds: f64,
 }
 
+/// Entries a restore of a format-2 snapshot holds at once (a whole folder's at least): the
+/// pieces of one batch are sorted by pack, and a pack that holds files of two batches is
+/// read twice, up to the last piece each needs.
+pub const BATCH: usize = 32_768;
+
+/// A format-2 snapshot to restore, its trees checked ([`super::find_to_restore`]), with the
+/// store's index and the tree packs read, to read its entries again a batch at a time.
+pub struct Trees {
+    pub version: u32,
+    pub summary: Summary,
+    pub root: Hash,
+    pub index: BlobIndex,
+    pub packs: HashMap<Hash, Bytes>,
+}
+
 pub async fn restore<S: Store>(
     store: &S,
-    manifest: &Manifest,
+    snapshot: &Restorable,
     target: &Path,
     options: &Options,
     progress: Arc<dyn Progress>,
 ) -> Result<Outcome, RestoreError> {
     let started = Instant::now();
+    let trees = match snapshot {
+        Restorable::Manifest(manifest) => {
+            return restore_whole(store, manifest, target, options, progress, started).await;
+        }
+        Restorable::Trees(trees) => trees,
+    };
+    let mut loader = Loader::with_packs(store, &trees.index, trees.packs.clone());
+    let mut walk = Walk::new(&trees.root);
+    if !options.paths.is_empty() {
+        // A part: the whole snapshot's entries, so that a path matching nothing is said.
+        let mut entries = Vec::new();
+        while loader.next(&mut walk, &mut entries, usize::MAX).await? {}
+        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        let manifest = Manifest {
+            version: trees.version,
+            summary: trees.summary.clone(),
+            entries,
+        };
+        return restore_whole(store, &manifest, target, options, progress, started).await;
+    }
+    let created = Created {
+        target,
+        by_us: prepare_target(target, options.force)?,
+    };
+    let staging = staging_folder(target)?;
+    progress.start(trees.summary.files, trees.summary.bytes);
+    let mut dirs = Vec::new();
+    let (mut files, mut bytes) = (0, 0);
+    loop {
+        let mut entries = Vec::new();
+        let more = loader
+            .next(&mut walk, &mut entries, options.batch.max(1))
+            .await?;
+        tracing::debug!(entries = entries.len(), "restoring a batch");
+        let batch = Manifest {
+            version: trees.version,
+            summary: trees.summary.clone(),
+            entries,
+        };
+        // Each batch is checked as a whole snapshot is: a path twice, or through a file or
+        // link, cannot span two (a tree names each entry once, sorted), nor can two blobs
+        // at overlapping places (the index refuses a pack listing them).
+        batch.validate()?;
+        check_disk(target, &batch)?;
+        write_all(store, &batch, staging.path(), options, &progress).await?;
+        dirs.extend(dir_modes(&batch.entries));
+        files += file_count(&batch.entries);
+        bytes += batch.entries.iter().map(file_size).sum::<u64>();
+        if !more {
+            break;
+        }
+    }
+    merge(staging.path(), target)?;
+    set_dir_modes(target, dirs, options)?;
+    drop(staging);
+    created.keep();
+    progress.finish();
+    Ok(Outcome {
+        files,
+        bytes,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Restores a snapshot held whole: a format-1 manifest, or a part of a format-2 snapshot.
+async fn restore_whole<S: Store>(
+    store: &S,
+    manifest: &Manifest,
+    target: &Path,
+    options: &Options,
+    progress: Arc<dyn Progress>,
+    started: Instant,
+) -> Result<Outcome, RestoreError> {
     manifest.validate()?;
     let part = super::browse::part(manifest, &options.paths)?;
     let manifest = &*part;
@@ -83,28 +180,39 @@ pub async fn restore<S: Store>(
         by_us: prepare_target(target, options.force)?,
     };
     check_disk(target, manifest)?;
-    // Dropped on every way out (an error, or the restore itself dropped on Ctrl-C): whatever
-    // is left in it goes, and so does a target this restore created, unless it succeeded.
-    let staging = tempfile::Builder::new()
-        .prefix(&staging_prefix())
-        .tempdir_in(target)
-        .map_err(|e| RestoreError::Write(target.to_path_buf(), e))?;
+    let staging = staging_folder(target)?;
+    let bytes = manifest.entries.iter().map(file_size).sum();
+    let files = file_count(&manifest.entries);
+    progress.start(files, bytes);
     write_all(store, manifest, staging.path(), options, &progress).await?;
     merge(staging.path(), target)?;
-    set_dir_modes(target, &manifest.entries, options)?;
+    set_dir_modes(target, dir_modes(&manifest.entries).collect(), options)?;
     drop(staging);
     created.keep();
     progress.finish();
-    let bytes = manifest.entries.iter().map(file_size).sum();
     Ok(Outcome {
-        files: manifest
-            .entries
-            .iter()
-            .filter(|e| !matches!(e.kind, Kind::Dir { .. }))
-            .count() as u64,
+        files,
         bytes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A staging folder inside the target, removed when dropped: on every way out (an error, or
+/// the restore itself dropped on Ctrl-C) whatever is left in it goes, and so does a target
+/// this restore created, unless it succeeded.
+fn staging_folder(target: &Path) -> Result<tempfile::TempDir, RestoreError> {
+    tempfile::Builder::new()
+        .prefix(&staging_prefix())
+        .tempdir_in(target)
+        .map_err(|e| RestoreError::Write(target.to_path_buf(), e))
+}
+
+/// Regular files and links.
+fn file_count(entries: &[Entry]) -> u64 {
+    entries
+        .iter()
+        .filter(|e| !matches!(e.kind, Kind::Dir { .. }))
+        .count() as u64
 }
 
 /// How a restore's staging folder inside the target begins.
@@ -116,6 +224,15 @@ fn staging_prefix() -> String {
 struct Created<'a> {
     target: &'a Path,
     by_us: bool,
+}
+
+impl From<TreeError> for RestoreError {
+    fn from(error: TreeError) -> Self {
+        match error {
+            TreeError::Store(e) => RestoreError::Store(e),
+            other => RestoreError::Tree(other),
+        }
+    }
 }
 
 impl Created<'_> {
@@ -145,8 +262,6 @@ async fn write_all<S: Store>(
         .iter()
         .filter(|e| matches!(e.kind, Kind::File { .. }))
         .collect();
-    let total_bytes = files.iter().map(|e| file_size(e)).sum();
-    progress.start(files.len() as u64, total_bytes);
     create_dirs(root, manifest)?;
     write_files(store, root, &files, progress).await?;
     finish_files(root, &files, options)?;
@@ -549,19 +664,21 @@ fn create_symlinks(root: &Path, entries: &[Entry]) -> Result<(), RestoreError> {
     Ok(())
 }
 
+/// The folders the entries give modes to.
+fn dir_modes(entries: &[Entry]) -> impl Iterator<Item = (RelPath, u32)> + '_ {
+    entries.iter().filter_map(|e| match e.kind {
+        Kind::Dir { mode } => Some((e.path.clone(), mode)),
+        _ => None,
+    })
+}
+
 /// Folder modes last, deepest first, so a read-only folder is filled before it is closed.
-fn set_dir_modes(target: &Path, entries: &[Entry], options: &Options) -> Result<(), RestoreError> {
-    let mut dirs: Vec<(&RelPath, u32)> = entries
-        .iter()
-        .filter_map(|e| {
-            if let Kind::Dir { mode } = e.kind {
-                Some((&e.path, mode))
-            } else {
-                None
-            }
-        })
-        .collect();
-    dirs.sort_by(|a, b| b.0.cmp(a.0));
+fn set_dir_modes(
+    target: &Path,
+    mut dirs: Vec<(RelPath, u32)>,
+    options: &Options,
+) -> Result<(), RestoreError> {
+    dirs.sort_by(|a, b| b.0.cmp(&a.0));
     for (path, mode) in dirs {
         let path = target.join(path.as_path());
         let mode = restored_mode(mode, options);

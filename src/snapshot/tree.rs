@@ -266,6 +266,22 @@ pub enum TreeError {
     Store(#[from] StoreError),
 }
 
+/// Where a walk through a snapshot's trees is: the trees still to read, with their folders'
+/// paths and depths, and how many nodes it met so far.
+pub struct Walk {
+    pending: Vec<(Vec<u8>, Hash, usize)>,
+    nodes: usize,
+}
+
+impl Walk {
+    pub fn new(root: &Hash) -> Self {
+        Self {
+            pending: vec![(Vec::new(), *root, 0)],
+            nodes: 0,
+        }
+    }
+}
+
 /// Reads trees out of a store, through its pack index.
 pub struct Loader<'a, S: Store> {
     store: &'a S,
@@ -305,18 +321,35 @@ impl<'a, S: Store> Loader<'a, S> {
     pub async fn entries(&mut self, root: &Hash, files: u64) -> Result<Vec<Entry>, TreeError> {
         let room = files.min(self.limit as u64 / 8) as usize;
         let mut entries = Vec::with_capacity(room + room / 16 + 1024);
-        let mut pending = vec![(Vec::new(), *root, 0usize)];
-        // Every node counts, folders without an entry of their own too: a few trees that name
-        // each other twice at each level unfold into 2^depth folders and no other entry.
-        let mut nodes = 0usize;
-        while let Some((folder, hash, depth)) = pending.pop() {
+        let mut walk = Walk::new(root);
+        while self.next(&mut walk, &mut entries, usize::MAX).await? {}
+        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        Ok(entries)
+    }
+
+    /// Adds the entries of the next trees of `walk` to `entries`, a whole tree at a time, until
+    /// it holds at least `batch` or the walk is over; whether there are more to come. Folders
+    /// come in no particular order, and each folder's entries sorted.
+    pub async fn next(
+        &mut self,
+        walk: &mut Walk,
+        entries: &mut Vec<Entry>,
+        batch: usize,
+    ) -> Result<bool, TreeError> {
+        while entries.len() < batch {
+            let Some((folder, hash, depth)) = walk.pending.pop() else {
+                return Ok(false);
+            };
             if depth > MAX_DEPTH {
                 return Err(TreeError::TooLarge);
             }
             let tree = self.tree(&hash).await?;
             for Node { name, kind } in tree.entries {
-                nodes += 1;
-                if nodes > self.limit {
+                // Every node counts, folders without an entry of their own too: a few trees
+                // that name each other twice at each level unfold into 2^depth folders and no
+                // other entry.
+                walk.nodes += 1;
+                if walk.nodes > self.limit {
                     return Err(TreeError::TooLarge);
                 }
                 let path = if folder.is_empty() {
@@ -326,7 +359,7 @@ impl<'a, S: Store> Loader<'a, S> {
                 };
                 let kind = match kind {
                     NodeKind::Dir { tree, mode } => {
-                        pending.push((path.clone(), tree, depth + 1));
+                        walk.pending.push((path.clone(), tree, depth + 1));
                         match mode {
                             Some(mode) => Kind::Dir { mode },
                             None => continue,
@@ -356,8 +389,7 @@ impl<'a, S: Store> Loader<'a, S> {
                 });
             }
         }
-        entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
-        Ok(entries)
+        Ok(!walk.pending.is_empty())
     }
 
     /// Adds to `used` the hashes of tree `root`, of every tree below it and of every blob

@@ -191,6 +191,40 @@ fn folder_store_round_trip_brings_back_the_whole_workspace() {
     assert!(!target.join("train.log").exists(), "ignored files stay out");
 }
 
+/// A restore writes a snapshot's files a batch of entries at a time (a whole folder's at
+/// least), so that it never holds the whole snapshot: with batches of two, every folder is a
+/// batch of its own, packs are read once per batch that needs them, and the same content in
+/// two batches is written into both.
+#[test]
+fn a_restore_in_small_batches_brings_back_the_whole_workspace() {
+    let env = Env::new();
+    let repo = rich_repository(&env);
+    for folder in ["a", "a/b", "c"] {
+        std::fs::create_dir_all(repo.join(folder)).expect("mkdir");
+        for n in 0..3 {
+            let content = format!("the same in every folder {n}\n");
+            std::fs::write(repo.join(format!("{folder}/file{n}.txt")), content).expect("write");
+        }
+    }
+    let large: Vec<u8> = (0..300_000u32)
+        .flat_map(|n| (n * 7919).to_le_bytes())
+        .collect();
+    std::fs::write(repo.join("a/b/large.bin"), &large).expect("write");
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    snapshot_json(&env, &repo, store);
+
+    let target = env.root_path().join("restored");
+    let output = env
+        .gitkit(restore_project_args(store, &target))
+        .env("GITKIT_TEST_RESTORE_BATCH", "2")
+        .env("GITKIT_LOG", "debug")
+        .success();
+    let batches = stderr(&output).matches("restoring a batch").count();
+    assert!(batches > 10, "{batches} batches: {}", stderr(&output));
+    assert_restored(&env, &repo, &target);
+}
+
 #[test]
 fn s3_round_trip_through_a_real_server() {
     let env = Weed::shared_env();
