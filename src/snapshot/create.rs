@@ -24,8 +24,11 @@ use super::pack::{Pack, PackIndex, Packer, data_key, index_key};
 use super::progress::Progress;
 use super::scan::{self, Found, STATE_DIR, ScanError, Warning};
 use super::workspace::Workspace;
-use super::{manifest_key, state, tree};
+use super::{manifest_key, state};
+
+mod sink;
 use crate::store::{Store, StoreError};
+use sink::{Built, Finished, Pending, PendingKind, Sink};
 
 /// Packs uploading at once; with one more queued and one filling, this bounds memory.
 const UPLOAD_CONCURRENCY: usize = 4;
@@ -198,9 +201,10 @@ pub async fn create<S: Store>(
         let root = workspace.root.clone();
         let cache = FileCache::load(&state_dir, options.racy_window);
         let mut cached = Reader::without_reading(&index, cache, root);
-        let same = cached.entries(&found).is_some_and(|entries| {
-            last.describes(workspace) && digest(&entries) == last.digest && last.trees_in(&index)
-        });
+        let known = cached.entries(&found);
+        let digest = cached.sink.finish().digest;
+        let same =
+            known && last.describes(workspace) && digest == last.digest && last.trees_in(&index);
         debug!(unchanged = same, "compared with the last snapshot");
         if same {
             index.save(&index_cache).map_err(state_error)?;
@@ -221,7 +225,7 @@ pub async fn create<S: Store>(
     debug!(?refreshed, "pack indexes checked against the store");
     let (mut read_bytes, mut new_bytes, mut new_pack_count) = (0, 0, 0);
     let mut pass = 0;
-    let (entries, warnings, settled) = loop {
+    let (finished, warnings, settled) = loop {
         pass += 1;
         let cache =
             FileCache::load_for_update(&state_dir, options.racy_window).map_err(state_error)?;
@@ -236,7 +240,7 @@ pub async fn create<S: Store>(
         )
         .await;
         index = Arc::into_inner(shared).expect("the reader is done with the index");
-        let (pending, cache, read, warnings) = done.reader;
+        let (finished, cache, read, warnings) = done.reader;
         let settled = cache.settled();
         cache.save(&state_dir).map_err(state_error)?;
         read_bytes += read;
@@ -255,16 +259,9 @@ pub async fn create<S: Store>(
         }
         // A pack another machine wrote is believed only once its bytes were seen to hold what
         // its index says; one that does not is refused, and the files on it are read again.
-        let foreign: HashSet<String> = pending
-            .iter()
-            .flat_map(Pending::blobs)
-            .filter_map(|blob| index.pack_of(blob))
-            .filter(|pack| !index.is_verified(pack))
-            .map(str::to_string)
-            .collect();
-        let refused = index.verify(store, foreign).await?;
+        let refused = index.verify(store, finished.foreign.clone()).await?;
         if refused.is_empty() {
-            break (pending, warnings, settled);
+            break (finished, warnings, settled);
         }
         warn!(
             packs = refused.len(),
@@ -282,18 +279,13 @@ pub async fn create<S: Store>(
     let mut all_warnings = scan_warnings;
     all_warnings.extend(warnings);
 
-    let files = entries
-        .iter()
-        .filter(|e| !matches!(e.kind, PendingKind::Dir(_)))
-        .count() as u64;
-    let bytes = entries
-        .iter()
-        .map(|e| match e.kind {
-            PendingKind::File { size, .. } => size,
-            _ => 0,
-        })
-        .sum();
-    let digest = digest(&entries);
+    let Finished {
+        digest,
+        files,
+        bytes,
+        built,
+        ..
+    } = finished;
     let outcome = |summary, unchanged, new_bytes, new_packs| Outcome {
         summary,
         unchanged,
@@ -323,7 +315,10 @@ pub async fn create<S: Store>(
         files,
         bytes,
     };
-    let stored = store_trees(store, &mut index, entries).await;
+    let built = built
+        .map_err(SnapshotError::Invalid)?
+        .expect("a reading sink builds trees");
+    let stored = store_trees(store, &mut index, built).await;
     index.save(&index_cache).map_err(state_error)?;
     let trees = stored?;
     new_pack_count += trees.packs;
@@ -351,15 +346,6 @@ pub async fn create<S: Store>(
     Ok(outcome(summary, false, new_bytes, new_pack_count))
 }
 
-/// [`state::Digest`] of what a snapshot holds.
-fn digest(entries: &[Pending]) -> String {
-    let mut digest = state::Digest::default();
-    for entry in entries {
-        digest.add(&entry.path, &entry.item());
-    }
-    digest.finish()
-}
-
 /// A snapshot's trees, stored.
 struct Trees {
     root: Hash,
@@ -370,54 +356,56 @@ struct Trees {
     bytes: u64,
 }
 
-/// Builds the snapshot's trees as the entries stream past (refusing what a reader would) and
-/// makes sure the store holds each: new trees are packed apart from file content (so that
-/// reading a snapshot's trees fetches few packs) and upload as packs fill; those the store has
-/// in packs another machine wrote are checked like file content, and stored again if their
-/// pack fails.
+/// Makes sure the store holds every tree of the snapshot: the new ones' packs are uploaded,
+/// and those the store has in packs another machine wrote are checked like file content, and
+/// stored again if their pack fails.
 async fn store_trees<S: Store>(
     store: &S,
     index: &mut BlobIndex,
-    entries: Vec<Pending>,
+    built: Built,
 ) -> Result<Trees, SnapshotError> {
-    let (packs_tx, packs_rx) = mpsc::channel::<Pack>(1);
-    let shared = Arc::new(std::mem::take(index));
-    let builder = {
-        let index = Arc::clone(&shared);
-        tokio::task::spawn_blocking(move || build_trees(&entries, &index, &packs_tx))
-    };
-    let uploaded = upload(store, packs_rx).await;
-    let built = builder.await.expect("building trees does not panic");
-    *index = Arc::into_inner(shared).expect("the builder is done with the index");
-    let (mut packs, mut bytes) = (uploaded.done.len(), 0);
-    for pack in uploaded.done {
-        bytes += pack.blobs.iter().map(|b| b.len).sum::<u64>();
-        index.add_written(pack);
-    }
-    if let Some(e) = uploaded.error {
-        return Err(e.into());
-    }
-    let built = built.map_err(SnapshotError::Invalid)?;
-    let foreign: HashSet<String> = built
-        .foreign
+    let Built {
+        root,
+        all,
+        packs: new,
+        foreign,
+    } = built;
+    let (mut packs, mut bytes) = upload_all(store, index, new).await?;
+    let unchecked: HashSet<String> = foreign
         .iter()
         .filter_map(|tree| index.pack_of(&tree.hash))
         .map(str::to_string)
         .collect();
-    index.verify(store, foreign).await?;
+    index.verify(store, unchecked).await?;
     let mut packer = Packer::default();
     let mut again = Vec::new();
     let mut packed = HashSet::new();
-    for tree in built.foreign {
+    for tree in foreign {
         if !index.contains(&tree.hash) && packed.insert(tree.hash) {
             again.extend(packer.add(tree.hash, &tree.data));
         }
     }
     again.extend(packer.seal());
-    packs += again.len();
-    bytes += again.iter().map(|p| p.data.len() as u64).sum::<u64>();
-    let (sender, receiver) = mpsc::channel(again.len().max(1));
-    for pack in again {
+    let (more_packs, more_bytes) = upload_all(store, index, again).await?;
+    packs += more_packs;
+    bytes += more_bytes;
+    Ok(Trees {
+        root,
+        all,
+        packs,
+        bytes,
+    })
+}
+
+/// Uploads `packs` (a few at a time) and adds them to the index; how many, and their bytes.
+async fn upload_all<S: Store>(
+    store: &S,
+    index: &mut BlobIndex,
+    packs: Vec<Pack>,
+) -> Result<(usize, u64), StoreError> {
+    let (count, bytes) = (packs.len(), packs.iter().map(|p| p.data.len() as u64).sum());
+    let (sender, receiver) = mpsc::channel(packs.len().max(1));
+    for pack in packs {
         sender.try_send(pack).expect("the channel holds every pack");
     }
     drop(sender);
@@ -425,65 +413,15 @@ async fn store_trees<S: Store>(
     for pack in uploaded.done {
         index.add_written(pack);
     }
-    if let Some(e) = uploaded.error {
-        return Err(e.into());
+    match uploaded.error {
+        Some(e) => Err(e),
+        None => Ok((count, bytes)),
     }
-    Ok(Trees {
-        root: built.root,
-        all: built.all,
-        packs,
-        bytes,
-    })
-}
-
-/// The trees [`build_trees`] made.
-struct Built {
-    root: Hash,
-    all: Vec<Hash>,
-    /// Trees the store holds in packs another machine wrote, not checked yet.
-    foreign: Vec<tree::TreeBlob>,
-}
-
-/// Builds the trees of `entries`, sending packs of those the store lacks to `packs`.
-fn build_trees(
-    entries: &[Pending],
-    index: &BlobIndex,
-    packs: &mpsc::Sender<Pack>,
-) -> Result<Built, ManifestError> {
-    let mut packer = Packer::default();
-    let mut packed = HashSet::new();
-    let mut all = Vec::new();
-    let mut foreign = Vec::new();
-    let mut done = |tree: tree::TreeBlob| {
-        all.push(tree.hash);
-        if index.contains(&tree.hash) {
-            let checked = index
-                .pack_of(&tree.hash)
-                .is_some_and(|pack| index.is_verified(pack));
-            if !checked {
-                foreign.push(tree);
-            }
-        } else if packed.insert(tree.hash)
-            && let Some(pack) = packer.add(tree.hash, &tree.data)
-        {
-            // A failed send means the upload stopped: its error is what the caller reports.
-            let _ = packs.blocking_send(pack);
-        }
-    };
-    let mut builder = tree::Builder::default();
-    for entry in entries {
-        builder.add(&entry.path, entry.item(), &mut done)?;
-    }
-    let root = builder.finish(&mut done)?;
-    if let Some(pack) = packer.seal() {
-        let _ = packs.blocking_send(pack);
-    }
-    Ok(Built { root, all, foreign })
 }
 
 /// What one pass of reading and uploading gave.
 struct Pass {
-    reader: (Vec<Pending>, FileCache, u64, Vec<Warning>),
+    reader: (Finished, FileCache, u64, Vec<Warning>),
     uploaded: Uploaded,
 }
 
@@ -505,17 +443,16 @@ async fn read_and_upload<S: Store>(
             progress.start(found.len() as u64, 0);
             let root = workspace.root.clone();
             let mut reader = Reader::new(&index, cache, root, Some(packs_tx), progress);
-            let entries = reader
-                .entries_then(&found, || scan::git_dir_again(&workspace))
-                .expect("a reading reader has every entry");
+            reader.entries_then(&found, || scan::git_dir_again(&workspace));
             reader.progress.finish();
             let Reader {
                 cache,
                 read_bytes,
                 warnings,
+                sink,
                 ..
             } = reader;
-            (entries, cache, read_bytes, warnings)
+            (sink.finish(), cache, read_bytes, warnings)
         })
     };
     let uploaded = upload(store, packs_rx).await;
@@ -596,82 +533,6 @@ async fn upload<S: Store>(store: &S, mut packs: mpsc::Receiver<Pack>) -> Uploade
     }
 }
 
-/// One entry of the snapshot being made: 90 bytes and its path's.
-pub(super) struct Pending {
-    path: RelPath,
-    kind: PendingKind,
-}
-
-enum PendingKind {
-    File {
-        mode: u32,
-        size: u64,
-        hash: Hash,
-        mtime_ns: i64,
-        /// The content's blobs, or none when it is one blob whose hash is the file's (most
-        /// files) or it is empty.
-        blobs: Box<[Hash]>,
-    },
-    Symlink(RelPath),
-    Dir(u32),
-}
-
-impl Pending {
-    fn file(path: RelPath, stat: &Stat, content: &Content) -> Self {
-        let implied = match content.blobs.as_slice() {
-            [] => true,
-            [(only, _)] => *only == content.hash,
-            _ => false,
-        };
-        let blobs = if implied {
-            Box::default()
-        } else {
-            content.blobs.iter().map(|(hash, _)| *hash).collect()
-        };
-        Self {
-            path,
-            kind: PendingKind::File {
-                mode: stat.mode & 0o7777,
-                size: stat.size,
-                hash: content.hash,
-                mtime_ns: stat.mtime_ns,
-                blobs,
-            },
-        }
-    }
-
-    /// The file's blobs, in order.
-    fn blobs(&self) -> &[Hash] {
-        match &self.kind {
-            PendingKind::File {
-                size, hash, blobs, ..
-            } if blobs.is_empty() && *size > 0 => std::slice::from_ref(hash),
-            PendingKind::File { blobs, .. } => blobs,
-            _ => &[],
-        }
-    }
-
-    fn item(&self) -> tree::Item<'_> {
-        match &self.kind {
-            PendingKind::File {
-                mode,
-                size,
-                hash,
-                mtime_ns,
-                ..
-            } => tree::Item::File {
-                mode: *mode,
-                size: *size,
-                mtime_ns: *mtime_ns,
-                hash: *hash,
-                blobs: self.blobs(),
-            },
-            PendingKind::Symlink(target) => tree::Item::Symlink(target),
-            PendingKind::Dir(mode) => tree::Item::Dir(*mode),
-        }
-    }
-}
-
 /// Reads files whose content is not known, feeding new blobs to the packer.
 struct Reader<'a> {
     index: &'a BlobIndex,
@@ -690,6 +551,8 @@ struct Reader<'a> {
     warnings: Vec<Warning>,
     /// The uploader stopped (an upload failed): stop reading.
     cancelled: bool,
+    /// Where the entries go.
+    sink: Sink<'a>,
 }
 
 impl<'a> Reader<'a> {
@@ -705,7 +568,12 @@ impl<'a> Reader<'a> {
         packs: Option<mpsc::Sender<Pack>>,
         progress: Arc<dyn Progress>,
     ) -> Self {
+        let sink = match packs {
+            Some(_) => Sink::with_trees(index),
+            None => Sink::digest_only(index),
+        };
         Self {
+            sink,
             index,
             cache,
             root,
@@ -720,9 +588,9 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// The entries for everything found, or `None` from a reader that may not read when some
-    /// file must be read.
-    fn entries(&mut self, found: &[Found]) -> Option<Vec<Pending>> {
+    /// Gives the sink an entry for everything found; whether it could (a reader that may not
+    /// read cannot when some file must be read).
+    fn entries(&mut self, found: &[Found]) -> bool {
         self.entries_then(found, Vec::new)
     }
 
@@ -732,17 +600,17 @@ impl<'a> Reader<'a> {
     /// listed loose object away. Objects only appear, so every object the refs name was there
     /// before the first pass ended: those are added, from a list made after, and none newer
     /// (a newer one may name objects the list missed, which `git fsck` would call broken).
-    fn entries_then(
-        &mut self,
-        found: &[Found],
-        objects_now: impl Fn() -> Vec<Found>,
-    ) -> Option<Vec<Pending>> {
-        let keep: HashSet<&RelPath> = found.iter().map(|f| &f.path).collect();
-        let mut entries = Vec::with_capacity(found.len());
-        self.read_all(found, &mut entries);
+    fn entries_then(&mut self, found: &[Found], objects_now: impl Fn() -> Vec<Found>) -> bool {
+        self.read_all(found);
         if self.packs.is_some() && !self.cancelled {
             let horizon = SystemTime::now();
-            let is_new = |f: &Found| scan::is_git_object(&f.path) && !keep.contains(&f.path);
+            // `found` is sorted by path.
+            let is_new = |f: &Found| {
+                scan::is_git_object(&f.path)
+                    && found
+                        .binary_search_by(|known| known.path.cmp(&f.path))
+                        .is_err()
+            };
             if objects_now().iter().any(is_new) {
                 // Everything changed by the horizon's clock tick is on disk once the tick is
                 // past: list after that, and keep what changed by the horizon.
@@ -765,23 +633,22 @@ impl<'a> Reader<'a> {
                     objects = new.len(),
                     "git objects written while the snapshot read"
                 );
-                self.read_all(&new, &mut entries);
-                entries.sort_by(|a, b| a.path.cmp(&b.path));
+                self.read_all(&new);
             }
         }
         if let Some(pack) = self.packer.seal() {
             self.send(pack);
         }
-        (!self.needs_reading).then_some(entries)
+        !self.needs_reading
     }
 
-    fn read_all(&mut self, found: &[Found], entries: &mut Vec<Pending>) {
+    fn read_all(&mut self, found: &[Found]) {
         for item in found {
             if self.cancelled || self.needs_reading {
                 break;
             }
             if let Some(entry) = self.entry(item) {
-                entries.push(entry);
+                self.sink.add(entry);
             }
             if item.stat.is_none_or(|stat| stat.is_file()) {
                 self.cache.keep(&item.path, item.stat.as_ref());
