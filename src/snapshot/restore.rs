@@ -14,9 +14,11 @@ use bytes::Bytes;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::TryStreamExt;
+use tokio::task::JoinSet;
 
 use super::Restorable;
 use super::browse::NoMatch;
@@ -54,6 +56,8 @@ pub enum RestoreError {
     Store(#[from] StoreError),
     #[error("the snapshot's trees changed in the store while it was restored")]
     Tree(#[source] TreeError),
+    #[error("{0} files of the snapshot were not written whole")]
+    Unwritten(u64),
     #[error("could not write {0}")]
     Write(PathBuf, #[source] std::io::Error),
 }
@@ -119,9 +123,10 @@ pub async fn restore<S: Store>(
         };
         return restore_whole(store, &manifest, target, options, progress, started).await;
     }
+    let prepared = prepare_target(target, options.force)?;
     let created = Created {
         target,
-        by_us: prepare_target(target, options.force)?,
+        by_us: prepared.created,
     };
     let staging = staging_folder(target)?;
     progress.start(trees.summary.files, trees.summary.bytes);
@@ -142,7 +147,9 @@ pub async fn restore<S: Store>(
         // link, cannot span two (a tree names each entry once, sorted), nor can two blobs
         // at overlapping places (the index refuses a pack listing them).
         batch.validate()?;
-        check_disk(target, &batch)?;
+        if !prepared.empty {
+            check_disk(target, &batch)?;
+        }
         write_all(store, &batch, staging.path(), options, &progress).await?;
         dirs.extend(dir_modes(&batch.entries));
         files += file_count(&batch.entries);
@@ -175,11 +182,14 @@ async fn restore_whole<S: Store>(
     manifest.validate()?;
     let part = super::browse::part(manifest, &options.paths)?;
     let manifest = &*part;
+    let prepared = prepare_target(target, options.force)?;
     let created = Created {
         target,
-        by_us: prepare_target(target, options.force)?,
+        by_us: prepared.created,
     };
-    check_disk(target, manifest)?;
+    if !prepared.empty {
+        check_disk(target, manifest)?;
+    }
     let staging = staging_folder(target)?;
     let bytes = manifest.entries.iter().map(file_size).sum();
     let files = file_count(&manifest.entries);
@@ -263,7 +273,7 @@ async fn write_all<S: Store>(
         .filter(|e| matches!(e.kind, Kind::File { .. }))
         .collect();
     create_dirs(root, manifest)?;
-    write_files(store, root, &files, progress).await?;
+    write_files(store, root, &files, options, progress).await?;
     finish_files(root, &files, options)?;
     create_symlinks(root, &manifest.entries)
 }
@@ -276,15 +286,26 @@ fn file_size(entry: &Entry) -> u64 {
     }
 }
 
-/// Makes sure the target exists and may be written; whether this created it. A staging folder
-/// left by a restore that was killed is removed first (nothing else in it is touched).
-fn prepare_target(target: &Path, force: bool) -> Result<bool, RestoreError> {
+/// What a restore found at its target.
+struct Prepared {
+    /// This restore made the target: it is removed again unless the restore succeeds.
+    created: bool,
+    /// Nothing was there (but a killed restore's staging folder): nothing can be in the way.
+    empty: bool,
+}
+
+/// Makes sure the target exists and may be written. A staging folder left by a restore that
+/// was killed is removed first (nothing else in it is touched).
+fn prepare_target(target: &Path, force: bool) -> Result<Prepared, RestoreError> {
     let entries = match std::fs::read_dir(target) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let created = std::fs::create_dir_all(target);
             created.map_err(|e| RestoreError::Write(target.to_path_buf(), e))?;
-            return Ok(true);
+            return Ok(Prepared {
+                created: true,
+                empty: true,
+            });
         }
         Err(e) => return Err(RestoreError::Write(target.to_path_buf(), e)),
     };
@@ -306,7 +327,10 @@ fn prepare_target(target: &Path, force: bool) -> Result<bool, RestoreError> {
     if !empty && !force {
         return Err(RestoreError::NotEmpty(target.to_path_buf()));
     }
-    Ok(false)
+    Ok(Prepared {
+        created: false,
+        empty,
+    })
 }
 
 /// Refuses, before anything is written, a link or file where a folder must go (it could lead
@@ -367,9 +391,9 @@ fn merge(staged: &Path, target: &Path) -> Result<(), RestoreError> {
 }
 
 /// The permission bits to give: setuid, setgid and sticky only when asked for.
-fn restored_mode(mode: u32, options: &Options) -> u32 {
+fn restored_mode(mode: u32, special_bits: bool) -> u32 {
     let mode = mode & 0o7777;
-    if options.special_bits {
+    if special_bits {
         mode
     } else {
         mode & !SPECIAL_BITS
@@ -401,24 +425,54 @@ struct Piece {
     file_offset: u64,
 }
 
-/// What every pack write needs to know of the files.
-struct Files<'a> {
-    root: &'a Path,
-    entries: &'a [&'a Entry],
-    progress: &'a Arc<dyn Progress>,
+/// What every pack write needs to know of the files: shared by the packs written at once,
+/// each on a worker of its own (creating files is most of a restore, and the kernel does it
+/// on every core).
+struct Files {
+    root: PathBuf,
+    files: Vec<FileAttrs>,
+    special_bits: bool,
+    progress: Arc<dyn Progress>,
+    /// Files of one blob finished as their blob was written.
+    finished: AtomicU64,
 }
 
-impl Files<'_> {
+/// A file to write, as its pieces need it.
+struct FileAttrs {
+    path: RelPath,
+    mode: u32,
+    mtime_ns: i64,
+    /// Of one blob: finished as soon as it is written.
+    single: bool,
+}
+
+impl Files {
     fn path(&self, file: u32) -> PathBuf {
-        self.root.join(self.entries[file as usize].path.as_path())
+        self.root.join(self.files[file as usize].path.as_path())
     }
 
+    /// File `file`, opened to write, made if it is not there yet (the first piece of it).
     fn open(&self, file: u32) -> Result<std::fs::File, RestoreError> {
         let path = self.path(file);
         std::fs::OpenOptions::new()
             .write(true)
+            .create(true)
+            .truncate(false) // a file of several blobs is opened once for each
             .open(&path)
             .map_err(|e| RestoreError::Write(path, e))
+    }
+
+    /// After a piece of `file` was written through `handle`: a file of that one blob is whole
+    /// (the blob was checked, and is the file's content), so it gets its time and mode now,
+    /// through the same handle; a file of several is finished once all are written.
+    fn wrote(&self, file: u32, handle: &std::fs::File) -> Result<(), RestoreError> {
+        let attrs = &self.files[file as usize];
+        if attrs.single {
+            set_time_and_mode(handle, attrs.mode, attrs.mtime_ns, self.special_bits)
+                .map_err(|e| RestoreError::Write(self.path(file), e))?;
+            self.finished.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
 
@@ -426,19 +480,32 @@ async fn write_files<S: Store>(
     store: &S,
     root: &Path,
     files: &[&Entry],
+    options: &Options,
     progress: &Arc<dyn Progress>,
 ) -> Result<(), RestoreError> {
-    // Every file is created now: empty files are then done, and the rest have somewhere to
-    // receive their pieces in whatever order the packs arrive.
+    // Each file is made when its first piece is written, in whatever order the packs arrive;
+    // empty files are made when the rest are finished.
     let mut packs: Vec<Hash> = Vec::new();
     let mut pack_numbers: HashMap<Hash, u32> = HashMap::new();
     let mut pieces = Vec::new();
-    for (file, entry) in files.iter().enumerate() {
-        let path = root.join(entry.path.as_path());
-        std::fs::File::create(&path).map_err(|e| RestoreError::Write(path, e))?;
-        let Kind::File { blobs, .. } = &entry.kind else {
+    let mut attrs = Vec::with_capacity(files.len());
+    for entry in files {
+        let Kind::File {
+            mode,
+            mtime_ns,
+            blobs,
+            ..
+        } = &entry.kind
+        else {
             continue;
         };
+        let file = attrs.len() as u32;
+        attrs.push(FileAttrs {
+            path: entry.path.clone(),
+            mode: *mode,
+            mtime_ns: *mtime_ns,
+            single: blobs.len() == 1,
+        });
         let mut file_offset = 0;
         for blob in blobs {
             let pack = *pack_numbers.entry(blob.pack).or_insert_with(|| {
@@ -451,7 +518,7 @@ async fn write_files<S: Store>(
                 len: blob.len,
                 raw_len: blob.raw_len,
                 hash: blob.hash,
-                file: file as u32,
+                file,
                 file_offset,
             });
             file_offset += blob.content_len();
@@ -461,36 +528,63 @@ async fn write_files<S: Store>(
     // A stretch is one blob: the same place, length and hash (validation refused two
     // different blobs at overlapping places).
     pieces.sort_unstable_by_key(|p| (p.pack, p.offset, p.len, p.hash, p.file, p.file_offset));
-    let files = Files {
-        root,
-        entries: files,
-        progress,
-    };
-    let files = &files;
-    futures::stream::iter(pieces.chunk_by(|a, b| a.pack == b.pack))
-        .map(|run| {
-            let mut wanted: Vec<Stretch> = Vec::new();
-            for piece in run {
-                let same = wanted.last().is_some_and(|last| {
-                    (last.pack_offset, last.len, last.hash) == (piece.offset, piece.len, piece.hash)
-                });
-                if !same {
-                    wanted.push(Stretch {
-                        pack_offset: piece.offset,
-                        len: piece.len,
-                        raw_len: piece.raw_len,
-                        hash: piece.hash,
-                        places: Vec::new(),
-                    });
-                }
-                let last = wanted.last_mut().expect("pushed");
-                last.places.push((piece.file, piece.file_offset));
-            }
-            write_pack(store, packs[run[0].pack as usize], wanted, files)
-        })
-        .buffer_unordered(PACKS_AT_ONCE)
-        .try_collect::<()>()
-        .await
+    let single = attrs.iter().filter(|a| a.single).count() as u64;
+    let files = Arc::new(Files {
+        root: root.to_path_buf(),
+        files: attrs,
+        special_bits: options.special_bits,
+        progress: Arc::clone(progress),
+        finished: AtomicU64::new(0),
+    });
+    let mut running = JoinSet::new();
+    for run in pieces.chunk_by(|a, b| a.pack == b.pack) {
+        while running.len() >= PACKS_AT_ONCE {
+            running
+                .join_next()
+                .await
+                .expect("not empty")
+                .expect("pack writes do not panic")?;
+        }
+        let pack = packs[run[0].pack as usize];
+        running.spawn(write_pack(
+            store.clone(),
+            pack,
+            stretches(run),
+            Arc::clone(&files),
+        ));
+    }
+    while let Some(written) = running.join_next().await {
+        written.expect("pack writes do not panic")?;
+    }
+    // Every file of one blob was finished as it was written.
+    let finished = files.finished.load(Ordering::Relaxed);
+    if finished != single {
+        return Err(RestoreError::Unwritten(single.abs_diff(finished)));
+    }
+    Ok(())
+}
+
+/// The stretches of one pack's run of pieces, in order: each blob once, with every place it
+/// goes.
+fn stretches(run: &[Piece]) -> Vec<Stretch> {
+    let mut wanted: Vec<Stretch> = Vec::new();
+    for piece in run {
+        let same = wanted.last().is_some_and(|last| {
+            (last.pack_offset, last.len, last.hash) == (piece.offset, piece.len, piece.hash)
+        });
+        if !same {
+            wanted.push(Stretch {
+                pack_offset: piece.offset,
+                len: piece.len,
+                raw_len: piece.raw_len,
+                hash: piece.hash,
+                places: Vec::new(),
+            });
+        }
+        let last = wanted.last_mut().expect("pushed");
+        last.places.push((piece.file, piece.file_offset));
+    }
+    wanted
 }
 
 /// Streams one pack into the files that need it, checking each blob against its hash as it
@@ -498,13 +592,13 @@ async fn write_files<S: Store>(
 /// gathered, at most [`MAX_BLOB_LEN`](super::pack::MAX_BLOB_LEN)), and nothing past the last
 /// blob wanted is read.
 async fn write_pack<S: Store>(
-    store: &S,
+    store: S,
     pack: Hash,
     wanted: Vec<Stretch>,
-    files: &Files<'_>,
+    files: Arc<Files>,
 ) -> Result<(), RestoreError> {
     let corrupt = |stretch: &Stretch| RestoreError::Corrupt {
-        path: files.entries[stretch.places[0].0 as usize].path.clone(),
+        path: files.files[stretch.places[0].0 as usize].path.clone(),
         pack: pack.to_hex(),
     };
     let mut body = store.get_stream(&data_key(&pack.to_hex())?).await?;
@@ -543,10 +637,11 @@ async fn write_pack<S: Store>(
                         return Err(corrupt(stretch));
                     }
                     for (file, offset) in &stretch.places {
-                        files
-                            .open(*file)?
+                        let handle = files.open(*file)?;
+                        handle
                             .write_all_at(&content, *offset)
                             .map_err(|e| RestoreError::Write(files.path(*file), e))?;
+                        files.wrote(*file, &handle)?;
                     }
                     let written = content.len() as u64 * stretch.places.len() as u64;
                     drop(content);
@@ -574,6 +669,9 @@ async fn write_pack<S: Store>(
                     return Err(corrupt(stretch));
                 }
                 hasher.reset();
+                for ((file, _), handle) in stretch.places.iter().zip(&open) {
+                    files.wrote(*file, handle)?;
+                }
                 open.clear();
                 files
                     .progress
@@ -585,47 +683,54 @@ async fn write_pack<S: Store>(
     Ok(())
 }
 
-/// Verifies each whole file, and sets its mode and time.
+/// Makes the empty files, and verifies each file of several blobs whole; gives both their
+/// time and mode (a file of one blob got them as it was written).
 fn finish_files(root: &Path, files: &[&Entry], options: &Options) -> Result<(), RestoreError> {
     for entry in files {
-        let Kind::File {
-            mode,
-            size,
-            hash,
-            mtime_ns,
-            blobs,
-        } = &entry.kind
-        else {
+        let Kind::File { hash, blobs, .. } = &entry.kind else {
             continue;
         };
+        if blobs.len() == 1 {
+            continue;
+        }
         let path = root.join(entry.path.as_path());
         let write_error = |e| RestoreError::Write(path.clone(), e);
-        // Each blob was checked as it was written, and a file of one blob (or none) has that
-        // blob's hash (the manifest was validated): a file of several is hashed whole again.
-        let whole = if blobs.len() > 1 {
-            has_content(&path, hash).map_err(write_error)?
-        } else {
-            std::fs::metadata(&path).map_err(write_error)?.len() == *size
-        };
-        if !whole {
+        // Each blob was checked as it was written: a file of several is hashed whole again.
+        if !blobs.is_empty() && !has_content(&path, hash).map_err(write_error)? {
             return Err(RestoreError::Corrupt {
                 path: entry.path.clone(),
                 pack: blobs.first().map(|b| b.pack.to_hex()).unwrap_or_default(),
             });
         }
-        // The time first, through a handle that may still write: git's objects are read-only,
-        // and a user who is not root could not open them again once the mode is set.
-        let mtime = UNIX_EPOCH + Duration::from_nanos((*mtime_ns).max(0) as u64);
         let file = std::fs::File::options()
             .write(true)
+            .create(blobs.is_empty())
+            .truncate(false)
             .open(&path)
             .map_err(write_error)?;
-        file.set_modified(mtime).map_err(write_error)?;
-        let mode = restored_mode(*mode, options);
-        file.set_permissions(std::fs::Permissions::from_mode(mode))
-            .map_err(write_error)?;
+        if let Kind::File { mode, mtime_ns, .. } = &entry.kind {
+            set_time_and_mode(&file, *mode, *mtime_ns, options.special_bits)
+                .map_err(write_error)?;
+        }
     }
     Ok(())
+}
+
+/// A file's time and mode, the time first, through a handle that may still write: git's
+/// objects are read-only, and a user who is not root could not open them again once the mode
+/// is set.
+fn set_time_and_mode(
+    file: &std::fs::File,
+    mode: u32,
+    mtime_ns: i64,
+    special_bits: bool,
+) -> std::io::Result<()> {
+    let mtime = UNIX_EPOCH + Duration::from_nanos(mtime_ns.max(0) as u64);
+    file.set_modified(mtime)?;
+    file.set_permissions(std::fs::Permissions::from_mode(restored_mode(
+        mode,
+        special_bits,
+    )))
 }
 
 /// Hashes the file as written, on every core: this read-back is on the restore's critical
@@ -681,7 +786,7 @@ fn set_dir_modes(
     dirs.sort_by(|a, b| b.0.cmp(&a.0));
     for (path, mode) in dirs {
         let path = target.join(path.as_path());
-        let mode = restored_mode(mode, options);
+        let mode = restored_mode(mode, options.special_bits);
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
             .map_err(|e| RestoreError::Write(path, e))?;
     }
