@@ -2,11 +2,14 @@
 //!
 //! Everything that could refuse is checked before the first write: the manifest (no path out of
 //! the folder, none twice, none through a link, every id and length well formed, no two blobs
-//! claiming the same bytes), and on disk, that no folder on the way is a link or a file.
-//! Everything is then written into a staging folder inside the target, each blob checked
-//! against its hash as it arrives and each file hashed whole, and only once all of it is right
-//! is it moved into place. A restore that fails removes its staging folder: the target is left
-//! as it was found.
+//! claiming the same bytes), and on disk, that no folder on the way is a link or a file. A
+//! format-2 snapshot is not held whole: its trees were all read and checked when it was found
+//! (`find_to_restore`), and its entries are read again and written a batch at a time, each
+//! batch checked as a whole manifest is before it is written.
+//! Everything is written into a staging folder inside the target, each blob checked against
+//! its hash as it arrives and each file of several blobs hashed whole, and only once all of it
+//! is right is it moved into place. A restore that fails removes its staging folder: the target
+//! is left as it was found.
 
 use std::collections::HashMap;
 
