@@ -369,6 +369,12 @@ pub fn is_immutable(path: &RelPath) -> bool {
 mod tests {
     use super::*;
 
+    /// A snapshot holds one of these per file found (docs/FORMAT.md, "Memory").
+    #[test]
+    fn what_is_found_of_a_file_stays_small() {
+        assert!(std::mem::size_of::<Found>() <= 80);
+    }
+
     #[test]
     fn only_content_named_git_files_are_immutable() {
         let immutable = |p: &str| is_immutable(&RelPath(p.as_bytes().to_vec()));

@@ -13,7 +13,7 @@ use super::super::manifest::{ManifestError, RelPath};
 use super::super::pack::{Pack, Packer};
 use super::super::{state, tree};
 
-/// One entry of the snapshot being made: 90 bytes and its path's.
+/// One entry of the snapshot being made (held only for the workspace's `.git`, see [`Sink`]).
 pub struct Pending {
     pub path: RelPath,
     pub kind: PendingKind,
