@@ -85,6 +85,26 @@ pub struct Content {
     pub blobs: Vec<(Hash, u64)>,
 }
 
+impl Content {
+    /// Whether this could be what a read of a file of `size` bytes found: blobs whose lengths
+    /// add up to the size, none for an empty file (whose hash is the empty content's), and a
+    /// lone blob whose hash is the whole file's. A snapshot records the blobs by this shape
+    /// (a lone blob is named by the file's hash): a record of another shape would make a
+    /// snapshot that names blobs no pack holds, or a file whose hash disagrees with its blob.
+    fn fits(&self, size: u64) -> bool {
+        let total = self
+            .blobs
+            .iter()
+            .try_fold(0u64, |total, (_, len)| total.checked_add(*len));
+        total == Some(size)
+            && match self.blobs.as_slice() {
+                [] => self.hash == Hash::of(b""),
+                [(only, _)] => *only == self.hash,
+                _ => true,
+            }
+    }
+}
+
 /// What is known of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
@@ -321,9 +341,13 @@ fn read_record(input: &mut impl BufRead) -> std::io::Result<Option<(RelPath, Kno
     for _ in 0..count {
         blobs.push((binary::hash(input)?, binary::u64(input)?));
     }
+    let content = Content { hash, blobs };
+    if !content.fits(stat.size) {
+        return Err(binary::bad());
+    }
     let known = Known {
         stat,
-        content: Content { hash, blobs },
+        content,
         racy,
     };
     Ok(Some((RelPath(path), known)))
@@ -335,7 +359,7 @@ mod tests {
 
     fn stat(ctime_ns: i64) -> Stat {
         Stat {
-            size: 4,
+            size: 1,
             mtime_ns: ctime_ns,
             ctime_ns,
             ino: 7,

@@ -1,6 +1,7 @@
 //! Integration tests: each drives the real `gitkit` binary against real peers on 127.0.0.1.
 
 mod browse;
+mod caches;
 mod check;
 mod credential;
 mod format;
