@@ -11,6 +11,7 @@ mod install;
 mod layout;
 mod prune;
 mod prune_race;
+mod restore;
 mod retention;
 mod setup;
 mod snapshot;
