@@ -828,7 +828,8 @@ fn names_around_dot_git_and_a_nested_repository_round_trip() {
     env.git(&sub, ["add", "."]).success();
     env.git(&sub, ["commit", "-q", "-m", "nested"]).success();
     env.git(&repo, ["add", "-A"]).success();
-    env.git(&repo, ["commit", "-q", "-m", "odd names"]).success();
+    env.git(&repo, ["commit", "-q", "-m", "odd names"])
+        .success();
     let store = env.dir("store");
     let store = store.to_str().expect("utf-8");
     snapshot_json(&env, &repo, store);
