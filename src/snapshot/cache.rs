@@ -86,16 +86,16 @@ pub struct Content {
 }
 
 impl Content {
-    /// Whether this could be what a read of a file of `size` bytes found: blobs whose lengths
-    /// add up to the size, none for an empty file (whose hash is the empty content's), and a
-    /// lone blob whose hash is the whole file's. A snapshot records the blobs by this shape
-    /// (a lone blob is named by the file's hash): a record of another shape would make a
-    /// snapshot that names blobs no pack holds, or a file whose hash disagrees with its blob.
+    /// Whether this could be what a read of a file of `size` bytes found: blobs of a byte or
+    /// more whose lengths add up to the size, none for an empty file (whose hash is the empty
+    /// content's), and a lone blob whose hash is the whole file's. A snapshot records the blobs
+    /// by this shape (a lone blob is named by the file's hash): a record of another shape would
+    /// make a snapshot that names blobs no pack holds, or a file whose hash disagrees with its
+    /// blob.
     fn fits(&self, size: u64) -> bool {
-        let total = self
-            .blobs
-            .iter()
-            .try_fold(0u64, |total, (_, len)| total.checked_add(*len));
+        let total = self.blobs.iter().try_fold(0u64, |total, (_, len)| {
+            (*len > 0).then_some(total.checked_add(*len)).flatten()
+        });
         total == Some(size)
             && match self.blobs.as_slice() {
                 [] => self.hash == Hash::of(b""),
@@ -442,6 +442,66 @@ mod tests {
             cache.lookup(&path("b"), &stat(fresh)).is_none(),
             "a file changed just before it was read is read again"
         );
+    }
+
+    #[test]
+    fn only_what_a_read_could_find_fits_a_file() {
+        let two = Content {
+            hash: Hash::of(b"ab"),
+            blobs: vec![(Hash::of(b"a"), 1), (Hash::of(b"b"), 1)],
+        };
+        assert!(content(b"abcd").fits(4));
+        assert!(two.fits(2));
+        let empty = Content {
+            hash: Hash::of(b""),
+            blobs: Vec::new(),
+        };
+        assert!(empty.fits(0));
+        for (what, content, size) in [
+            ("lengths that miss the size", two.clone(), 3),
+            (
+                "no blobs for a file that is not empty",
+                Content {
+                    blobs: vec![],
+                    ..two.clone()
+                },
+                2,
+            ),
+            (
+                "a lone blob not named by the file's hash",
+                Content {
+                    blobs: vec![(Hash::of(b"x"), 2)],
+                    ..two.clone()
+                },
+                2,
+            ),
+            (
+                "an empty file named by other content",
+                Content {
+                    hash: Hash::of(b"x"),
+                    blobs: vec![],
+                },
+                0,
+            ),
+            (
+                "a blob of no bytes",
+                Content {
+                    hash: Hash::of(b"x"),
+                    blobs: vec![(Hash::of(b"x"), 0)],
+                },
+                0,
+            ),
+            (
+                "lengths that overflow",
+                Content {
+                    blobs: vec![(Hash::of(b"a"), u64::MAX), (Hash::of(b"b"), 3)],
+                    ..two.clone()
+                },
+                2,
+            ),
+        ] {
+            assert!(!content.fits(size), "{what}");
+        }
     }
 
     #[test]
