@@ -166,9 +166,12 @@ impl FileCache {
     /// [`FileCache::record`] and [`FileCache::keep`] put there replaces the old file when it
     /// is saved.
     pub fn load_for_update(state_dir: &Path, racy_window: Duration) -> std::io::Result<Self> {
+        remove_stale(state_dir);
         let file = tempfile::Builder::new()
             .prefix(crate::fs::TEMPORARY_PREFIX)
             .tempfile_in(state_dir)?;
+        // Held as long as this run may write it: see `remove_stale`.
+        rustix::fs::flock(file.as_file(), rustix::fs::FlockOperation::LockExclusive)?;
         let mut out = BufWriter::with_capacity(64 << 10, file);
         out.write_all(MAGIC)?;
         let mut cache = Self::load(state_dir, racy_window);
@@ -283,6 +286,45 @@ impl FileCache {
             .and_then(|old| read_record(old).ok().flatten());
         if self.next.is_none() {
             self.old = None;
+        }
+    }
+}
+
+/// A new cache being written lives as long as its snapshot (minutes, for a large workspace),
+/// so a snapshot killed outright leaves it behind. Each run removes those left so: a file
+/// nothing holds a lock on (its writer holds one until it ends, and the kernel lets go of a
+/// dead process's) and that no one wrote for a minute (the same name another run made a moment
+/// ago, before it took its lock). Anything it cannot look at is left alone.
+fn remove_stale(state_dir: &Path) {
+    const QUIET: Duration = Duration::from_secs(60);
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        if !name
+            .to_string_lossy()
+            .starts_with(crate::fs::TEMPORARY_PREFIX)
+        {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let quiet = file
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > QUIET);
+        let free = quiet
+            && rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .is_ok();
+        if free {
+            tracing::debug!(path = %path.display(), "removing a cache a killed run left");
+            let _ = std::fs::remove_file(&path);
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::snapshot::{restore_latest, snapshot_json, tree};
-use crate::support::{Env, describe, stderr};
+use crate::support::{Env, describe, pseudo_random_bytes, stderr};
 
 /// One record of `files.bin` (see `src/snapshot/cache.rs`): the path, the fixed stat fields
 /// and racy byte kept as they are, the content hash and the blobs.
@@ -122,4 +122,65 @@ fn a_file_cache_record_of_the_wrong_shape_is_not_trusted() {
         );
         assert_eq!(tree(&target), tree(&repo), "{case}");
     }
+}
+
+/// The temporary files in `.git/gitkit/`.
+fn temporaries(state: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(state)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|e| e.file_name().to_string_lossy().starts_with(".gitkit-tmp-"))
+                .map(|e| e.path())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Guards the new file cache a snapshot writes as it reads (a temporary file as long as the
+/// snapshot runs): a snapshot killed outright left it in `.git/gitkit/`, and every later run
+/// left it there too, one more for each run killed.
+#[test]
+fn a_killed_snapshots_cache_file_is_removed_by_the_next_run() {
+    let (env, repo) = Env::with_project();
+    std::fs::write(repo.join("big.bin"), pseudo_random_bytes(7, 64 << 20)).expect("write");
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    let state = repo.join(".git/gitkit");
+    let mut snapshot = env.gitkit_in(&repo, ["snapshot", "--store", store]).spawn();
+    // Stopped, then killed, once it writes its new cache (a condition, not a delay).
+    let started = std::time::Instant::now();
+    while temporaries(&state).is_empty() {
+        if snapshot.try_wait().expect("wait").is_some() {
+            panic!("the snapshot ended before it was killed");
+        }
+        assert!(started.elapsed().as_secs() < 120, "never began");
+        std::thread::yield_now();
+    }
+    // Another run may have made one a moment ago and not locked it yet: only one left alone
+    // for a while is taken for a killed run's. Aged so, the live run's is still its own.
+    let age = |file: &Path| {
+        let a_while_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(120);
+        std::fs::File::options()
+            .write(true)
+            .open(file)
+            .and_then(|file| file.set_modified(a_while_ago))
+            .expect("age it");
+    };
+    // Held still (its lock held), so that it cannot finish meanwhile.
+    env.command("kill")
+        .args(["-STOP", &snapshot.id().to_string()])
+        .success();
+    let live = temporaries(&state);
+    age(&live[0]);
+    snapshot_json(&env, &repo, store);
+    assert!(live[0].exists(), "a running snapshot's cache was removed");
+
+    snapshot.kill().expect("kill");
+    snapshot.wait().expect("wait");
+    let left = temporaries(&state);
+    assert_eq!(left, live);
+    age(&left[0]);
+    snapshot_json(&env, &repo, store);
+    assert_eq!(temporaries(&state), Vec::<PathBuf>::new());
 }
