@@ -85,6 +85,26 @@ pub struct Content {
     pub blobs: Vec<(Hash, u64)>,
 }
 
+impl Content {
+    /// Whether this could be what a read of a file of `size` bytes found: blobs of a byte or
+    /// more whose lengths add up to the size, none for an empty file (whose hash is the empty
+    /// content's), and a lone blob whose hash is the whole file's. A snapshot records the blobs
+    /// by this shape (a lone blob is named by the file's hash): a record of another shape would
+    /// make a snapshot that names blobs no pack holds, or a file whose hash disagrees with its
+    /// blob.
+    fn fits(&self, size: u64) -> bool {
+        let total = self.blobs.iter().try_fold(0u64, |total, (_, len)| {
+            (*len > 0).then_some(total.checked_add(*len)).flatten()
+        });
+        total == Some(size)
+            && match self.blobs.as_slice() {
+                [] => self.hash == Hash::of(b""),
+                [(only, _)] => *only == self.hash,
+                _ => true,
+            }
+    }
+}
+
 /// What is known of one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Known {
@@ -146,9 +166,12 @@ impl FileCache {
     /// [`FileCache::record`] and [`FileCache::keep`] put there replaces the old file when it
     /// is saved.
     pub fn load_for_update(state_dir: &Path, racy_window: Duration) -> std::io::Result<Self> {
+        remove_stale(state_dir);
         let file = tempfile::Builder::new()
             .prefix(crate::fs::TEMPORARY_PREFIX)
             .tempfile_in(state_dir)?;
+        // Held as long as this run may write it: see `remove_stale`.
+        rustix::fs::flock(file.as_file(), rustix::fs::FlockOperation::LockExclusive)?;
         let mut out = BufWriter::with_capacity(64 << 10, file);
         out.write_all(MAGIC)?;
         let mut cache = Self::load(state_dir, racy_window);
@@ -267,6 +290,45 @@ impl FileCache {
     }
 }
 
+/// A new cache being written lives as long as its snapshot (minutes, for a large workspace),
+/// so a snapshot killed outright leaves it behind. Each run removes those left so: a file
+/// nothing holds a lock on (its writer holds one until it ends, and the kernel lets go of a
+/// dead process's) and that no one wrote for a minute (the same name another run made a moment
+/// ago, before it took its lock). Anything it cannot look at is left alone.
+fn remove_stale(state_dir: &Path) {
+    const QUIET: Duration = Duration::from_secs(60);
+    let Ok(entries) = std::fs::read_dir(state_dir) else {
+        return;
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        if !name
+            .to_string_lossy()
+            .starts_with(crate::fs::TEMPORARY_PREFIX)
+        {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        let quiet = file
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|modified| modified.elapsed().ok())
+            .is_some_and(|age| age > QUIET);
+        let free = quiet
+            && rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                .is_ok();
+        if free {
+            tracing::debug!(path = %path.display(), "removing a cache a killed run left");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 fn write_record(out: &mut impl Write, path: &RelPath, known: &Known) -> std::io::Result<()> {
     let Known {
         stat,
@@ -321,9 +383,13 @@ fn read_record(input: &mut impl BufRead) -> std::io::Result<Option<(RelPath, Kno
     for _ in 0..count {
         blobs.push((binary::hash(input)?, binary::u64(input)?));
     }
+    let content = Content { hash, blobs };
+    if !content.fits(stat.size) {
+        return Err(binary::bad());
+    }
     let known = Known {
         stat,
-        content: Content { hash, blobs },
+        content,
         racy,
     };
     Ok(Some((RelPath(path), known)))
@@ -335,7 +401,7 @@ mod tests {
 
     fn stat(ctime_ns: i64) -> Stat {
         Stat {
-            size: 4,
+            size: 1,
             mtime_ns: ctime_ns,
             ctime_ns,
             ino: 7,
@@ -418,6 +484,66 @@ mod tests {
             cache.lookup(&path("b"), &stat(fresh)).is_none(),
             "a file changed just before it was read is read again"
         );
+    }
+
+    #[test]
+    fn only_what_a_read_could_find_fits_a_file() {
+        let two = Content {
+            hash: Hash::of(b"ab"),
+            blobs: vec![(Hash::of(b"a"), 1), (Hash::of(b"b"), 1)],
+        };
+        assert!(content(b"abcd").fits(4));
+        assert!(two.fits(2));
+        let empty = Content {
+            hash: Hash::of(b""),
+            blobs: Vec::new(),
+        };
+        assert!(empty.fits(0));
+        for (what, content, size) in [
+            ("lengths that miss the size", two.clone(), 3),
+            (
+                "no blobs for a file that is not empty",
+                Content {
+                    blobs: vec![],
+                    ..two.clone()
+                },
+                2,
+            ),
+            (
+                "a lone blob not named by the file's hash",
+                Content {
+                    blobs: vec![(Hash::of(b"x"), 2)],
+                    ..two.clone()
+                },
+                2,
+            ),
+            (
+                "an empty file named by other content",
+                Content {
+                    hash: Hash::of(b"x"),
+                    blobs: vec![],
+                },
+                0,
+            ),
+            (
+                "a blob of no bytes",
+                Content {
+                    hash: Hash::of(b"x"),
+                    blobs: vec![(Hash::of(b"x"), 0)],
+                },
+                0,
+            ),
+            (
+                "lengths that overflow",
+                Content {
+                    blobs: vec![(Hash::of(b"a"), u64::MAX), (Hash::of(b"b"), 3)],
+                    ..two.clone()
+                },
+                2,
+            ),
+        ] {
+            assert!(!content.fits(size), "{what}");
+        }
     }
 
     #[test]

@@ -539,24 +539,21 @@ async fn write_files<S: Store>(
         progress: Arc::clone(progress),
         finished: AtomicU64::new(0),
     });
-    let mut running = JoinSet::new();
+    let mut writers = Writers::new();
     for run in pieces.chunk_by(|a, b| a.pack == b.pack) {
-        while running.len() >= PACKS_AT_ONCE {
-            running
+        while writers.running.len() >= PACKS_AT_ONCE {
+            writers
+                .running
                 .join_next()
                 .await
                 .expect("not empty")
                 .expect("pack writes do not panic")?;
         }
         let pack = packs[run[0].pack as usize];
-        running.spawn(write_pack(
-            store.clone(),
-            pack,
-            stretches(run),
-            Arc::clone(&files),
-        ));
+        let write = write_pack(store.clone(), pack, stretches(run), Arc::clone(&files));
+        writers.spawn(write);
     }
-    while let Some(written) = running.join_next().await {
+    while let Some(written) = writers.running.join_next().await {
         written.expect("pack writes do not panic")?;
     }
     // Every file of one blob was finished as it was written.
@@ -565,6 +562,55 @@ async fn write_files<S: Store>(
         return Err(RestoreError::Unwritten(single.abs_diff(finished)));
     }
     Ok(())
+}
+
+/// The pack writes under way, each on a worker of its own. Dropped (a pack that failed, or
+/// the restore itself dropped on Ctrl-C), it stops them and waits until every one has let go
+/// of its files: a writer still making files in the staging folder as it is removed leaves
+/// part of it behind (its removal finds a folder not empty).
+struct Writers {
+    running: JoinSet<Result<(), RestoreError>>,
+    /// Each writer holds a sender: when all are gone, every writer is.
+    alive: Option<std::sync::mpsc::Sender<()>>,
+    all_gone: std::sync::mpsc::Receiver<()>,
+}
+
+impl Writers {
+    fn new() -> Self {
+        let (alive, all_gone) = std::sync::mpsc::channel();
+        Self {
+            running: JoinSet::new(),
+            alive: Some(alive),
+            all_gone,
+        }
+    }
+
+    fn spawn(
+        &mut self,
+        write: impl std::future::Future<Output = Result<(), RestoreError>> + Send + 'static,
+    ) {
+        let alive = self.alive.clone();
+        self.running.spawn(async move {
+            let _alive = alive;
+            write.await
+        });
+    }
+}
+
+impl Drop for Writers {
+    fn drop(&mut self) {
+        self.running.abort_all();
+        self.alive = None;
+        // On a runtime of one thread nothing runs while this does, and an aborted writer never
+        // runs again; on one of several, the others may be in the middle of a write.
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+        if let Ok(tokio::runtime::RuntimeFlavor::MultiThread) = flavor {
+            tokio::task::block_in_place(|| {
+                // Err once every sender is dropped: no writer is left.
+                let _ = self.all_gone.recv();
+            });
+        }
+    }
 }
 
 /// The stretches of one pack's run of pieces, in order: each blob once, with every place it

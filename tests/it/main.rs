@@ -1,6 +1,7 @@
 //! Integration tests: each drives the real `gitkit` binary against real peers on 127.0.0.1.
 
 mod browse;
+mod caches;
 mod check;
 mod credential;
 mod format;
@@ -10,6 +11,7 @@ mod install;
 mod layout;
 mod prune;
 mod prune_race;
+mod restore;
 mod retention;
 mod setup;
 mod snapshot;

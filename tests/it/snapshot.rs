@@ -801,3 +801,44 @@ fn paths_are_relative_to_the_folder_given_with_dash_c() {
     let output = env.gitkit_in(&missing, ["snapshots"]).failure();
     assert_stderr_contains(&output, "cannot change to");
 }
+
+/// Guards the workspace's `.git` being held back and built last (create/sink.rs): names that
+/// sort around `.git` (before it, between `.git` and `.git/`, after it) and a nested
+/// repository's `sub/.git` are ordinary entries, and all of it comes back as it was.
+#[test]
+fn names_around_dot_git_and_a_nested_repository_round_trip() {
+    let (env, repo) = Env::with_project();
+    for (path, content) in [
+        ("-x", "dash\n"),
+        ("#x", "hash\n"),
+        (".git!", "bang\n"),
+        (".git-", "dash after\n"),
+        (".git-foo/x", "between .git and .git/\n"),
+        (".git0", "zero\n"),
+        (".gita", "a\n"),
+        (".github/workflows/ci.yml", "on: push\n"),
+        ("sub/s.txt", "nested\n"),
+    ] {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+    let sub = repo.join("sub");
+    env.git(&sub, ["init", "-q"]).success();
+    env.git(&sub, ["add", "."]).success();
+    env.git(&sub, ["commit", "-q", "-m", "nested"]).success();
+    env.git(&repo, ["add", "-A"]).success();
+    env.git(&repo, ["commit", "-q", "-m", "odd names"])
+        .success();
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    snapshot_json(&env, &repo, store);
+
+    let target = env.root_path().join("restored");
+    restore_latest(&env, store, &target).success();
+    assert_eq!(tree(&target), tree(&repo));
+    for (original, restored) in [(&repo, &target), (&sub, &target.join("sub"))] {
+        env.git(restored, ["fsck", "--strict"]).success();
+        assert_eq!(git_state(&env, restored), git_state(&env, original));
+    }
+}
