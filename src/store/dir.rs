@@ -188,15 +188,14 @@ impl Store for DirStore {
                 Some(end) => store.root.join(&prefix[..end]),
                 None => store.root.to_path_buf(),
             };
+            // What another writer removes while this lists (a prune deleting marks and packs)
+            // is simply not listed: neither a folder gone before it is read nor a file gone
+            // before it is looked at is an error, nor a reason to stop listing the rest.
+            let vanished = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
             for entry in walkdir::WalkDir::new(&start).min_depth(1) {
                 let entry = match entry {
                     Ok(entry) => entry,
-                    Err(e)
-                        if e.io_error()
-                            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound) =>
-                    {
-                        break;
-                    }
+                    Err(e) if e.io_error().is_some_and(vanished) => continue,
                     Err(e) => return Err(store.io_error("listing", &prefix, e.into())),
                 };
                 if !entry.file_type().is_file() || is_temporary(entry.path()) {
@@ -207,9 +206,11 @@ impl Store for DirStore {
                 };
                 let key = relative.to_string_lossy().replace('\\', "/");
                 if key.starts_with(&prefix) {
-                    let metadata = entry
-                        .metadata()
-                        .map_err(|e| store.io_error("listing", &prefix, e.into()))?;
+                    let metadata = match entry.metadata() {
+                        Ok(metadata) => metadata,
+                        Err(e) if e.io_error().is_some_and(vanished) => continue,
+                        Err(e) => return Err(store.io_error("listing", &prefix, e.into())),
+                    };
                     keys.push(Object {
                         key,
                         size: metadata.len(),
