@@ -66,6 +66,17 @@ impl Stat {
         self.mode & S_IFMT == S_IFLNK
     }
 
+    /// Size, times, inode and device, as numbers: what a record and a digest are made of.
+    pub fn numbers(&self) -> [u64; 5] {
+        [
+            self.size,
+            self.mtime_ns as u64,
+            self.ctime_ns as u64,
+            self.ino,
+            self.dev,
+        ]
+    }
+
     pub fn of(metadata: &std::fs::Metadata) -> Self {
         Self {
             size: metadata.len(),
@@ -337,13 +348,7 @@ fn write_record(out: &mut impl Write, path: &RelPath, known: &Known) -> std::io:
     } = known;
     binary::put_u32(out, path.0.len() as u32)?;
     out.write_all(&path.0)?;
-    for field in [
-        stat.size,
-        stat.mtime_ns as u64,
-        stat.ctime_ns as u64,
-        stat.ino,
-        stat.dev,
-    ] {
+    for field in stat.numbers() {
         binary::put_u64(out, field)?;
     }
     binary::put_u32(out, stat.mode)?;

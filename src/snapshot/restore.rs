@@ -126,12 +126,7 @@ pub async fn restore<S: Store>(
         };
         return restore_whole(store, &manifest, target, options, progress, started).await;
     }
-    let prepared = prepare_target(target, options.force)?;
-    let created = Created {
-        target,
-        by_us: prepared.created,
-    };
-    let staging = staging_folder(target)?;
+    let staged = Staged::new(target, options.force)?;
     progress.start(trees.summary.files, trees.summary.bytes);
     let mut dirs = Vec::new();
     let (mut files, mut bytes) = (0, 0);
@@ -150,10 +145,10 @@ pub async fn restore<S: Store>(
         // link, cannot span two (a tree names each entry once, sorted), nor can two blobs
         // at overlapping places (the index refuses a pack listing them).
         batch.validate()?;
-        if !prepared.empty {
+        if !staged.empty {
             check_disk(target, &batch)?;
         }
-        write_all(store, &batch, staging.path(), options, &progress).await?;
+        write_all(store, &batch, staged.path(), options, &progress).await?;
         dirs.extend(dir_modes(&batch.entries));
         files += file_count(&batch.entries);
         bytes += batch.entries.iter().map(file_size).sum::<u64>();
@@ -161,11 +156,7 @@ pub async fn restore<S: Store>(
             break;
         }
     }
-    merge(staging.path(), target)?;
-    set_dir_modes(target, dirs, options)?;
-    drop(staging);
-    created.keep();
-    progress.finish();
+    staged.finish(dirs, options, &progress)?;
     Ok(Outcome {
         files,
         bytes,
@@ -185,29 +176,67 @@ async fn restore_whole<S: Store>(
     manifest.validate()?;
     let part = super::browse::part(manifest, &options.paths)?;
     let manifest = &*part;
-    let prepared = prepare_target(target, options.force)?;
-    let created = Created {
-        target,
-        by_us: prepared.created,
-    };
-    if !prepared.empty {
+    let staged = Staged::new(target, options.force)?;
+    if !staged.empty {
         check_disk(target, manifest)?;
     }
-    let staging = staging_folder(target)?;
     let bytes = manifest.entries.iter().map(file_size).sum();
     let files = file_count(&manifest.entries);
     progress.start(files, bytes);
-    write_all(store, manifest, staging.path(), options, &progress).await?;
-    merge(staging.path(), target)?;
-    set_dir_modes(target, dir_modes(&manifest.entries).collect(), options)?;
-    drop(staging);
-    created.keep();
-    progress.finish();
+    write_all(store, manifest, staged.path(), options, &progress).await?;
+    staged.finish(dir_modes(&manifest.entries).collect(), options, &progress)?;
     Ok(Outcome {
         files,
         bytes,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// A restore under way: the target, made ready, and the staging folder inside it that what is
+/// restored is written into.
+struct Staged<'a> {
+    /// Dropped first (fields drop in order): whatever is left in it goes, then the target if
+    /// this restore made it.
+    staging: tempfile::TempDir,
+    created: Created<'a>,
+    /// The target held nothing: nothing can be in the way.
+    empty: bool,
+}
+
+impl<'a> Staged<'a> {
+    fn new(target: &'a Path, force: bool) -> Result<Self, RestoreError> {
+        let prepared = prepare_target(target, force)?;
+        let created = Created {
+            target,
+            by_us: prepared.created,
+        };
+        Ok(Self {
+            staging: staging_folder(target)?,
+            created,
+            empty: prepared.empty,
+        })
+    }
+
+    fn path(&self) -> &Path {
+        self.staging.path()
+    }
+
+    /// Moves what was staged into place and gives folders their modes (`dirs`): the restore
+    /// succeeded, and the target it made stays.
+    fn finish(
+        self,
+        dirs: Vec<(RelPath, u32)>,
+        options: &Options,
+        progress: &Arc<dyn Progress>,
+    ) -> Result<(), RestoreError> {
+        let target = self.created.target;
+        merge(self.staging.path(), target)?;
+        set_dir_modes(target, dirs, options)?;
+        drop(self.staging);
+        self.created.keep();
+        progress.finish();
+        Ok(())
+    }
 }
 
 /// A staging folder inside the target, removed when dropped: on every way out (an error, or

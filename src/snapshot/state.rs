@@ -72,14 +72,7 @@ pub fn stat_digest(found: &[super::scan::Found]) -> String {
         hasher.update(&item.path.0);
         match &item.stat {
             Some(stat) => {
-                for field in [
-                    stat.size,
-                    stat.mtime_ns as u64,
-                    stat.ctime_ns as u64,
-                    stat.ino,
-                    stat.dev,
-                    u64::from(stat.mode),
-                ] {
+                for field in stat.numbers().into_iter().chain([u64::from(stat.mode)]) {
                     hasher.update(&field.to_le_bytes());
                 }
             }
