@@ -1,8 +1,19 @@
-# Shared by bench/store.sh and bench/retention.sh: sourced after `work` (a temporary folder)
-# and `log` (where every command's output goes) are set.
+# Shared by bench/store.sh and bench/retention.sh, sourced first; its functions but `need` use
+# `work` (a temporary folder) and `log` (where every command's output goes), set by the script.
 # shellcheck shell=bash
 # `work` and `log` come from the script that sources this; `secs` and `mib` go back to it.
 # shellcheck disable=SC2154,SC2034
+
+# The gitkit binary to measure ($GITKIT, default the release build) into `gitkit`, and each
+# tool named present; otherwise says what is missing and stops.
+need() {
+  gitkit="$(realpath "${GITKIT:-target/release/gitkit}")"
+  [ -x "$gitkit" ] || { echo "no gitkit binary at $gitkit: cargo build --release, or set GITKIT" >&2; exit 1; }
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "$tool is missing (see the header of $0)" >&2; exit 1; }
+  done
+}
 
 # A home of its own for both tools, so that nothing of the user's is read or written.
 bench_env() {

@@ -22,11 +22,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-gitkit="$(realpath "${GITKIT:-target/release/gitkit}")"
-[ -x "$gitkit" ] || { echo "no gitkit binary at $gitkit: cargo build --release, or set GITKIT" >&2; exit 1; }
-for tool in git python3 restic /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing (see the header of $0)" >&2; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+need git python3 restic /usr/bin/time
 n_files="${N_FILES:-4000}"
 n_snapshots="${N_SNAPSHOTS:-1000}"
 n_restic="${RESTIC_SNAPSHOTS:-$n_snapshots}"
@@ -52,8 +50,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# shellcheck source=bench/lib.sh
-source bench/lib.sh
 bench_env
 cd "$work"
 

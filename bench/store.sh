@@ -19,11 +19,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-gitkit="$(realpath "${GITKIT:-target/release/gitkit}")"
-[ -x "$gitkit" ] || { echo "no gitkit binary at $gitkit: cargo build --release, or set GITKIT" >&2; exit 1; }
-for tool in git python3 hyperfine restic /usr/bin/time; do
-  command -v "$tool" >/dev/null || { echo "$tool is missing (see the header of $0)" >&2; exit 1; }
-done
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+need git python3 hyperfine restic /usr/bin/time
 n_folders="${N_FOLDERS:-200}"
 n_files="${N_FILES:-500}"
 src_files="${SRC_FILES:-46000}"
@@ -39,8 +37,6 @@ log="$out/store.log" # what every command printed, kept after the run
 : >"$log"
 trap 'rm -rf "$work"' EXIT
 
-# shellcheck source=bench/lib.sh
-source bench/lib.sh
 bench_env
 
 declare -A r # results: r[a.first.g] and so on
