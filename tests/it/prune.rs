@@ -70,11 +70,21 @@ fn restored(env: &Env, store: &Path, id: &str) -> BTreeMap<Vec<u8>, String> {
 /// Three snapshots: the first holds `big.bin` (random, in packs of its own) and a small file
 /// in a pack with it; the second drops `big.bin`; the third adds `later.txt`. Returns each
 /// snapshot's id and work tree.
-fn three_snapshots(
-    env: &Env,
-    repo: &Path,
-    store: &Path,
-) -> Vec<(String, BTreeMap<Vec<u8>, String>)> {
+/// A snapshot's id, and the files it holds (path: kind, mode and content).
+type Made = (String, BTreeMap<Vec<u8>, String>);
+
+/// [`three_snapshots`], then the first forgotten and a prune that marks what only it used;
+/// the snapshots, and the first one's object as it was stored (for a late writer to publish).
+fn first_forgotten_and_marked(env: &Env, repo: &Path, store: &Path) -> (Vec<Made>, Vec<u8>) {
+    let made = three_snapshots(env, repo, store);
+    let object = std::fs::read(snapshot_path(store, &made[0].0)).expect("read");
+    forget(store, &made[0].0);
+    let marking = prune(env, store, &[]);
+    assert!(marking["marked"].as_u64().expect("count") > 0, "{marking}");
+    (made, object)
+}
+
+fn three_snapshots(env: &Env, repo: &Path, store: &Path) -> Vec<Made> {
     let mut made = Vec::new();
     std::fs::write(repo.join("big.bin"), pseudo_random_bytes(1, 600_000)).expect("write");
     std::fs::write(repo.join("small.txt"), b"small and kept\n").expect("write");
@@ -173,12 +183,8 @@ fn prune_marks_first_then_frees_what_only_forgotten_snapshots_used() {
 fn a_marked_pack_a_snapshot_uses_again_is_copied_out_before_it_goes() {
     let (env, repo) = Env::with_project();
     let store = env.dir("store");
-    let made = three_snapshots(&env, &repo, &store);
+    let (made, object) = first_forgotten_and_marked(&env, &repo, &store);
     let (first_id, first_files) = &made[0];
-    let object = std::fs::read(snapshot_path(&store, first_id)).expect("read");
-    forget(&store, first_id);
-    let marking = prune(&env, &store, &[]);
-    assert!(marking["marked"].as_u64().expect("count") > 0, "{marking}");
 
     // The late writer's snapshot appears.
     std::fs::write(snapshot_path(&store, first_id), object).expect("write");
@@ -277,12 +283,8 @@ fn a_fresh_machine_reads_a_pruned_store_through_its_index_sets() {
 fn a_prune_with_an_older_view_of_the_marks_does_not_delete_what_a_new_snapshot_reuses() {
     let (env, repo) = Env::with_project();
     let store = env.dir("store");
-    let made = three_snapshots(&env, &repo, &store);
+    let (made, x_object) = first_forgotten_and_marked(&env, &repo, &store);
     let (x_id, _) = &made[0];
-    let x_object = std::fs::read(snapshot_path(&store, x_id)).expect("read");
-    forget(&store, x_id);
-    let marking = prune(&env, &store, &[]);
-    assert!(marking["marked"].as_u64().expect("count") > 0, "{marking}");
     let marks: Vec<(PathBuf, String)> = std::fs::read_dir(store.join("deleting"))
         .expect("list")
         .map(|e| {
