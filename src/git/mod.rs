@@ -23,6 +23,8 @@ pub enum GitError {
     Spawn(#[source] std::io::Error),
     #[error("`git {args}` failed: {detail}")]
     Failed { args: String, detail: String },
+    #[error("could not read what git printed")]
+    Read(#[source] std::io::Error),
 }
 
 /// Runs git in `dir`; exit 1 (nothing found) counts as success with no output.
@@ -72,10 +74,30 @@ pub fn parse_version(text: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
-/// `git ls-files` in `dir`: tracked files and untracked ones (not ignored unless
-/// `include_ignored`), NUL-separated, and what git said on stderr (the folders it could not
-/// read). Never takes the index lock, and never reads another repository's index.
-pub fn ls_files(dir: &Path, include_ignored: bool) -> Result<(Vec<u8>, Vec<u8>), GitError> {
+/// Which files `git ls-files` lists.
+#[derive(Debug, Clone, Copy)]
+pub enum Listed {
+    /// The files in the index.
+    Tracked,
+    /// The files not in it (and not ignored unless `include_ignored`); a nested repository as
+    /// `nested/`.
+    Untracked { include_ignored: bool },
+}
+
+/// `git ls-files` running in `dir`: its paths are read one at a time, in git's order (sorted
+/// by bytes), as git prints them. Never takes the index lock, and never reads another
+/// repository's index. Dropped before its end, git is stopped.
+pub struct Listing {
+    child: std::process::Child,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    /// What git says on stderr, read on a thread of its own so that git never waits on it.
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    path: Vec<u8>,
+    ended: bool,
+}
+
+pub fn ls_files(dir: &Path, listed: Listed) -> Result<Listing, GitError> {
+    use std::process::Stdio;
     let mut command = Command::new("git");
     command
         .current_dir(dir)
@@ -83,18 +105,87 @@ pub fn ls_files(dir: &Path, include_ignored: bool) -> Result<(Vec<u8>, Vec<u8>),
         .env_remove("GIT_DIR")
         .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
-        .args(["ls-files", "-z", "--cached", "--others"]);
-    if !include_ignored {
-        command.arg("--exclude-standard");
+        .args(["ls-files", "-z"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    match listed {
+        Listed::Tracked => {
+            command.arg("--cached");
+        }
+        Listed::Untracked { include_ignored } => {
+            command.arg("--others");
+            if !include_ignored {
+                command.arg("--exclude-standard");
+            }
+        }
     }
-    let output = command.output().map_err(GitError::Spawn)?;
-    if !output.status.success() {
-        return Err(GitError::Failed {
-            args: "ls-files".to_string(),
-            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        });
+    let mut child = command.spawn().map_err(GitError::Spawn)?;
+    let stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let stderr = std::thread::spawn(move || {
+        let mut said = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut stderr, &mut said);
+        said
+    });
+    Ok(Listing {
+        child,
+        stdout: std::io::BufReader::with_capacity(64 << 10, stdout),
+        stderr: Some(stderr),
+        path: Vec::new(),
+        ended: false,
+    })
+}
+
+impl Listing {
+    /// The next path, or `None` at the end of the list.
+    pub fn next_path(&mut self) -> Result<Option<&[u8]>, GitError> {
+        use std::io::BufRead;
+        loop {
+            self.path.clear();
+            let read = self
+                .stdout
+                .read_until(0, &mut self.path)
+                .map_err(GitError::Read)?;
+            if read == 0 {
+                return Ok(None);
+            }
+            if self.path.last() == Some(&0) {
+                self.path.pop();
+            }
+            if !self.path.is_empty() {
+                return Ok(Some(&self.path));
+            }
+        }
     }
-    Ok((output.stdout, output.stderr))
+
+    /// Waits for git to end (its list read to the end); what it said on stderr, or how it
+    /// failed.
+    pub fn finish(&mut self) -> Result<Vec<u8>, GitError> {
+        self.ended = true;
+        let status = self.child.wait().map_err(GitError::Read)?;
+        let said = self
+            .stderr
+            .take()
+            .and_then(|thread| thread.join().ok())
+            .unwrap_or_default();
+        if !status.success() {
+            return Err(GitError::Failed {
+                args: "ls-files".to_string(),
+                detail: String::from_utf8_lossy(&said).trim().to_string(),
+            });
+        }
+        Ok(said)
+    }
+}
+
+impl Drop for Listing {
+    fn drop(&mut self) {
+        if !self.ended {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
 
 /// A repository opened in process (see the module's first point).

@@ -13,7 +13,7 @@
 //! mtime_ns, ctime_ns, inode, device (u64 each), mode (u32), racy (u8), the content hash
 //! (32 bytes), the number of blobs (u32) and each blob's hash and length (u64); then [`END`].
 
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,7 +34,7 @@ const MAGIC: &[u8; 16] = b"gitkit-files\x00\x00\x00\x01";
 const END: u32 = u32::MAX;
 /// No path is longer (Linux's PATH_MAX), and no file is cut into more chunks than this (a
 /// 256 GiB file in 64 KiB chunks): a record claiming more is not read.
-const MAX_PATH: usize = 4096;
+pub const MAX_PATH: usize = 4096;
 const MAX_BLOBS: usize = 1 << 22;
 
 /// The file-type bits of `st_mode`, and the types a snapshot records.
@@ -75,6 +75,25 @@ impl Stat {
             self.ino,
             self.dev,
         ]
+    }
+
+    /// As a binary record holds it: [`Stat::numbers`], then the mode.
+    pub fn write(&self, out: &mut (impl Write + ?Sized)) -> std::io::Result<()> {
+        for field in self.numbers() {
+            binary::put_u64(out, field)?;
+        }
+        binary::put_u32(out, self.mode)
+    }
+
+    pub fn read(input: &mut (impl Read + ?Sized)) -> std::io::Result<Self> {
+        Ok(Self {
+            size: binary::u64(input)?,
+            mtime_ns: binary::u64(input)? as i64,
+            ctime_ns: binary::u64(input)? as i64,
+            ino: binary::u64(input)?,
+            dev: binary::u64(input)?,
+            mode: binary::u32(input)?,
+        })
     }
 
     pub fn of(metadata: &std::fs::Metadata) -> Self {
@@ -348,10 +367,7 @@ fn write_record(out: &mut impl Write, path: &RelPath, known: &Known) -> std::io:
     } = known;
     binary::put_u32(out, path.0.len() as u32)?;
     out.write_all(&path.0)?;
-    for field in stat.numbers() {
-        binary::put_u64(out, field)?;
-    }
-    binary::put_u32(out, stat.mode)?;
+    stat.write(out)?;
     out.write_all(&[u8::from(*racy)])?;
     out.write_all(&content.hash.0)?;
     binary::put_u32(out, content.blobs.len() as u32)?;
@@ -373,14 +389,7 @@ fn read_record(input: &mut impl BufRead) -> std::io::Result<Option<(RelPath, Kno
     }
     let mut path = vec![0u8; path_len as usize];
     input.read_exact(&mut path)?;
-    let stat = Stat {
-        size: binary::u64(input)?,
-        mtime_ns: binary::u64(input)? as i64,
-        ctime_ns: binary::u64(input)? as i64,
-        ino: binary::u64(input)?,
-        dev: binary::u64(input)?,
-        mode: binary::u32(input)?,
-    };
+    let stat = Stat::read(input)?;
     let racy = binary::bytes::<1>(input)?[0] != 0;
     let hash = binary::hash(input)?;
     let count = binary::count(input, MAX_BLOBS)?;

@@ -133,18 +133,22 @@ pub async fn create<S: Store>(
     std::fs::create_dir_all(&state_dir).map_err(state_error)?;
 
     let index_cache = BlobIndex::cache_path(&state_dir, store.name());
-    let (found, scan_warnings) = {
+    let scanned = {
         let workspace = workspace.clone();
-        let include_ignored = options.include_ignored;
-        tokio::task::spawn_blocking(move || {
-            let (found, warnings) = scan::scan(&workspace, &scan::Options { include_ignored })?;
-            debug!(found = found.len(), "scanned");
-            Ok::<_, ScanError>((Arc::new(found), warnings))
-        })
-        .await
-        .expect("the scan does not panic")?
+        let options = scan::Options {
+            include_ignored: options.include_ignored,
+        };
+        let state_dir = state_dir.clone();
+        tokio::task::spawn_blocking(move || scan::scan(&workspace, &options, &state_dir))
+            .await
+            .expect("the scan does not panic")?
     };
-    let stats = state::stat_digest(&found);
+    let scan::Scanned {
+        mut found,
+        stats,
+        warnings: scan_warnings,
+    } = scanned;
+    debug!(found = found.len(), "scanned");
     // What the caches say is checked against the store: the last snapshot must still be there
     // (one small request). If it is gone, the store was emptied or is another one: nothing
     // this machine knows of it is trusted.
@@ -201,7 +205,7 @@ pub async fn create<S: Store>(
         let root = workspace.root.clone();
         let cache = FileCache::load(&state_dir, options.racy_window);
         let mut cached = Reader::without_reading(&index, cache, root);
-        let known = cached.entries(&found);
+        let known = cached.entries(&mut found).map_err(ScanError::Spool)?;
         let digest = cached.sink.finish().digest;
         let same =
             known && last.describes(workspace) && digest == last.digest && last.trees_in(&index);
@@ -234,13 +238,25 @@ pub async fn create<S: Store>(
             store,
             workspace,
             &shared,
-            &found,
+            found,
             cache,
             Arc::clone(&progress),
         )
         .await;
         index = Arc::into_inner(shared).expect("the reader is done with the index");
-        let (finished, cache, read, warnings) = done.reader;
+        let ReadPass {
+            finished,
+            cache,
+            read_bytes: read,
+            warnings,
+            found: spool,
+            whole,
+        } = done.reader;
+        found = spool;
+        if let Err(e) = whole {
+            index.save(&index_cache).map_err(state_error)?;
+            return Err(ScanError::Spool(e).into());
+        }
         let settled = cache.settled();
         cache.save(&state_dir).map_err(state_error)?;
         read_bytes += read;
@@ -421,8 +437,19 @@ async fn upload_all<S: Store>(
 
 /// What one pass of reading and uploading gave.
 struct Pass {
-    reader: (Finished, FileCache, u64, Vec<Warning>),
+    reader: ReadPass,
     uploaded: Uploaded,
+}
+
+/// What one pass of reading gave, and the scan's list back.
+struct ReadPass {
+    finished: Finished,
+    cache: FileCache,
+    read_bytes: u64,
+    warnings: Vec<Warning>,
+    found: scan::Spool,
+    /// Whether the list was read whole.
+    whole: std::io::Result<()>,
 }
 
 /// Reads what changed on a blocking thread while new packs upload.
@@ -430,20 +457,21 @@ async fn read_and_upload<S: Store>(
     store: &S,
     workspace: &Workspace,
     index: &Arc<BlobIndex>,
-    found: &Arc<Vec<Found>>,
+    mut found: scan::Spool,
     cache: FileCache,
     progress: Arc<dyn Progress>,
 ) -> Pass {
     let (packs_tx, packs_rx) = mpsc::channel::<Pack>(1);
     let reader = {
         let index = Arc::clone(index);
-        let found = Arc::clone(found);
         let workspace = workspace.clone();
         tokio::task::spawn_blocking(move || {
-            progress.start(found.len() as u64, 0);
+            progress.start(found.len(), 0);
             let root = workspace.root.clone();
             let mut reader = Reader::new(&index, cache, root, Some(packs_tx), progress);
-            reader.entries_then(&found, || scan::git_dir_again(&workspace));
+            let whole = reader
+                .entries_then(&mut found, || scan::git_dir_again(&workspace))
+                .map(drop);
             reader.progress.finish();
             let Reader {
                 cache,
@@ -452,7 +480,14 @@ async fn read_and_upload<S: Store>(
                 sink,
                 ..
             } = reader;
-            (sink.finish(), cache, read_bytes, warnings)
+            ReadPass {
+                finished: sink.finish(),
+                cache,
+                read_bytes,
+                warnings,
+                found,
+                whole,
+            }
         })
     };
     let uploaded = upload(store, packs_rx).await;
@@ -590,7 +625,7 @@ impl<'a> Reader<'a> {
 
     /// Gives the sink an entry for everything found; whether it could (a reader that may not
     /// read cannot when some file must be read).
-    fn entries(&mut self, found: &[Found]) -> bool {
+    fn entries(&mut self, found: &mut scan::Spool) -> std::io::Result<bool> {
         self.entries_then(found, Vec::new)
     }
 
@@ -600,18 +635,22 @@ impl<'a> Reader<'a> {
     /// listed loose object away. Objects only appear, so every object the refs name was there
     /// before the first pass ended: those are added, from a list made after, and none newer
     /// (a newer one may name objects the list missed, which `git fsck` would call broken).
-    fn entries_then(&mut self, found: &[Found], objects_now: impl Fn() -> Vec<Found>) -> bool {
-        self.read_all(found);
+    fn entries_then<I: IntoIterator<Item = Found>>(
+        &mut self,
+        found: &mut scan::Spool,
+        objects_now: impl Fn() -> I,
+    ) -> std::io::Result<bool> {
+        let mut replay = found.replay()?;
+        self.read_all(&mut replay);
+        replay.finish()?;
         if self.packs.is_some() && !self.cancelled {
             let horizon = SystemTime::now();
-            // `found` is sorted by path.
-            let is_new = |f: &Found| {
-                scan::is_git_object(&f.path)
-                    && found
-                        .binary_search_by(|known| known.path.cmp(&f.path))
-                        .is_err()
+            let new_objects = |found: &mut scan::Spool| {
+                let mut known = found.replay()?;
+                let new = scan::new_git_objects(&mut known, objects_now().into_iter());
+                known.finish().map(|()| new)
             };
-            if objects_now().iter().any(is_new) {
+            if !new_objects(found)?.is_empty() {
                 // Everything changed by the horizon's clock tick is on disk once the tick is
                 // past: list after that, and keep what changed by the horizon.
                 std::thread::sleep(TICK_MARGIN);
@@ -625,29 +664,27 @@ impl<'a> Reader<'a> {
                         Ok(Err(_)) => true,
                         Err(_) => false,
                     };
-                let new: Vec<Found> = objects_now()
-                    .into_iter()
-                    .filter(|f| is_new(f) && born_by_horizon(f))
-                    .collect();
+                let mut new = new_objects(found)?;
+                new.retain(born_by_horizon);
                 debug!(
                     objects = new.len(),
                     "git objects written while the snapshot read"
                 );
-                self.read_all(&new);
+                self.read_all(new);
             }
         }
         if let Some(pack) = self.packer.seal() {
             self.send(pack);
         }
-        !self.needs_reading
+        Ok(!self.needs_reading)
     }
 
-    fn read_all(&mut self, found: &[Found]) {
+    fn read_all(&mut self, found: impl IntoIterator<Item = Found>) {
         for item in found {
             if self.cancelled || self.needs_reading {
                 break;
             }
-            if let Some(entry) = self.entry(item) {
+            if let Some(entry) = self.entry(&item) {
                 self.sink.add(entry);
             }
             if item.stat.is_none_or(|stat| stat.is_file()) {

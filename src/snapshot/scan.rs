@@ -1,7 +1,8 @@
 //! What a snapshot holds: the working tree's files as git sees them (tracked, and untracked
 //! but not ignored) and the whole `.git` folder, minus gitkit's own state.
 
-use std::collections::HashMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, VecDeque};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -9,7 +10,11 @@ use ignore::gitignore::{Gitignore, GitignoreBuilder};
 
 use super::cache::Stat;
 use super::manifest::RelPath;
+use super::state::StatDigest;
 use super::workspace::Workspace;
+
+mod spool;
+pub use spool::Spool;
 
 /// gitkit's own folder inside `.git`: caches, logs and locks, never snapshotted.
 pub const STATE_DIR: &str = "gitkit";
@@ -22,6 +27,10 @@ pub enum ScanError {
     Pattern(#[source] ignore::Error),
     #[error("could not read {0}")]
     Walk(PathBuf, #[source] walkdir::Error),
+    #[error("could not keep the list of files found in a temporary file")]
+    Spool(#[source] std::io::Error),
+    #[error("git listed {0:?} out of order; gitkit relies on git's listing being sorted")]
+    Unsorted(String),
 }
 
 /// One thing found in the workspace: its path and what a look at it said, in 80 bytes and the
@@ -38,6 +47,10 @@ impl Found {
     /// Where it is on disk, in the workspace at `root`.
     pub fn full(&self, root: &Path) -> PathBuf {
         root.join(self.path.as_path())
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.stat.is_some_and(|stat| stat.is_dir())
     }
 }
 
@@ -68,36 +81,90 @@ pub struct Options {
     pub include_ignored: bool,
 }
 
-/// Everything to snapshot, sorted by path, and what could not be looked at.
+/// What a scan found: everything to snapshot, in [`order`], kept in a [`Spool`] (on disk
+/// past a few MiB, so that a workspace of any size costs the same memory), the stat data's
+/// digest, and what could not be looked at.
+pub struct Scanned {
+    pub found: Spool,
+    /// [`state::StatDigest`] of what was found.
+    pub stats: String,
+    pub warnings: Vec<Warning>,
+}
+
+/// The order of a snapshot's entries, git's tree order: by path bytes, a folder's as if it
+/// ended in `/`, so that a folder's entries follow it at once (`a`, `a/b`, `a-1`; not
+/// `a`, `a-1`, `a/b`). Files compare as their paths do.
+pub fn order(a: &[u8], a_is_dir: bool, b: &[u8], b_is_dir: bool) -> Ordering {
+    let common = a.len().min(b.len());
+    let slash = |is_dir: bool| -> &'static [u8] { if is_dir { b"/" } else { b"" } };
+    a[..common].cmp(&b[..common]).then_with(|| {
+        let a_rest = a[common..].iter().chain(slash(a_is_dir));
+        a_rest.cmp(b[common..].iter().chain(slash(b_is_dir)))
+    })
+}
+
+/// Everything to snapshot, in [`order`], and what could not be looked at. The lists git
+/// prints and the `.git` folders walked are merged as they come (each already in order), so
+/// nothing is sorted or held whole; what is found goes to a spool in `spool_dir`.
 pub fn scan(
     workspace: &Workspace,
     options: &Options,
-) -> Result<(Vec<Found>, Vec<Warning>), ScanError> {
+    spool_dir: &Path,
+) -> Result<Scanned, ScanError> {
     let exclude = exclude_matcher(&workspace.root, &workspace.exclude)?;
-    let mut scan = Scan::new(&workspace.root, options, exclude);
-    scan.worktree(&[])?;
-    scan.git_dir(&[])?;
-    let Scan {
-        mut found,
-        warnings,
-        ..
-    } = scan;
-    found.sort_by(|a, b| a.path.cmp(&b.path));
-    found.dedup_by(|a, b| a.path == b.path);
-    Ok((found, warnings))
+    let context = Context {
+        root: &workspace.root,
+        exclude: &exclude,
+        include_ignored: options.include_ignored,
+    };
+    let mut merge = Merge::new(&context);
+    merge.open_work_tree(Vec::new())?;
+    let mut spool = Spool::new_in(spool_dir);
+    let mut stats = StatDigest::default();
+    while let Some(found) = merge.next()? {
+        stats.add(&found);
+        spool.push(&found).map_err(ScanError::Spool)?;
+    }
+    Ok(Scanned {
+        found: spool,
+        stats: stats.finish(),
+        warnings: merge.warnings,
+    })
 }
 
-/// The workspace's `.git` folder listed again, for the objects that appeared since [`scan`]
-/// (what cannot be listed now is left to the next snapshot).
-pub fn git_dir_again(workspace: &Workspace) -> Vec<Found> {
-    let options = Options {
-        include_ignored: false,
-    };
-    let mut scan = Scan::new(&workspace.root, &options, Gitignore::empty());
-    match scan.git_dir(&[]) {
-        Ok(()) => scan.found,
-        Err(_) => Vec::new(),
+/// The workspace's `.git` folder walked again, in [`order`], for the objects that appeared
+/// since [`scan`] (what cannot be listed now is left to the next snapshot).
+pub fn git_dir_again(workspace: &Workspace) -> impl Iterator<Item = Found> + '_ {
+    walk_git_dir(&workspace.root, Vec::new())
+        .into_iter()
+        .flatten()
+        .map_while(|next| match next {
+            Ok(Next::Found(found)) => Some(found),
+            _ => None,
+        })
+}
+
+/// The git objects in `now` (in [`order`]) that `known` (in [`order`] too) does not hold.
+pub fn new_git_objects(
+    known: impl Iterator<Item = Found>,
+    now: impl Iterator<Item = Found>,
+) -> Vec<Found> {
+    let mut known = known.filter(|f| is_git_object(&f.path)).peekable();
+    let mut new = Vec::new();
+    for found in now.filter(|f| is_git_object(&f.path)) {
+        let (path, is_dir) = (&found.path.0, found.is_dir());
+        while known
+            .next_if(|k| order(&k.path.0, k.is_dir(), path, is_dir) == Ordering::Less)
+            .is_some()
+        {}
+        let listed = known
+            .peek()
+            .is_some_and(|k| order(&k.path.0, k.is_dir(), path, is_dir) == Ordering::Equal);
+        if !listed {
+            new.push(found);
+        }
     }
+    new
 }
 
 /// Whether `path` is a git object or pack file: under an `objects` folder inside a `.git`.
@@ -106,139 +173,262 @@ pub fn is_git_object(path: &RelPath) -> bool {
     components.next() == Some(b".git") && components.any(|c| c == b"objects")
 }
 
-struct Scan<'a> {
+/// What a scan reads everywhere.
+struct Context<'a> {
     root: &'a Path,
-    options: &'a Options,
-    exclude: Gitignore,
-    found: Vec<Found>,
-    warnings: Vec<Warning>,
-    /// Whether each folder seen on the way to a file is a real folder (not a link).
-    folders: HashMap<Vec<u8>, bool>,
+    exclude: &'a Gitignore,
+    include_ignored: bool,
 }
 
-impl<'a> Scan<'a> {
-    fn new(root: &'a Path, options: &'a Options, exclude: Gitignore) -> Self {
+/// What a source of a scan gives, in [`order`] but for warnings, which may come any time.
+enum Next {
+    Found(Found),
+    /// A work tree nested at this path (a submodule, or a repository inside this one): its
+    /// files and its `.git` belong to the workspace too.
+    Nested(Vec<u8>),
+    Warning(Warning),
+}
+
+type Source<'a> = Box<dyn Iterator<Item = Result<Next, ScanError>> + 'a>;
+
+/// The sources' next entries, merged into one list in [`order`], each path once.
+struct Merge<'a> {
+    context: &'a Context<'a>,
+    sources: Vec<Option<Source<'a>>>,
+    heads: BinaryHeap<Reverse<Head>>,
+    /// The last path given, and whether it was a folder's.
+    last: Option<(Vec<u8>, bool)>,
+    warnings: Vec<Warning>,
+}
+
+/// A source's next entry, or a nested work tree to open when the merge gets to it.
+struct Head {
+    path: Vec<u8>,
+    is_dir: bool,
+    what: HeadKind,
+}
+
+enum HeadKind {
+    Found { stat: Option<Stat>, source: usize },
+    Nested,
+}
+
+impl Head {
+    fn tie_break(&self) -> usize {
+        match self.what {
+            HeadKind::Found { source, .. } => source,
+            HeadKind::Nested => usize::MAX,
+        }
+    }
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        order(&self.path, self.is_dir, &other.path, other.is_dir)
+            .then_with(|| self.tie_break().cmp(&other.tie_break()))
+    }
+}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head {}
+
+impl<'a> Merge<'a> {
+    fn new(context: &'a Context<'a>) -> Self {
         Self {
-            root,
-            options,
-            exclude,
-            found: Vec::new(),
+            context,
+            sources: Vec::new(),
+            heads: BinaryHeap::new(),
+            last: None,
             warnings: Vec::new(),
-            folders: HashMap::new(),
         }
     }
 
-    /// The files of the work tree at `prefix` (the workspace's own, or a submodule's or nested
-    /// repository's) as git lists them, and the work trees nested in it, each with its `.git`.
-    fn worktree(&mut self, prefix: &[u8]) -> Result<(), ScanError> {
-        let dir = self
-            .root
-            .join(Path::new(std::ffi::OsStr::from_bytes(prefix)));
-        let (listed, said) = crate::git::ls_files(&dir, self.options.include_ignored)?;
-        self.git_warnings(prefix, &said);
+    /// The next entry in [`order`]; `None` at the end.
+    fn next(&mut self) -> Result<Option<Found>, ScanError> {
+        while let Some(Reverse(head)) = self.heads.pop() {
+            if let HeadKind::Found { source, .. } = head.what {
+                self.pull(source)?;
+            }
+            if let Some((last, last_is_dir)) = &self.last {
+                match order(last, *last_is_dir, &head.path, head.is_dir) {
+                    Ordering::Less => {}
+                    // git lists a path once per merge stage while a merge is unresolved.
+                    Ordering::Equal => continue,
+                    Ordering::Greater => return Err(ScanError::Unsorted(lossy(&head.path))),
+                }
+            }
+            let last = self.last.get_or_insert_with(Default::default);
+            last.0.clear();
+            last.0.extend_from_slice(&head.path);
+            last.1 = head.is_dir;
+            match head.what {
+                HeadKind::Found { stat, .. } => {
+                    return Ok(Some(Found {
+                        path: RelPath(head.path),
+                        stat,
+                    }));
+                }
+                HeadKind::Nested => self.open_work_tree(head.path)?,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Adds the sources of the work tree at `prefix`: what git lists in it, tracked and not,
+    /// and its `.git`.
+    fn open_work_tree(&mut self, prefix: Vec<u8>) -> Result<(), ScanError> {
+        let dir = self.context.root.join(path_of(&prefix));
+        let include_ignored = self.context.include_ignored;
+        let lists = [
+            crate::git::Listed::Tracked,
+            crate::git::Listed::Untracked { include_ignored },
+        ];
+        for listed in lists {
+            let listing = crate::git::ls_files(&dir, listed)?;
+            self.add_source(Box::new(Listed::new(self.context, &prefix, listing)))?;
+        }
+        if let Some(walk) = walk_git_dir(self.context.root, prefix) {
+            self.add_source(walk)?;
+        }
+        Ok(())
+    }
+
+    fn add_source(&mut self, source: Source<'a>) -> Result<(), ScanError> {
+        self.sources.push(Some(source));
+        self.pull(self.sources.len() - 1)
+    }
+
+    /// Takes the next entry of `source` into the heads (and what comes out of band on the way).
+    fn pull(&mut self, source: usize) -> Result<(), ScanError> {
+        loop {
+            let Some(next) = self.sources[source].as_mut().and_then(Iterator::next) else {
+                self.sources[source] = None;
+                return Ok(());
+            };
+            match next? {
+                Next::Warning(warning) => self.warnings.push(warning),
+                Next::Nested(path) => self.heads.push(Reverse(Head {
+                    path,
+                    is_dir: true,
+                    what: HeadKind::Nested,
+                })),
+                Next::Found(found) => {
+                    let is_dir = found.is_dir();
+                    self.heads.push(Reverse(Head {
+                        path: found.path.0,
+                        is_dir,
+                        what: HeadKind::Found {
+                            stat: found.stat,
+                            source,
+                        },
+                    }));
+                    return Ok(());
+                }
+            }
+        }
+    }
+}
+
+/// Paths listed and looked at a batch at a time.
+const LOOK_BATCH: usize = 4096;
+
+/// What `git ls-files` lists in the work tree at `prefix`, each path looked at.
+struct Listed<'a> {
+    context: &'a Context<'a>,
+    prefix: Vec<u8>,
+    listing: crate::git::Listing,
+    ended: bool,
+    ready: VecDeque<Next>,
+    /// The folders on the way to the last path listed, and whether each is a real folder
+    /// (not a link): the listing is sorted, so these are all a path's next ones can share.
+    folders: Vec<(Vec<u8>, bool)>,
+}
+
+impl<'a> Listed<'a> {
+    fn new(context: &'a Context<'a>, prefix: &[u8], listing: crate::git::Listing) -> Self {
+        Self {
+            context,
+            prefix: prefix.to_vec(),
+            listing,
+            ended: false,
+            ready: VecDeque::new(),
+            folders: Vec::new(),
+        }
+    }
+
+    /// Lists the next batch of paths and looks at them.
+    fn list(&mut self) -> Result<(), ScanError> {
         let mut paths = Vec::new();
-        for listed in listed.split(|&b| b == 0).filter(|p| !p.is_empty()) {
+        while paths.len() < LOOK_BATCH {
+            let Some(listed) = self.listing.next_path()? else {
+                self.ended = true;
+                let said = self.listing.finish()?;
+                let warnings = git_warnings(&self.prefix, &said);
+                self.ready.extend(warnings.into_iter().map(Next::Warning));
+                break;
+            };
             // An untracked nested repository is listed as `nested/`.
             let listed = listed.strip_suffix(b"/").unwrap_or(listed);
-            let path = join(prefix, listed);
-            let relative = Path::new(std::ffi::OsStr::from_bytes(&path));
-            if self
+            let path = join(&self.prefix, listed);
+            let excluded = self
+                .context
                 .exclude
-                .matched_path_or_any_parents(relative, false)
-                .is_ignore()
-            {
+                .matched_path_or_any_parents(path_of(&path), false)
+                .is_ignore();
+            if excluded {
                 continue;
             }
             // A path git still lists under a folder that became a link is not read through it.
             if !self.under_real_folders(&path) {
-                tracing::debug!(path = %String::from_utf8_lossy(&path), "under a link; not followed");
+                tracing::debug!(path = %lossy(&path), "under a link; not followed");
                 continue;
             }
             paths.push(path);
         }
         // Looking at every file is most of a scan, and the kernel does it faster on two
-        // threads than on one: spread it over the cores, as git's preloadIndex does, a slice
-        // at a time so that what was looked at is not held twice.
+        // threads than on one: spread it over the cores, as git's preloadIndex does.
         use rayon::prelude::*;
-        self.found.reserve(paths.len());
-        let mut paths = paths.into_iter();
-        loop {
-            let slice: Vec<Vec<u8>> = paths.by_ref().take(4096).collect();
-            if slice.is_empty() {
-                break;
-            }
-            let looked: Vec<(PathBuf, std::io::Result<std::fs::Metadata>)> = slice
-                .par_iter()
-                .map(|path| {
-                    let full = self.root.join(Path::new(std::ffi::OsStr::from_bytes(path)));
-                    let metadata = std::fs::symlink_metadata(&full);
-                    (full, metadata)
-                })
-                .collect();
-            for (path, (full, metadata)) in slice.into_iter().zip(looked) {
-                self.add(path, full, metadata)?;
-            }
-        }
-        Ok(())
-    }
-
-    /// Adds what a look at a listed path found.
-    fn add(
-        &mut self,
-        path: Vec<u8>,
-        full: PathBuf,
-        metadata: std::io::Result<std::fs::Metadata>,
-    ) -> Result<(), ScanError> {
-        {
+        let root = self.context.root;
+        let looked: Vec<std::io::Result<std::fs::Metadata>> = paths
+            .par_iter()
+            .map(|path| std::fs::symlink_metadata(root.join(path_of(path))))
+            .collect();
+        for (path, metadata) in paths.into_iter().zip(looked) {
             let metadata = match metadata {
                 Ok(metadata) => metadata,
                 // Tracked but deleted: nothing to keep.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
-                    self.warn(&path, format!("cannot be looked at ({e}); left out"));
-                    return Ok(());
+                    let message = format!("cannot be looked at ({e}); left out");
+                    self.ready.push_back(Next::Warning(warning(&path, message)));
+                    continue;
                 }
             };
             if metadata.is_dir() {
-                // A submodule, or a repository nested inside this one: its work tree and its
-                // `.git` belong to the workspace too. Any other folder holds nothing to keep.
-                if std::fs::symlink_metadata(full.join(".git")).is_ok() {
-                    self.worktree(&path)?;
-                    self.git_dir(&path)?;
+                // A submodule or a nested repository; any other folder holds nothing to keep.
+                let nested = root.join(path_of(&path)).join(".git");
+                if std::fs::symlink_metadata(nested).is_ok() {
+                    self.ready.push_back(Next::Nested(path));
                 }
-                return Ok(());
+                continue;
             }
-            self.found.push(Found {
+            self.ready.push_back(Next::Found(Found {
                 path: RelPath(path),
                 stat: Some(Stat::of(&metadata)),
-            });
+            }));
         }
         Ok(())
-    }
-
-    /// git's own warnings about folders it could not read: each becomes a warning.
-    fn git_warnings(&mut self, prefix: &[u8], stderr: &[u8]) {
-        for line in String::from_utf8_lossy(stderr).lines() {
-            let Some(rest) = line.strip_prefix("warning: could not open directory '") else {
-                continue;
-            };
-            // `'secret/': Permission denied`, or for a path too long to open, the path alone.
-            let (folder, message) = match rest.split_once("': ") {
-                Some((folder, why)) => (folder, format!("folder cannot be read ({why}); left out")),
-                None => (
-                    rest.trim_end_matches('\''),
-                    "folder cannot be read; left out".to_string(),
-                ),
-            };
-            let folder = join(prefix, folder.trim_end_matches('/').as_bytes());
-            self.warn(&folder, message);
-        }
-    }
-
-    fn warn(&mut self, path: &[u8], message: String) {
-        tracing::warn!(path = %String::from_utf8_lossy(path), %message);
-        self.warnings
-            .push(Warning::new(String::from_utf8_lossy(path), message));
     }
 
     /// Whether every folder on the way to `path` is a real folder, not a link or a file.
@@ -248,15 +438,15 @@ impl<'a> Scan<'a> {
             .enumerate()
             .filter(|(_, b)| **b == b'/')
             .map(|(i, _)| &path[..i]);
-        for folder in ancestors {
-            let real = match self.folders.get(folder) {
-                Some(real) => *real,
+        for (depth, folder) in ancestors.enumerate() {
+            let known = self.folders.get(depth).filter(|(f, _)| f == folder);
+            let real = match known {
+                Some((_, real)) => *real,
                 None => {
-                    let full = self
-                        .root
-                        .join(Path::new(std::ffi::OsStr::from_bytes(folder)));
+                    self.folders.truncate(depth);
+                    let full = self.context.root.join(path_of(folder));
                     let real = std::fs::symlink_metadata(full).is_ok_and(|m| m.is_dir());
-                    self.folders.insert(folder.to_vec(), real);
+                    self.folders.push((folder.to_vec(), real));
                     real
                 }
             };
@@ -266,61 +456,117 @@ impl<'a> Scan<'a> {
         }
         true
     }
+}
 
-    /// The `.git` of the work tree at `prefix`: folders, files and links, except gitkit's state
-    /// and git's lock files; a `.git` file (a submodule's, a linked worktree's) as it is.
-    fn git_dir(&mut self, prefix: &[u8]) -> Result<(), ScanError> {
-        let path = join(prefix, b".git");
-        let dot_git = self
-            .root
-            .join(Path::new(std::ffi::OsStr::from_bytes(&path)));
-        let Ok(metadata) = std::fs::symlink_metadata(&dot_git) else {
-            return Ok(());
-        };
-        if !metadata.is_dir() {
-            self.found.push(Found {
-                path: RelPath(path),
-                stat: Some(Stat::of(&metadata)),
-            });
-            return Ok(());
+impl Iterator for Listed<'_> {
+    type Item = Result<Next, ScanError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(next) = self.ready.pop_front() {
+                return Some(Ok(next));
+            }
+            if self.ended {
+                return None;
+            }
+            if let Err(e) = self.list() {
+                self.ended = true;
+                return Some(Err(e));
+            }
         }
-        let walk = walkdir::WalkDir::new(&dot_git)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(|entry| {
-                let ours = entry.depth() == 1 && entry.file_name() == STATE_DIR;
-                let lock = entry.file_name().as_bytes().ends_with(b".lock");
-                !(ours || lock)
-            });
-        for entry in walk {
-            // git may remove a file while we walk (a gc, a lock released): that is not an error.
-            let vanished = |e: &walkdir::Error| {
-                e.io_error()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
-            };
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(e) if vanished(&e) => continue,
-                Err(e) => return Err(ScanError::Walk(dot_git.clone(), e)),
-            };
-            let relative = entry
-                .path()
-                .strip_prefix(self.root)
-                .expect("under the root");
-            let path = RelPath(relative.as_os_str().as_bytes().to_vec());
-            let stat = if entry.file_type().is_file() && is_immutable(&path) {
-                None
-            } else {
-                match entry.metadata() {
-                    Ok(metadata) => Some(Stat::of(&metadata)),
-                    Err(e) if vanished(&e) => continue,
-                    Err(e) => return Err(ScanError::Walk(dot_git.clone(), e)),
-                }
-            };
-            self.found.push(Found { path, stat });
-        }
-        Ok(())
     }
+}
+
+/// git's own warnings about folders it could not read: each becomes a warning.
+fn git_warnings(prefix: &[u8], stderr: &[u8]) -> Vec<Warning> {
+    let mut warnings = Vec::new();
+    for line in String::from_utf8_lossy(stderr).lines() {
+        let Some(rest) = line.strip_prefix("warning: could not open directory '") else {
+            continue;
+        };
+        // `'secret/': Permission denied`, or for a path too long to open, the path alone.
+        let (folder, message) = match rest.split_once("': ") {
+            Some((folder, why)) => (folder, format!("folder cannot be read ({why}); left out")),
+            None => (
+                rest.trim_end_matches('\''),
+                "folder cannot be read; left out".to_string(),
+            ),
+        };
+        let folder = join(prefix, folder.trim_end_matches('/').as_bytes());
+        warnings.push(warning(&folder, message));
+    }
+    warnings
+}
+
+fn warning(path: &[u8], message: String) -> Warning {
+    tracing::warn!(path = %lossy(path), %message);
+    Warning::new(lossy(path), message)
+}
+
+/// The `.git` of the work tree at `prefix`, in [`order`]: folders, files and links, except
+/// gitkit's state and git's lock files; a `.git` file (a submodule's, a linked worktree's) as
+/// it is. `None` when there is none.
+fn walk_git_dir<'a>(root: &'a Path, prefix: Vec<u8>) -> Option<Source<'a>> {
+    let path = join(&prefix, b".git");
+    let dot_git = root.join(path_of(&path));
+    let metadata = std::fs::symlink_metadata(&dot_git).ok()?;
+    if !metadata.is_dir() {
+        let found = Found {
+            path: RelPath(path),
+            stat: Some(Stat::of(&metadata)),
+        };
+        return Some(Box::new(std::iter::once(Ok(Next::Found(found)))));
+    }
+    let walk = walkdir::WalkDir::new(&dot_git)
+        .sort_by(|a, b| {
+            let (a_name, b_name) = (a.file_name().as_bytes(), b.file_name().as_bytes());
+            order(
+                a_name,
+                a.file_type().is_dir(),
+                b_name,
+                b.file_type().is_dir(),
+            )
+        })
+        .into_iter()
+        .filter_entry(|entry| {
+            let ours = entry.depth() == 1 && entry.file_name() == STATE_DIR;
+            let lock = entry.file_name().as_bytes().ends_with(b".lock");
+            !(ours || lock)
+        });
+    // git may remove a file while we walk (a gc, a lock released): that is not an error.
+    let vanished = |e: &walkdir::Error| {
+        e.io_error()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+    };
+    let found = walk.filter_map(move |entry| {
+        let walk_error = |e| Some(Err(ScanError::Walk(dot_git.clone(), e)));
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) if vanished(&e) => return None,
+            Err(e) => return walk_error(e),
+        };
+        let relative = entry.path().strip_prefix(root).expect("under the root");
+        let path = RelPath(relative.as_os_str().as_bytes().to_vec());
+        let stat = if entry.file_type().is_file() && is_immutable(&path) {
+            None
+        } else {
+            match entry.metadata() {
+                Ok(metadata) => Some(Stat::of(&metadata)),
+                Err(e) if vanished(&e) => return None,
+                Err(e) => return walk_error(e),
+            }
+        };
+        Some(Ok(Next::Found(Found { path, stat })))
+    });
+    Some(Box::new(found))
+}
+
+fn path_of(bytes: &[u8]) -> &Path {
+    Path::new(std::ffi::OsStr::from_bytes(bytes))
+}
+
+fn lossy(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
 }
 
 /// `prefix/name`, or `name` at the top.
@@ -373,6 +619,88 @@ mod tests {
     #[test]
     fn what_is_found_of_a_file_stays_small() {
         assert!(std::mem::size_of::<Found>() <= 80);
+    }
+
+    fn merged(lists: &[&[(&str, bool)]]) -> Result<Vec<String>, ScanError> {
+        let root = Path::new("/nonexistent");
+        let exclude = Gitignore::empty();
+        let context = Context {
+            root,
+            exclude: &exclude,
+            include_ignored: false,
+        };
+        let mut merge = Merge::new(&context);
+        for list in lists {
+            let found = list.iter().map(|(path, is_dir)| {
+                let mode = if *is_dir { 0o040755 } else { 0o100644 };
+                let stat = Stat {
+                    size: 0,
+                    mtime_ns: 0,
+                    ctime_ns: 0,
+                    ino: 0,
+                    dev: 0,
+                    mode,
+                };
+                Ok(Next::Found(Found {
+                    path: RelPath(path.as_bytes().to_vec()),
+                    stat: Some(stat),
+                }))
+            });
+            merge.add_source(Box::new(found.collect::<Vec<_>>().into_iter()))?;
+        }
+        let mut paths = Vec::new();
+        while let Some(found) = merge.next()? {
+            paths.push(found.path.to_string());
+        }
+        Ok(paths)
+    }
+
+    #[test]
+    fn sources_merge_into_one_ordered_list_each_path_once() {
+        let tracked: &[(&str, bool)] = &[("a-1", false), ("a.txt", false), ("a/b", false)];
+        let untracked: &[(&str, bool)] = &[("a/a", false), ("a/b", false), ("c", false)];
+        let walked: &[(&str, bool)] = &[(".git", true), (".git/x", false)];
+        assert_eq!(
+            merged(&[tracked, untracked, walked]).unwrap(),
+            [".git", ".git/x", "a-1", "a.txt", "a/a", "a/b", "c"]
+        );
+    }
+
+    #[test]
+    fn a_source_out_of_order_fails_the_scan_rather_than_misplace_an_entry() {
+        let unsorted: &[(&str, bool)] = &[("b", false), ("a", false)];
+        let error = merged(&[unsorted]).unwrap_err();
+        assert!(matches!(error, ScanError::Unsorted(path) if path == "a"));
+    }
+
+    /// git's tree order: a folder sorts as if its name ended in `/`.
+    #[test]
+    fn a_folder_sorts_as_its_name_and_a_slash() {
+        let mut names = vec![
+            ("a", true),
+            ("a!", false),
+            ("a-1", false),
+            ("a.txt", false),
+            ("a0", false),
+            ("a/b", false),
+            ("a/b", false),
+            ("", true),
+            ("B", false),
+        ];
+        names.sort_by(|a, b| order(a.0.as_bytes(), a.1, b.0.as_bytes(), b.1));
+        let sorted: Vec<&str> = names.iter().map(|(name, _)| *name).collect();
+        assert_eq!(
+            sorted,
+            ["", "B", "a!", "a-1", "a.txt", "a", "a/b", "a/b", "a0"]
+        );
+        for (a, b) in [("a", "a.txt"), ("a.txt", "a/b"), ("ab", "b")] {
+            let (a, b) = (a.as_bytes(), b.as_bytes());
+            assert_eq!(
+                order(a, false, b, false),
+                a.cmp(b),
+                "files compare as bytes"
+            );
+        }
     }
 
     #[test]

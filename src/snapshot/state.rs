@@ -65,23 +65,28 @@ impl Last {
 /// A hash of what a scan found as stat data: each path with its kind, size, times, inode,
 /// device and mode (a link's target cannot change without its ctime). Equal digests mean no
 /// file was written, created, removed, renamed or touched since.
-pub fn stat_digest(found: &[super::scan::Found]) -> String {
-    let mut hasher = blake3::Hasher::new();
-    for item in found {
-        hasher.update(&(item.path.0.len() as u64).to_le_bytes());
-        hasher.update(&item.path.0);
-        match &item.stat {
+#[derive(Default)]
+pub struct StatDigest(blake3::Hasher);
+
+impl StatDigest {
+    pub fn add(&mut self, found: &super::scan::Found) {
+        self.0.update(&(found.path.0.len() as u64).to_le_bytes());
+        self.0.update(&found.path.0);
+        match &found.stat {
             Some(stat) => {
                 for field in stat.numbers().into_iter().chain([u64::from(stat.mode)]) {
-                    hasher.update(&field.to_le_bytes());
+                    self.0.update(&field.to_le_bytes());
                 }
             }
             None => {
-                hasher.update(b"immutable");
+                self.0.update(b"immutable");
             }
         }
     }
-    hasher.finalize().to_hex().to_string()
+
+    pub fn finish(&self) -> String {
+        self.0.finalize().to_hex().to_string()
+    }
 }
 
 /// A hash of what a snapshot holds: paths, kinds, modes, content and link targets, in order.

@@ -842,3 +842,81 @@ fn names_around_dot_git_and_a_nested_repository_round_trip() {
         assert_eq!(git_state(&env, restored), git_state(&env, original));
     }
 }
+
+/// A snapshot's entries come in git's tree order (a folder's as if it ended in `/`), merged
+/// from git's sorted lists and the `.git` walks as they come. Names that sort between a folder
+/// and its contents once broke that: branches `feature/x` and `feature-y` (a folder and a file
+/// in `.git/refs/heads` and `.git/logs/refs/heads`), `.git/hooks` beside `.git/hooks.bak`, a
+/// nested repository with a `.git-blame-ignore-revs`, and work-tree files around a folder, a
+/// tracked nested repository and an untracked one. Every one of them snapshots and comes back.
+#[test]
+fn names_that_sort_between_a_folder_and_its_contents_round_trip() {
+    let (env, repo) = Env::with_project();
+    let files = [
+        ("a/b", "in a\n"),
+        ("a!", "bang\n"),
+        ("a-1", "dash\n"),
+        ("a.txt", "dot\n"),
+        ("a0", "zero\n"),
+        ("sub-x", "beside the tracked nested repository\n"),
+        ("sub.txt", "beside it too\n"),
+        ("sub/.git-blame-ignore-revs", "abc\n"),
+        ("sub/s.txt", "nested\n"),
+        ("data/raw.csv", "1,2\n"),
+        ("data-raw/x.csv", "3,4\n"),
+        ("data.csv", "5,6\n"),
+    ];
+    for (path, content) in files {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+    for nested in ["sub", "data"] {
+        let nested = repo.join(nested);
+        env.git(&nested, ["init", "-q"]).success();
+        env.git(&nested, ["add", "."]).success();
+        env.git(&nested, ["commit", "-q", "-m", "nested"]).success();
+        env.git(&nested, ["branch", "fix/one"]).success();
+        env.git(&nested, ["branch", "fix-two"]).success();
+    }
+    // `data` stays untracked: git lists it as `data/`.
+    env.git(
+        &repo,
+        ["add", "a", "a!", "a-1", "a.txt", "a0", "sub", "sub-x"],
+    )
+    .success();
+    env.git(&repo, ["commit", "-q", "-m", "names"]).success();
+    env.git(&repo, ["branch", "feature/x"]).success();
+    env.git(&repo, ["branch", "feature-y"]).success();
+    let hooks = repo.join(".git/hooks");
+    let copy = repo.join(".git/hooks.bak");
+    std::fs::create_dir_all(&copy).expect("mkdir");
+    for entry in std::fs::read_dir(&hooks).expect("hooks") {
+        let entry = entry.expect("entry");
+        std::fs::copy(entry.path(), copy.join(entry.file_name())).expect("copy");
+    }
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    let first = snapshot_json(&env, &repo, store);
+    assert_eq!(first["unchanged"], false);
+    let again = snapshot_json(&env, &repo, store);
+    assert_eq!(again["unchanged"], true, "the order is the same every time");
+
+    let target = env.root_path().join("restored");
+    restore_latest(&env, store, &target).success();
+    assert_eq!(tree(&target), tree(&repo));
+    let names = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .expect("a folder")
+            .map(|entry| entry.expect("entry").file_name())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(names(&target.join(".git/hooks.bak")), names(&copy));
+    for nested in ["", "sub", "data"] {
+        let (original, restored) = (repo.join(nested), target.join(nested));
+        env.git(&restored, ["fsck", "--strict"]).success();
+        assert_eq!(git_state(&env, &restored), git_state(&env, &original));
+    }
+}

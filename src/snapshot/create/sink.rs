@@ -11,7 +11,7 @@ use super::super::id::Hash;
 use super::super::index::BlobIndex;
 use super::super::manifest::{ManifestError, RelPath};
 use super::super::pack::{Pack, Packer};
-use super::super::{state, tree};
+use super::super::{scan, state, tree};
 
 /// One entry of the snapshot being made (held only for the workspace's `.git`, see [`Sink`]).
 pub struct Pending {
@@ -202,7 +202,10 @@ impl<'a> Sink<'a> {
     /// refuse.
     pub fn finish(mut self) -> Finished {
         let mut git_dir = std::mem::take(&mut self.git_dir);
-        git_dir.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+        git_dir.sort_unstable_by(|a, b| {
+            let is_dir = |entry: &Pending| matches!(entry.kind, PendingKind::Dir(_));
+            scan::order(&a.path.0, is_dir(a), &b.path.0, is_dir(b))
+        });
         for entry in git_dir {
             self.take(entry);
         }
