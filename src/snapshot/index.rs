@@ -9,6 +9,8 @@
 //! pack that fails is never used again from this machine.
 
 use std::collections::{HashMap, HashSet};
+
+use hashbrown::HashTable;
 use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt};
@@ -64,9 +66,10 @@ const REFRESH_ROUNDS: usize = 3;
 pub struct BlobIndex {
     packs: Vec<PackIndex>,
     known_packs: HashSet<String>,
-    /// Where each blob is: a pack (its place in `packs`) and the blob's place in its list.
-    /// At 100,000 files this is most of the index's memory: 40 bytes a blob.
-    blobs: HashMap<Hash, Place>,
+    /// Where each blob is: a pack (its place in `packs`) and the blob's place in its list,
+    /// found by the blob's hash, which is read from there rather than held twice (8 bytes a
+    /// blob and the table's own, where a map from hash to place takes 40).
+    blobs: HashTable<Place>,
     /// Packs whose bytes were seen to hold what their index says: written here, or checked.
     verified: HashSet<String>,
     /// Packs that failed a check: never believed again.
@@ -89,6 +92,17 @@ pub struct BlobIndex {
 struct Place {
     pack: u32,
     blob: u32,
+}
+
+impl Place {
+    fn hash(self, packs: &[PackIndex]) -> &Hash {
+        &packs[self.pack as usize].blobs[self.blob as usize].hash
+    }
+}
+
+/// Where a blob's hash goes in [`BlobIndex::blobs`]: its first bytes, already uniform.
+fn bucket(hash: &Hash) -> u64 {
+    u64::from_le_bytes(hash.0[..8].try_into().expect("8 bytes"))
 }
 
 /// The local copy's first bytes (see [`BlobIndex::save`] for the rest).
@@ -135,6 +149,12 @@ impl BlobIndex {
         index.marked = cached.marked.into_iter().collect();
         index.sets = cached.sets.into_iter().collect();
         let in_sets: HashSet<String> = cached.in_sets.into_iter().collect();
+        // Room for every blob at once: a table that grows as it fills holds two for a moment.
+        let blobs = cached.packs.iter().map(|pack| pack.blobs.len()).sum();
+        let packs = &index.packs;
+        index
+            .blobs
+            .reserve(blobs, |place| bucket(place.hash(packs)));
         for pack in cached.packs {
             if pack.check(&pack.pack, MAX_PACK_LEN).is_ok() {
                 let in_set = in_sets.contains(&pack.pack);
@@ -416,33 +436,35 @@ impl BlobIndex {
         }
         let marked = self.marked.contains(&pack.pack);
         let number = self.packs.len() as u32;
-        for (number_in_pack, blob) in pack.blobs.iter().enumerate() {
-            let hash = blob.hash;
-            let place = Place {
-                pack: number,
-                blob: number_in_pack as u32,
+        // Known first, so that the table can read each of its blobs' hashes.
+        self.packs.push(pack);
+        let packs = &self.packs;
+        self.blobs
+            .reserve(packs[number as usize].blobs.len(), |place| {
+                bucket(place.hash(packs))
+            });
+        for blob in 0..packs[number as usize].blobs.len() as u32 {
+            let place = Place { pack: number, blob };
+            let hash = place.hash(packs);
+            let is_hash = |known: &Place| known.hash(packs) == hash;
+            let Some(known) = self.blobs.find_mut(bucket(hash), is_hash) else {
+                self.blobs
+                    .insert_unique(bucket(hash), place, |p| bucket(p.hash(packs)));
+                continue;
             };
-            match self.blobs.get(&hash) {
-                None => {
-                    self.blobs.insert(hash, place);
-                }
-                Some(known) if known.pack == number => {}
-                Some(known) => {
-                    let known_pack = &self.packs[known.pack as usize].pack;
-                    match (self.marked.contains(known_pack), marked) {
-                        (true, false) => {
-                            self.blobs.insert(hash, place);
-                        }
-                        (false, true) => {}
-                        _ => {
-                            self.ambiguous.insert(known_pack.clone());
-                            self.ambiguous.insert(pack.pack.clone());
-                        }
-                    }
+            if known.pack == number {
+                continue;
+            }
+            let known_pack = &packs[known.pack as usize].pack;
+            match (self.marked.contains(known_pack), marked) {
+                (true, false) => *known = place,
+                (false, true) => {}
+                _ => {
+                    self.ambiguous.insert(known_pack.clone());
+                    self.ambiguous.insert(packs[number as usize].pack.clone());
                 }
             }
         }
-        self.packs.push(pack);
         self.dirty = true;
     }
 
@@ -489,7 +511,7 @@ impl BlobIndex {
 
     /// Where blob `hash` is stored, preferring a pack no prune marked for deletion.
     pub fn locate(&self, hash: &Hash) -> Option<BlobRef> {
-        let place = self.blobs.get(hash)?;
+        let place = self.place(hash)?;
         let pack = &self.packs[place.pack as usize];
         let blob = &pack.blobs[place.blob as usize];
         Some(BlobRef {
@@ -503,16 +525,20 @@ impl BlobIndex {
 
     /// The pack blob `hash` is read from ([`BlobIndex::locate`]'s).
     pub fn pack_of(&self, hash: &Hash) -> Option<&str> {
-        let place = self.blobs.get(hash)?;
+        let place = self.place(hash)?;
         Some(&self.packs[place.pack as usize].pack)
     }
 
     /// Whether a snapshot being written may reuse blob `hash`: the store holds it in a pack no
     /// prune marked for deletion (a marked pack may be gone before the snapshot is).
     pub fn contains(&self, hash: &Hash) -> bool {
-        self.blobs
-            .get(hash)
+        self.place(hash)
             .is_some_and(|place| !self.marked.contains(&self.packs[place.pack as usize].pack))
+    }
+
+    fn place(&self, hash: &Hash) -> Option<Place> {
+        let is_hash = |place: &Place| place.hash(&self.packs) == hash;
+        self.blobs.find(bucket(hash), is_hash).copied()
     }
 
     /// Every pack known, with what it holds.
