@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every benchmark, one after the other: credential helper, commit hook, snapshots, stores,
-# retention.
+# retention, memory as the workspace grows.
 set -euo pipefail
 cd "$(dirname "$0")"
 ./credential.sh
@@ -8,3 +8,4 @@ cd "$(dirname "$0")"
 ./snapshot.sh
 ./store.sh
 ./retention.sh
+./memory.sh

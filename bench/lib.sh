@@ -1,4 +1,4 @@
-# Shared by bench/store.sh and bench/retention.sh, sourced first; its functions but `need` use
+# Shared by bench/store.sh, bench/retention.sh and bench/memory.sh, sourced first; its functions but `need` use
 # `work` (a temporary folder) and `log` (where every command's output goes), set by the script.
 # shellcheck shell=bash
 # `work` and `log` come from the script that sources this; `secs` and `mib` go back to it.

@@ -33,6 +33,47 @@ impl Atomic {
     };
 }
 
+/// Opens one of gitkit's own files (a cache, a state record) for reading. Whatever took its
+/// place that is not a regular file (a FIFO, which would block the open for ever, a device, a
+/// folder) is an error, as a missing file is: the caller treats it as absent.
+pub fn open_own(path: &Path) -> std::io::Result<std::fs::File> {
+    let file = no_wait(std::fs::File::options().read(true)).open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// `options` for one of gitkit's own files, that never wait on a FIFO or device that took its
+/// place: the open fails instead (for writing to a FIFO nobody reads, with ENXIO), where it
+/// would otherwise block a hook, and with it a commit, for ever.
+pub fn no_wait(options: &mut std::fs::OpenOptions) -> &mut std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    options.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+}
+
+/// Makes one of gitkit's own marker files, empty, without waiting ([`no_wait`]).
+pub fn touch_own(path: &Path) -> std::io::Result<()> {
+    no_wait(
+        std::fs::File::options()
+            .create(true)
+            .write(true)
+            .truncate(true),
+    )
+    .open(path)?;
+    Ok(())
+}
+
+/// [`open_own`], read whole.
+pub fn read_own(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut open_own(path)?, &mut data)?;
+    Ok(data)
+}
+
 /// Writes to a temporary file beside `path`, syncs it, then renames it into place, so a reader
 /// sees the old content or the new, never part of it. The file is private (0600).
 pub fn write_atomically(path: &Path, data: &[u8]) -> std::io::Result<()> {

@@ -106,7 +106,7 @@ pub struct Snapshotted {
 /// The post-commit hook: marks a snapshot as wanted, starts a detached worker, returns.
 pub fn post_commit(state_dir: &Path, root: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(state_dir)?;
-    std::fs::write(state_dir.join(PENDING), b"")?;
+    crate::fs::touch_own(&state_dir.join(PENDING))?;
     // A worker holds the lock: it will see the mark, as it looks again after letting go.
     if try_lock(state_dir)?.is_none() {
         return Ok(());
@@ -207,14 +207,15 @@ pub fn run(
 /// Marks a snapshot as wanted, for a run started other than by the hook (cron).
 pub fn want_snapshot(state_dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(state_dir)?;
-    std::fs::write(state_dir.join(PENDING), b"")
+    crate::fs::touch_own(&state_dir.join(PENDING))
 }
 
 pub fn status(state_dir: &Path, installed: bool, hook: PathBuf) -> std::io::Result<HookStatus> {
     let running = std::fs::metadata(state_dir.join(LOCK)).is_ok() && try_lock(state_dir)?.is_none();
     let worker = running
-        .then(|| std::fs::read_to_string(state_dir.join(LOCK)).ok())
+        .then(|| crate::fs::read_own(&state_dir.join(LOCK)).ok())
         .flatten()
+        .and_then(|data| String::from_utf8(data).ok())
         .and_then(|text| worker(&text, SystemTime::now()));
     Ok(HookStatus {
         installed,
@@ -251,10 +252,7 @@ fn unix_seconds(time: SystemTime) -> u64 {
 }
 
 fn try_lock(state_dir: &Path) -> std::io::Result<Option<File>> {
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
+    let file = crate::fs::no_wait(File::options().create(true).truncate(false).write(true))
         .open(state_dir.join(LOCK))?;
     match flock(&file, FlockOperation::NonBlockingLockExclusive) {
         Ok(()) => Ok(Some(file)),
@@ -295,12 +293,12 @@ fn log(state_dir: &Path, line: &str) -> std::io::Result<()> {
     if std::fs::metadata(&path).is_ok_and(|m| m.len() > LOG_LIMIT) {
         std::fs::rename(&path, state_dir.join(format!("{LOG}.1")))?;
     }
-    let mut file = File::options().create(true).append(true).open(path)?;
+    let mut file = crate::fs::no_wait(File::options().create(true).append(true)).open(path)?;
     writeln!(file, "{} {line}", crate::time::rfc3339(SystemTime::now()))
 }
 
 fn load_record(state_dir: &Path) -> Record {
-    std::fs::read(state_dir.join(RECORD))
+    crate::fs::read_own(&state_dir.join(RECORD))
         .ok()
         .and_then(|data| serde_json::from_slice(&data).ok())
         .unwrap_or_default()

@@ -173,7 +173,7 @@ impl FileCache {
     /// unreadable (it is only a cache). Entries are trusted only if they changed more than
     /// `racy_window` before they were read.
     pub fn load(state_dir: &Path, racy_window: Duration) -> Self {
-        let mut old = std::fs::File::open(Self::path(state_dir))
+        let mut old = crate::fs::open_own(&Self::path(state_dir))
             .ok()
             .map(|file| BufReader::with_capacity(64 << 10, file));
         if let Some(reader) = &mut old
@@ -339,7 +339,7 @@ fn remove_stale(state_dir: &Path) {
             continue;
         }
         let path = entry.path();
-        let Ok(file) = std::fs::File::open(&path) else {
+        let Ok(file) = crate::fs::open_own(&path) else {
             continue;
         };
         let quiet = file

@@ -142,7 +142,7 @@ impl BlobIndex {
     /// says is checked against the store before anything relies on it.
     pub fn load(cache: &Path) -> Self {
         let mut index = Self::default();
-        let cached = std::fs::File::open(cache)
+        let cached = crate::fs::open_own(cache)
             .and_then(|file| read_cache(&mut std::io::BufReader::with_capacity(64 << 10, file)))
             .unwrap_or_default();
         index.refused = cached.refused.into_iter().collect();

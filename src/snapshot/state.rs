@@ -36,7 +36,7 @@ impl Last {
     }
 
     pub fn load(state_dir: &Path, store_name: &str) -> Option<Self> {
-        let data = std::fs::read(Self::path(state_dir, store_name)).ok()?;
+        let data = crate::fs::read_own(&Self::path(state_dir, store_name)).ok()?;
         serde_json::from_slice(&data).ok()
     }
 

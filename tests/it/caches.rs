@@ -184,3 +184,63 @@ fn a_killed_snapshots_cache_file_is_removed_by_the_next_run() {
     snapshot_json(&env, &repo, store);
     assert_eq!(temporaries(&state), Vec::<PathBuf>::new());
 }
+
+/// Makes a FIFO at `path`, in place of whatever was there.
+fn fifo_at(env: &Env, path: &Path) {
+    let _ = std::fs::remove_file(path);
+    env.command("mkfifo")
+        .args([path.to_str().expect("utf-8")])
+        .success();
+}
+
+/// Guards gitkit's own files replaced by FIFOs (nobody writes them): opening one to read
+/// waited for ever, so a snapshot never ended, and the hook's marker, lock and log would
+/// have held up the commit itself. Each is now not a cache (rebuilt) or an error the hook
+/// swallows; nothing waits.
+#[test]
+fn a_fifo_in_place_of_a_cache_or_a_hook_file_makes_nothing_wait() {
+    let (env, repo, store) = snapshotted();
+    let state = repo.join(".git/gitkit");
+    let mut replaced = Vec::new();
+    for entry in std::fs::read_dir(&state).expect("state") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("a name")
+            .to_string_lossy()
+            .into_owned();
+        let ours = name == "files.bin"
+            || name.starts_with("index-") && name.ends_with(".bin")
+            || name.starts_with("last-") && name.ends_with(".json");
+        if ours {
+            fifo_at(&env, &path);
+            replaced.push(name);
+        }
+    }
+    replaced.sort();
+    assert_eq!(
+        replaced.len(),
+        3,
+        "files.bin, index-*.bin and last-*.json: {replaced:?}"
+    );
+    std::fs::write(repo.join("a.txt"), b"changed\n").expect("write");
+    let limit = std::time::Duration::from_secs(60);
+    let output = env
+        .gitkit_in(&repo, ["snapshot", "--json", "--store", &store])
+        .output_within(limit);
+    assert!(output.status.success(), "{}", describe(&output));
+    let target = env.root_path().join("restored");
+    restore_latest(&env, &store, &target).success();
+    assert_eq!(tree(&target), tree(&repo));
+
+    env.gitkit_in(&repo, ["hooks", "install"]).success();
+    for name in ["pending", "snapshot.lock", "hook.log"] {
+        fifo_at(&env, &state.join(name));
+    }
+    std::fs::write(repo.join("b.txt"), b"committed\n").expect("write");
+    env.git(&repo, ["add", "b.txt"]).success();
+    let output = env
+        .git(&repo, ["commit", "-q", "-m", "with FIFOs in the way"])
+        .output_within(limit);
+    assert!(output.status.success(), "{}", describe(&output));
+}
