@@ -416,9 +416,15 @@ impl<'a> Listed<'a> {
                 }
             };
             if metadata.is_dir() {
-                // A submodule or a nested repository; any other folder holds nothing to keep.
+                // A submodule or a nested repository, unless a pattern names its folder (`dep/`);
+                // any other folder holds nothing to keep.
                 let nested = root.join(path_of(&path)).join(".git");
-                if std::fs::symlink_metadata(nested).is_ok() {
+                let excluded = self
+                    .context
+                    .exclude
+                    .matched(path_of(&path), true)
+                    .is_ignore();
+                if !excluded && std::fs::symlink_metadata(nested).is_ok() {
                     self.ready.push_back(Next::Nested(path));
                 }
                 continue;
@@ -431,7 +437,9 @@ impl<'a> Listed<'a> {
         Ok(())
     }
 
-    /// Whether every folder on the way to `path` is a real folder, not a link or a file.
+    /// Whether every folder on the way to `path` is a real folder, not a link or a file. A
+    /// folder below the prefix that holds a repository of its own (one made inside a folder
+    /// git tracks files in, which git lists as plain files) is said when first seen.
     fn under_real_folders(&mut self, path: &[u8]) -> bool {
         let ancestors = path
             .iter()
@@ -445,7 +453,10 @@ impl<'a> Listed<'a> {
                 None => {
                     self.folders.truncate(depth);
                     let full = self.context.root.join(path_of(folder));
-                    let real = std::fs::symlink_metadata(full).is_ok_and(|m| m.is_dir());
+                    let real = std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir());
+                    if real && folder.len() > self.prefix.len() && holds_repository(&full) {
+                        self.ready.push_back(Next::Nested(folder.to_vec()));
+                    }
                     self.folders.push((folder.to_vec(), real));
                     real
                 }
@@ -474,6 +485,22 @@ impl Iterator for Listed<'_> {
                 return Some(Err(e));
             }
         }
+    }
+}
+
+/// Whether `folder` holds a repository: a `.git` folder with a `HEAD`, or a `.git` file
+/// pointing to one (`gitdir: ...`), as git itself checks before it takes a folder for one.
+fn holds_repository(folder: &Path) -> bool {
+    let dot_git = folder.join(".git");
+    match std::fs::symlink_metadata(&dot_git) {
+        Ok(metadata) if metadata.is_dir() => dot_git.join("HEAD").exists(),
+        Ok(metadata) if metadata.is_file() => {
+            let mut start = [0u8; 8];
+            std::fs::File::open(&dot_git)
+                .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut start))
+                .is_ok_and(|()| &start == b"gitdir: ")
+        }
+        _ => false,
     }
 }
 

@@ -920,3 +920,62 @@ fn names_that_sort_between_a_folder_and_its_contents_round_trip() {
         assert_eq!(git_state(&env, &restored), git_state(&env, &original));
     }
 }
+
+/// A repository made inside a folder whose files the workspace already tracks: git lists
+/// those files (and the folder's untracked ones) as the workspace's own, and never names the
+/// folder as a nested repository; its `.git` is still part of the workspace.
+#[test]
+fn a_repository_inside_a_folder_the_workspace_tracks_keeps_its_git() {
+    let (env, repo) = Env::with_project();
+    let lib = repo.join("lib");
+    std::fs::create_dir_all(lib.join("src")).expect("mkdir");
+    std::fs::write(lib.join("src/a.rs"), "fn a() {}\n").expect("write");
+    env.git(&repo, ["add", "lib"]).success();
+    env.git(&repo, ["commit", "-q", "-m", "lib"]).success();
+    env.git(&lib, ["init", "-q"]).success();
+    env.git(&lib, ["add", "."]).success();
+    env.git(&lib, ["commit", "-q", "-m", "inner"]).success();
+    std::fs::write(lib.join("notes.txt"), "untracked in both\n").expect("write");
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    snapshot_json(&env, &repo, store);
+
+    let target = env.root_path().join("restored");
+    restore_latest(&env, store, &target).success();
+    assert_eq!(tree(&target), tree(&repo));
+    for (original, restored) in [(&repo, &target), (&lib, &target.join("lib"))] {
+        env.git(restored, ["fsck", "--strict"]).success();
+        assert_eq!(git_state(&env, restored), git_state(&env, original));
+    }
+}
+
+/// A `gitkit.exclude` pattern for a folder (`dep/`) leaves out a repository nested there,
+/// tracked or not, whole: its `.git` as well as its files.
+#[test]
+fn a_folder_pattern_in_gitkit_exclude_leaves_out_a_nested_repository_whole() {
+    let (env, repo) = Env::with_project();
+    for nested in ["dep", "mod"] {
+        let nested = repo.join(nested);
+        std::fs::create_dir_all(&nested).expect("mkdir");
+        std::fs::write(nested.join("v.txt"), "v\n").expect("write");
+        env.git(&nested, ["init", "-q"]).success();
+        env.git(&nested, ["add", "."]).success();
+        env.git(&nested, ["commit", "-q", "-m", "nested"]).success();
+    }
+    // `mod` is tracked (a gitlink); `dep` stays untracked (git lists it as `dep/`).
+    env.git(&repo, ["add", "mod"]).success();
+    env.git(&repo, ["commit", "-q", "-m", "mod"]).success();
+    for pattern in ["dep/", "mod/"] {
+        env.git(&repo, ["config", "--add", "gitkit.exclude", pattern])
+            .success();
+    }
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    snapshot_json(&env, &repo, store);
+
+    let target = env.root_path().join("restored");
+    restore_latest(&env, store, &target).success();
+    for nested in ["dep", "mod"] {
+        assert!(!target.join(nested).exists(), "{nested} left out whole");
+    }
+}
