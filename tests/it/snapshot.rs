@@ -979,3 +979,35 @@ fn a_folder_pattern_in_gitkit_exclude_leaves_out_a_nested_repository_whole() {
         assert!(!target.join(nested).exists(), "{nested} left out whole");
     }
 }
+
+/// A work tree whose repository lives elsewhere, through a `.git` file (`git init
+/// --separate-git-dir`) or a `.git` link, is the workspace: the folder holding that `.git`,
+/// not the one above the repository (which is where libgit2 puts the work tree).
+#[test]
+fn a_work_tree_whose_repository_is_elsewhere_is_the_one_snapshotted() {
+    let env = Env::new();
+    let elsewhere = env.dir("elsewhere");
+    let other = env.dir("other");
+    env.git(&other, ["init", "-q"]).success();
+    std::fs::write(other.join("other.txt"), "not this one\n").expect("write");
+    let separate = env.root_path().join("separate");
+    let gitdir = elsewhere.join("separate.git");
+    env.git(env.root_path(), ["init", "-q", "--separate-git-dir"])
+        .args([gitdir.as_os_str(), separate.as_os_str()])
+        .success();
+    let linked = env.dir("linked");
+    symlink(other.join(".git"), linked.join(".git")).expect("symlink");
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    for (repo, name) in [(&separate, "separate"), (&linked, "linked")] {
+        std::fs::write(repo.join("mine.txt"), format!("{name}\n")).expect("write");
+        let snapshot = snapshot_json(&env, repo, store);
+        assert_eq!(snapshot["summary"]["workspace"], name);
+        let id = snapshot["summary"]["id"].as_str().expect("an id");
+        let target = env.root_path().join(format!("restored-{name}"));
+        env.gitkit(["restore", id, "--store", store, "--workspace", name, "--to"])
+            .args([&target])
+            .success();
+        assert_eq!(tree(&target), tree(repo));
+    }
+}
