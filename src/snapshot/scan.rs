@@ -29,7 +29,10 @@ pub enum ScanError {
     Walk(PathBuf, #[source] walkdir::Error),
     #[error("could not keep the list of files found in a temporary file")]
     Spool(#[source] std::io::Error),
-    #[error("git listed {0:?} out of order; gitkit relies on git's listing being sorted")]
+    #[error(
+        "git listed {0:?} out of order (a damaged index does that; `git status` tells); gitkit \
+         relies on git's listing being sorted"
+    )]
     Unsorted(String),
 }
 

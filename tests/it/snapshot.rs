@@ -1011,3 +1011,29 @@ fn a_work_tree_whose_repository_is_elsewhere_is_the_one_snapshotted() {
         assert_eq!(tree(&target), tree(repo));
     }
 }
+
+/// A damaged `.git/index` that git still reads makes it list paths out of order: the snapshot
+/// fails naming the index as the likely cause, and nothing is published.
+#[test]
+fn a_damaged_index_fails_the_snapshot_naming_the_index() {
+    let (env, repo) = Env::with_project();
+    for (path, content) in [("d/e/f", "1\n"), ("d-1", "2\n"), ("top", "3\n")] {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+    env.git(&repo, ["add", "-A"]).success();
+    env.git(&repo, ["commit", "-q", "-m", "files"]).success();
+    let index = repo.join(".git/index");
+    let damaged = std::fs::read(&index).expect("index")[..100].to_vec();
+    std::fs::write(&index, damaged).expect("write");
+    let store = env.dir("store");
+    let failed = env
+        .gitkit_in(
+            &repo,
+            ["snapshot", "--store", store.to_str().expect("utf-8")],
+        )
+        .failure();
+    assert!(stderr(&failed).contains("index"), "{}", stderr(&failed));
+    assert!(!store.join("snapshots").exists(), "nothing published");
+}
