@@ -496,14 +496,18 @@ impl Iterator for Listed<'_> {
 fn holds_repository(folder: &Path) -> bool {
     let dot_git = folder.join(".git");
     match std::fs::symlink_metadata(&dot_git) {
-        Ok(metadata) if metadata.is_dir() => dot_git.join("HEAD").exists(),
-        Ok(metadata) if metadata.is_file() => {
-            let mut start = [0u8; 8];
-            std::fs::File::open(&dot_git)
-                .and_then(|mut file| std::io::Read::read_exact(&mut file, &mut start))
-                .is_ok_and(|()| &start == b"gitdir: ")
+        Ok(metadata) if metadata.is_file() && metadata.len() <= 4096 => {
+            let Ok(link) = std::fs::read(&dot_git) else {
+                return false;
+            };
+            let Some(target) = link.strip_prefix(b"gitdir: ") else {
+                return false;
+            };
+            let target = path_of(target.trim_ascii_end());
+            folder.join(target).join("HEAD").exists()
         }
-        _ => false,
+        Ok(_) => dot_git.join("HEAD").exists(),
+        Err(_) => false,
     }
 }
 
