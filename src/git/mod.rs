@@ -236,6 +236,29 @@ impl Repository {
     }
 }
 
+/// The top of the working tree containing `dir`, as git finds it: the folder holding the
+/// `.git` (file, folder or link) git found, or `core.worktree`. (libgit2 takes the folder above
+/// the repository instead, wrong for a `.git` file made by `git init --separate-git-dir` or a
+/// `.git` that is a link.)
+pub fn top_level(dir: &Path) -> Result<std::path::PathBuf, GitError> {
+    use std::os::unix::ffi::OsStrExt;
+    let output = Command::new("git")
+        .current_dir(dir)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE")
+        .args(["rev-parse", "--show-toplevel"])
+        .output()
+        .map_err(GitError::Spawn)?;
+    if !output.status.success() {
+        return Err(GitError::Failed {
+            args: "rev-parse --show-toplevel".to_string(),
+            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    let out = output.stdout.strip_suffix(b"\n").unwrap_or(&output.stdout);
+    Ok(Path::new(OsStr::from_bytes(out)).to_path_buf())
+}
+
 /// The hooks folder git uses for the repository at `dir` (`core.hooksPath` included) and the
 /// working tree's top, as `git rev-parse` prints them, one a line.
 pub fn hooks_dir(dir: &Path) -> Result<String, GitError> {

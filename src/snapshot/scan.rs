@@ -29,7 +29,10 @@ pub enum ScanError {
     Walk(PathBuf, #[source] walkdir::Error),
     #[error("could not keep the list of files found in a temporary file")]
     Spool(#[source] std::io::Error),
-    #[error("git listed {0:?} out of order; gitkit relies on git's listing being sorted")]
+    #[error(
+        "git listed {0:?} out of order (a damaged index does that; `git status` tells); gitkit \
+         relies on git's listing being sorted"
+    )]
     Unsorted(String),
 }
 
@@ -416,9 +419,15 @@ impl<'a> Listed<'a> {
                 }
             };
             if metadata.is_dir() {
-                // A submodule or a nested repository; any other folder holds nothing to keep.
+                // A submodule or a nested repository, unless a pattern names its folder (`dep/`);
+                // any other folder holds nothing to keep.
                 let nested = root.join(path_of(&path)).join(".git");
-                if std::fs::symlink_metadata(nested).is_ok() {
+                let excluded = self
+                    .context
+                    .exclude
+                    .matched(path_of(&path), true)
+                    .is_ignore();
+                if !excluded && std::fs::symlink_metadata(nested).is_ok() {
                     self.ready.push_back(Next::Nested(path));
                 }
                 continue;
@@ -431,7 +440,9 @@ impl<'a> Listed<'a> {
         Ok(())
     }
 
-    /// Whether every folder on the way to `path` is a real folder, not a link or a file.
+    /// Whether every folder on the way to `path` is a real folder, not a link or a file. A
+    /// folder below the prefix that holds a repository of its own (one made inside a folder
+    /// git tracks files in, which git lists as plain files) is said when first seen.
     fn under_real_folders(&mut self, path: &[u8]) -> bool {
         let ancestors = path
             .iter()
@@ -445,7 +456,10 @@ impl<'a> Listed<'a> {
                 None => {
                     self.folders.truncate(depth);
                     let full = self.context.root.join(path_of(folder));
-                    let real = std::fs::symlink_metadata(full).is_ok_and(|m| m.is_dir());
+                    let real = std::fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir());
+                    if real && folder.len() > self.prefix.len() && holds_repository(&full) {
+                        self.ready.push_back(Next::Nested(folder.to_vec()));
+                    }
                     self.folders.push((folder.to_vec(), real));
                     real
                 }
@@ -474,6 +488,26 @@ impl Iterator for Listed<'_> {
                 return Some(Err(e));
             }
         }
+    }
+}
+
+/// Whether `folder` holds a repository: a `.git` folder with a `HEAD`, or a `.git` file
+/// pointing to one (`gitdir: ...`), as git itself checks before it takes a folder for one.
+fn holds_repository(folder: &Path) -> bool {
+    let dot_git = folder.join(".git");
+    match std::fs::symlink_metadata(&dot_git) {
+        Ok(metadata) if metadata.is_file() && metadata.len() <= 4096 => {
+            let Ok(link) = std::fs::read(&dot_git) else {
+                return false;
+            };
+            let Some(target) = link.strip_prefix(b"gitdir: ") else {
+                return false;
+            };
+            let target = path_of(target.trim_ascii_end());
+            folder.join(target).join("HEAD").exists()
+        }
+        Ok(_) => dot_git.join("HEAD").exists(),
+        Err(_) => false,
     }
 }
 

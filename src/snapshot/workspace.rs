@@ -38,6 +38,12 @@ impl Workspace {
         let root = repo
             .work_tree()
             .ok_or_else(|| WorkspaceError::Bare(dir.to_path_buf()))?;
+        // libgit2 misplaces the top of a work tree whose `.git` is a file or a link to a
+        // repository elsewhere; git itself knows.
+        let root = match crate::git::top_level(dir) {
+            Ok(top) if !top.as_os_str().is_empty() => top,
+            _ => root,
+        };
         // Through `git config` itself, so that `git -c`, GIT_CONFIG_* and includes apply.
         let settings = crate::git::config::get_regexp(Some(&root), r"^gitkit\.")
             .map_err(WorkspaceError::Config)?;

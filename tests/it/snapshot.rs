@@ -920,3 +920,120 @@ fn names_that_sort_between_a_folder_and_its_contents_round_trip() {
         assert_eq!(git_state(&env, &restored), git_state(&env, &original));
     }
 }
+
+/// A repository made inside a folder whose files the workspace already tracks: git lists
+/// those files (and the folder's untracked ones) as the workspace's own, and never names the
+/// folder as a nested repository; its `.git` is still part of the workspace.
+#[test]
+fn a_repository_inside_a_folder_the_workspace_tracks_keeps_its_git() {
+    let (env, repo) = Env::with_project();
+    let lib = repo.join("lib");
+    std::fs::create_dir_all(lib.join("src")).expect("mkdir");
+    std::fs::write(lib.join("src/a.rs"), "fn a() {}\n").expect("write");
+    env.git(&repo, ["add", "lib"]).success();
+    env.git(&repo, ["commit", "-q", "-m", "lib"]).success();
+    env.git(&lib, ["init", "-q"]).success();
+    env.git(&lib, ["add", "."]).success();
+    env.git(&lib, ["commit", "-q", "-m", "inner"]).success();
+    std::fs::write(lib.join("notes.txt"), "untracked in both\n").expect("write");
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    snapshot_json(&env, &repo, store);
+
+    let target = env.root_path().join("restored");
+    restore_latest(&env, store, &target).success();
+    assert_eq!(tree(&target), tree(&repo));
+    for (original, restored) in [(&repo, &target), (&lib, &target.join("lib"))] {
+        env.git(restored, ["fsck", "--strict"]).success();
+        assert_eq!(git_state(&env, restored), git_state(&env, original));
+    }
+}
+
+/// A `gitkit.exclude` pattern for a folder (`dep/`) leaves out a repository nested there,
+/// tracked or not, whole: its `.git` as well as its files.
+#[test]
+fn a_folder_pattern_in_gitkit_exclude_leaves_out_a_nested_repository_whole() {
+    let (env, repo) = Env::with_project();
+    for nested in ["dep", "mod"] {
+        let nested = repo.join(nested);
+        std::fs::create_dir_all(&nested).expect("mkdir");
+        std::fs::write(nested.join("v.txt"), "v\n").expect("write");
+        env.git(&nested, ["init", "-q"]).success();
+        env.git(&nested, ["add", "."]).success();
+        env.git(&nested, ["commit", "-q", "-m", "nested"]).success();
+    }
+    // `mod` is tracked (a gitlink); `dep` stays untracked (git lists it as `dep/`).
+    env.git(&repo, ["add", "mod"]).success();
+    env.git(&repo, ["commit", "-q", "-m", "mod"]).success();
+    for pattern in ["dep/", "mod/"] {
+        env.git(&repo, ["config", "--add", "gitkit.exclude", pattern])
+            .success();
+    }
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    snapshot_json(&env, &repo, store);
+
+    let target = env.root_path().join("restored");
+    restore_latest(&env, store, &target).success();
+    for nested in ["dep", "mod"] {
+        assert!(!target.join(nested).exists(), "{nested} left out whole");
+    }
+}
+
+/// A work tree whose repository lives elsewhere, through a `.git` file (`git init
+/// --separate-git-dir`) or a `.git` link, is the workspace: the folder holding that `.git`,
+/// not the one above the repository (which is where libgit2 puts the work tree).
+#[test]
+fn a_work_tree_whose_repository_is_elsewhere_is_the_one_snapshotted() {
+    let env = Env::new();
+    let elsewhere = env.dir("elsewhere");
+    let other = env.dir("other");
+    env.git(&other, ["init", "-q"]).success();
+    std::fs::write(other.join("other.txt"), "not this one\n").expect("write");
+    let separate = env.root_path().join("separate");
+    let gitdir = elsewhere.join("separate.git");
+    env.git(env.root_path(), ["init", "-q", "--separate-git-dir"])
+        .args([gitdir.as_os_str(), separate.as_os_str()])
+        .success();
+    let linked = env.dir("linked");
+    symlink(other.join(".git"), linked.join(".git")).expect("symlink");
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    for (repo, name) in [(&separate, "separate"), (&linked, "linked")] {
+        std::fs::write(repo.join("mine.txt"), format!("{name}\n")).expect("write");
+        let snapshot = snapshot_json(&env, repo, store);
+        assert_eq!(snapshot["summary"]["workspace"], name);
+        let id = snapshot["summary"]["id"].as_str().expect("an id");
+        let target = env.root_path().join(format!("restored-{name}"));
+        env.gitkit(["restore", id, "--store", store, "--workspace", name, "--to"])
+            .args([&target])
+            .success();
+        assert_eq!(tree(&target), tree(repo));
+    }
+}
+
+/// A damaged `.git/index` that git still reads makes it list paths out of order: the snapshot
+/// fails naming the index as the likely cause, and nothing is published.
+#[test]
+fn a_damaged_index_fails_the_snapshot_naming_the_index() {
+    let (env, repo) = Env::with_project();
+    for (path, content) in [("d/e/f", "1\n"), ("d-1", "2\n"), ("top", "3\n")] {
+        let path = repo.join(path);
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::write(path, content).expect("write");
+    }
+    env.git(&repo, ["add", "-A"]).success();
+    env.git(&repo, ["commit", "-q", "-m", "files"]).success();
+    let index = repo.join(".git/index");
+    let damaged = std::fs::read(&index).expect("index")[..100].to_vec();
+    std::fs::write(&index, damaged).expect("write");
+    let store = env.dir("store");
+    let failed = env
+        .gitkit_in(
+            &repo,
+            ["snapshot", "--store", store.to_str().expect("utf-8")],
+        )
+        .failure();
+    assert!(stderr(&failed).contains("index"), "{}", stderr(&failed));
+    assert!(!store.join("snapshots").exists(), "nothing published");
+}
