@@ -4,7 +4,8 @@
 # on generated workspaces of each size in SIZES (default 100,000 and 300,000 small text files,
 # 500 a folder, committed, git objects packed). For each: first snapshot, nothing changed,
 # one file edited, full restore; time and peak RSS (GNU time: the largest of the process and
-# the programs it ran, so git's own memory counts for gitkit, as it does for the user).
+# the programs it ran, so git's own memory counts for gitkit, as it does for the user), and
+# `git status --porcelain` on the same workspace for reference.
 #
 # Run: bench/memory.sh             (GITKIT=path/to/gitkit, default target/release/gitkit; no build)
 # Smoke: SIZES="2000 4000" bench/memory.sh
@@ -26,9 +27,9 @@ log="$out/memory.log"
 trap 'rm -rf "$work"' EXIT
 bench_env
 
-row() { printf '| %s | %s | %s s, %s MiB | %s s, %s MiB |\n' "$@"; }
-table="| files | measure | gitkit | restic |
-| --- | --- | --- | --- |"
+row() { printf '| %s | %s | %s s, %s MiB | %s s, %s MiB | %s |\n' "$@"; }
+table="| files | measure | gitkit | restic | \`git status --porcelain\` |
+| --- | --- | --- | --- | --- |"
 
 for n in $sizes; do
   ws="$work/ws-$n"
@@ -46,6 +47,7 @@ for n in $sizes; do
   sleep 1
   timed "$gitkit" -C "$ws" snapshot --store "$store"; g+=("$secs" "$mib")
   timed restic --repo "$repo" backup --quiet --host bench --exclude "$ws/.git/gitkit" "$ws"; r+=("$secs" "$mib")
+  timed git -C "$ws" status --porcelain; status="$secs s, $mib MiB"
   echo "edited" >>"$ws/folder000/file000.txt"
   timed "$gitkit" -C "$ws" snapshot --store "$store"; g+=("$secs" "$mib")
   timed restic --repo "$repo" backup --quiet --host bench --exclude "$ws/.git/gitkit" "$ws"; r+=("$secs" "$mib")
@@ -55,7 +57,9 @@ for n in $sizes; do
 
   i=0
   for measure in "first snapshot" "nothing changed" "one file edited" "full restore"; do
-    table+=$'\n'"$(row "$n" "$measure" "${g[i]}" "${g[i+1]}" "${r[i]}" "${r[i+1]}")"
+    reference=""
+    [ "$measure" = "nothing changed" ] && reference="$status"
+    table+=$'\n'"$(row "$n" "$measure" "${g[i]}" "${g[i+1]}" "${r[i]}" "${r[i+1]}" "$reference")"
     i=$((i + 2))
   done
   rm -rf "$ws" "$store" "$repo"

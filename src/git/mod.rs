@@ -96,9 +96,15 @@ pub struct Listing {
     ended: bool,
 }
 
-pub fn ls_files(dir: &Path, listed: Listed) -> Result<Listing, GitError> {
+/// Starts `git ls-files` in `dir` (see [`Listing`]). In a repository `nested` in the
+/// workspace, its own configuration's `core.fsmonitor` (a command git would run) is turned
+/// off: `git status` in the workspace never runs it either.
+pub fn ls_files(dir: &Path, listed: Listed, nested: bool) -> Result<Listing, GitError> {
     use std::process::Stdio;
     let mut command = Command::new("git");
+    if nested {
+        command.args(["-c", "core.fsmonitor=false"]);
+    }
     command
         .current_dir(dir)
         .env("GIT_OPTIONAL_LOCKS", "0")

@@ -298,7 +298,7 @@ impl<'a> Merge<'a> {
             crate::git::Listed::Untracked { include_ignored },
         ];
         for listed in lists {
-            let listing = crate::git::ls_files(&dir, listed)?;
+            let listing = crate::git::ls_files(&dir, listed, !prefix.is_empty())?;
             self.add_source(Box::new(Listed::new(self.context, &prefix, listing)))?;
         }
         if let Some(walk) = walk_git_dir(self.context.root, prefix) {
@@ -545,11 +545,17 @@ fn walk_git_dir<'a>(root: &'a Path, prefix: Vec<u8>) -> Option<Source<'a>> {
     let dot_git = root.join(path_of(&path));
     let metadata = std::fs::symlink_metadata(&dot_git).ok()?;
     if !metadata.is_dir() {
+        // A link is kept as a link: the repository it leads to is not in the snapshot.
+        let elsewhere = metadata.is_symlink().then(|| {
+            let message = "is a link; the repository it leads to is not in the snapshot";
+            Ok(Next::Warning(warning(&path, message.to_string())))
+        });
         let found = Found {
             path: RelPath(path),
             stat: Some(Stat::of(&metadata)),
         };
-        return Some(Box::new(std::iter::once(Ok(Next::Found(found)))));
+        let found = elsewhere.into_iter().chain([Ok(Next::Found(found))]);
+        return Some(Box::new(found));
     }
     let walk = walkdir::WalkDir::new(&dot_git)
         .sort_by(|a, b| {

@@ -1003,6 +1003,11 @@ fn a_work_tree_whose_repository_is_elsewhere_is_the_one_snapshotted() {
         std::fs::write(repo.join("mine.txt"), format!("{name}\n")).expect("write");
         let snapshot = snapshot_json(&env, repo, store);
         assert_eq!(snapshot["summary"]["workspace"], name);
+        // The link is kept as a link, and the snapshot says the repository is not in it.
+        let warned = snapshot["warnings"]
+            .to_string()
+            .contains("repository it leads to");
+        assert_eq!(warned, name == "linked", "{snapshot:#}");
         let id = snapshot["summary"]["id"].as_str().expect("an id");
         let target = env.root_path().join(format!("restored-{name}"));
         env.gitkit(["restore", id, "--store", store, "--workspace", name, "--to"])
@@ -1036,4 +1041,38 @@ fn a_damaged_index_fails_the_snapshot_naming_the_index() {
         .failure();
     assert!(stderr(&failed).contains("index"), "{}", stderr(&failed));
     assert!(!store.join("snapshots").exists(), "nothing published");
+}
+
+/// A repository nested in the workspace is listed by its own `git ls-files`, which would run
+/// the command its configuration names as `core.fsmonitor`; `git status` in the workspace never
+/// runs a nested repository's commands, and neither does a snapshot.
+#[test]
+fn a_nested_repositorys_fsmonitor_command_is_not_run() {
+    let (env, repo) = Env::with_project();
+    let nested = repo.join("tool");
+    std::fs::create_dir_all(&nested).expect("mkdir");
+    env.git(&nested, ["init", "-q"]).success();
+    std::fs::write(nested.join("t.txt"), "tool\n").expect("write");
+    env.git(&nested, ["add", "."]).success();
+    env.git(&nested, ["commit", "-q", "-m", "tool"]).success();
+    let marker = env.root_path().join("ran");
+    let command = env.root_path().join("fsmonitor.sh");
+    std::fs::write(
+        &command,
+        format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+    )
+    .expect("write");
+    std::fs::set_permissions(&command, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    env.git(&nested, ["config", "core.fsmonitor"])
+        .args([&command])
+        .success();
+    let store = env.dir("store");
+    snapshot_json(&env, &repo, store.to_str().expect("utf-8"));
+    assert!(
+        !marker.exists(),
+        "the nested repository's fsmonitor command ran"
+    );
+    // The command itself works: git in the nested repository runs it.
+    env.git(&nested, ["status", "--porcelain"]).success();
+    assert!(marker.exists(), "git runs it where it belongs");
 }
