@@ -145,7 +145,7 @@ pub fn run(
     std::fs::create_dir_all(state_dir)?;
     let mut runs = 0;
     loop {
-        let Some(mut lock) = try_lock(state_dir)? else {
+        let Some(mut lock) = try_lock_patiently(state_dir)? else {
             return Ok(RunOutcome { runs });
         };
         // Who holds the lock and since when, for `hooks status`.
@@ -259,6 +259,20 @@ fn try_lock(state_dir: &Path) -> std::io::Result<Option<File>> {
         Err(rustix::io::Errno::WOULDBLOCK) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`try_lock`], trying again for a moment: a lock can be held for an instant by a process
+/// that is not a worker (the hook looking whether one runs, or a process forked while it held
+/// the lock and not yet running its program), and a worker that gave up then could leave a
+/// mark nobody takes.
+fn try_lock_patiently(state_dir: &Path) -> std::io::Result<Option<File>> {
+    for _ in 0..10 {
+        if let Some(lock) = try_lock(state_dir)? {
+            return Ok(Some(lock));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    try_lock(state_dir)
 }
 
 /// Waits until the last mark is `settle` old, so that a burst of commits (a rebase, a script)

@@ -124,6 +124,25 @@ pub(crate) fn restore_latest(env: &Env, store: &str, target: &Path) -> crate::su
         .args([target])
 }
 
+/// Snapshots `repo` to a new folder store and restores it into a new folder: the same files
+/// come back, and the workspace and each repository `nested` in it are sound repositories in
+/// the same state. The store and the restored folder.
+#[track_caller]
+fn assert_round_trip(env: &Env, repo: &Path, nested: &[&str]) -> (String, PathBuf) {
+    let store = env.dir("store").to_str().expect("utf-8").to_string();
+    let first = snapshot_json(env, repo, &store);
+    assert_eq!(first["unchanged"], false, "{first:#}");
+    let target = env.root_path().join("restored");
+    restore_latest(env, &store, &target).success();
+    assert_eq!(tree(&target), tree(repo));
+    for nested in std::iter::once("").chain(nested.iter().copied()) {
+        let (original, restored) = (repo.join(nested), target.join(nested));
+        env.git(&restored, ["fsck", "--strict"]).success();
+        assert_eq!(git_state(env, &restored), git_state(env, &original));
+    }
+    (store, target)
+}
+
 /// `gitkit restore ID` of workspace `project` from `store` into `target`.
 pub(crate) fn restore_snapshot(env: &Env, store: &str, id: &str, target: &Path) -> Output {
     env.gitkit([
@@ -830,17 +849,7 @@ fn names_around_dot_git_and_a_nested_repository_round_trip() {
     env.git(&repo, ["add", "-A"]).success();
     env.git(&repo, ["commit", "-q", "-m", "odd names"])
         .success();
-    let store = env.dir("store");
-    let store = store.to_str().expect("utf-8");
-    snapshot_json(&env, &repo, store);
-
-    let target = env.root_path().join("restored");
-    restore_latest(&env, store, &target).success();
-    assert_eq!(tree(&target), tree(&repo));
-    for (original, restored) in [(&repo, &target), (&sub, &target.join("sub"))] {
-        env.git(restored, ["fsck", "--strict"]).success();
-        assert_eq!(git_state(&env, restored), git_state(&env, original));
-    }
+    assert_round_trip(&env, &repo, &["sub"]);
 }
 
 /// A snapshot's entries come in git's tree order (a folder's as if it ended in `/`), merged
@@ -895,16 +904,9 @@ fn names_that_sort_between_a_folder_and_its_contents_round_trip() {
         let entry = entry.expect("entry");
         std::fs::copy(entry.path(), copy.join(entry.file_name())).expect("copy");
     }
-    let store = env.dir("store");
-    let store = store.to_str().expect("utf-8");
-    let first = snapshot_json(&env, &repo, store);
-    assert_eq!(first["unchanged"], false);
-    let again = snapshot_json(&env, &repo, store);
+    let (store, target) = assert_round_trip(&env, &repo, &["sub", "data"]);
+    let again = snapshot_json(&env, &repo, &store);
     assert_eq!(again["unchanged"], true, "the order is the same every time");
-
-    let target = env.root_path().join("restored");
-    restore_latest(&env, store, &target).success();
-    assert_eq!(tree(&target), tree(&repo));
     let names = |dir: &Path| {
         let mut names: Vec<_> = std::fs::read_dir(dir)
             .expect("a folder")
@@ -914,11 +916,6 @@ fn names_that_sort_between_a_folder_and_its_contents_round_trip() {
         names
     };
     assert_eq!(names(&target.join(".git/hooks.bak")), names(&copy));
-    for nested in ["", "sub", "data"] {
-        let (original, restored) = (repo.join(nested), target.join(nested));
-        env.git(&restored, ["fsck", "--strict"]).success();
-        assert_eq!(git_state(&env, &restored), git_state(&env, &original));
-    }
 }
 
 /// A repository made inside a folder whose files the workspace already tracks: git lists
@@ -936,17 +933,7 @@ fn a_repository_inside_a_folder_the_workspace_tracks_keeps_its_git() {
     env.git(&lib, ["add", "."]).success();
     env.git(&lib, ["commit", "-q", "-m", "inner"]).success();
     std::fs::write(lib.join("notes.txt"), "untracked in both\n").expect("write");
-    let store = env.dir("store");
-    let store = store.to_str().expect("utf-8");
-    snapshot_json(&env, &repo, store);
-
-    let target = env.root_path().join("restored");
-    restore_latest(&env, store, &target).success();
-    assert_eq!(tree(&target), tree(&repo));
-    for (original, restored) in [(&repo, &target), (&lib, &target.join("lib"))] {
-        env.git(restored, ["fsck", "--strict"]).success();
-        assert_eq!(git_state(&env, restored), git_state(&env, original));
-    }
+    assert_round_trip(&env, &repo, &["lib"]);
 }
 
 /// A `gitkit.exclude` pattern for a folder (`dep/`) leaves out a repository nested there,
