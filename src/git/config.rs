@@ -23,10 +23,10 @@ pub fn get_regexp(dir: Option<&Path>, pattern: &str) -> Result<Vec<(String, Stri
     match output.status.code() {
         Some(0) => Ok(parse_z(&output.stdout)),
         Some(1) => Ok(Vec::new()),
-        _ => Err(GitError::Failed {
-            args: format!("config --get-regexp {pattern}"),
-            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        }),
+        _ => Err(GitError::failed(
+            format!("config --get-regexp {pattern}"),
+            &output.stderr,
+        )),
     }
 }
 

@@ -27,6 +27,26 @@ pub enum GitError {
     Read(#[source] std::io::Error),
 }
 
+impl GitError {
+    fn failed(args: impl Into<String>, stderr: &[u8]) -> Self {
+        Self::Failed {
+            args: args.into(),
+            detail: String::from_utf8_lossy(stderr).trim().to_string(),
+        }
+    }
+}
+
+/// git run in `dir`, finding the repository from there as a user's git would: not the one a
+/// hook's environment names (`GIT_DIR`, `GIT_WORK_TREE`).
+fn git_in(dir: &Path) -> Command {
+    let mut command = Command::new("git");
+    command
+        .current_dir(dir)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_WORK_TREE");
+    command
+}
+
 /// Runs git in `dir`; exit 1 (nothing found) counts as success with no output.
 pub fn run<I, S>(dir: &Path, args: I) -> Result<Vec<u8>, GitError>
 where
@@ -42,14 +62,10 @@ where
     match output.status.code() {
         Some(0) => Ok(output.stdout),
         Some(1) => Ok(Vec::new()),
-        _ => Err(GitError::Failed {
-            args: args
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect::<Vec<_>>()
-                .join(" "),
-            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        }),
+        _ => {
+            let args: Vec<_> = args.iter().map(|a| a.to_string_lossy()).collect();
+            Err(GitError::failed(args.join(" "), &output.stderr))
+        }
     }
 }
 
@@ -101,15 +117,12 @@ pub struct Listing {
 /// off: `git status` in the workspace never runs it either.
 pub fn ls_files(dir: &Path, listed: Listed, nested: bool) -> Result<Listing, GitError> {
     use std::process::Stdio;
-    let mut command = Command::new("git");
+    let mut command = git_in(dir);
     if nested {
         command.args(["-c", "core.fsmonitor=false"]);
     }
     command
-        .current_dir(dir)
         .env("GIT_OPTIONAL_LOCKS", "0")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
         .env_remove("GIT_INDEX_FILE")
         .args(["ls-files", "-z"])
         .stdin(Stdio::null())
@@ -176,10 +189,7 @@ impl Listing {
             .and_then(|thread| thread.join().ok())
             .unwrap_or_default();
         if !status.success() {
-            return Err(GitError::Failed {
-                args: "ls-files".to_string(),
-                detail: String::from_utf8_lossy(&said).trim().to_string(),
-            });
+            return Err(GitError::failed("ls-files", &said));
         }
         Ok(said)
     }
@@ -248,18 +258,15 @@ impl Repository {
 /// `.git` that is a link.)
 pub fn top_level(dir: &Path) -> Result<std::path::PathBuf, GitError> {
     use std::os::unix::ffi::OsStrExt;
-    let output = Command::new("git")
-        .current_dir(dir)
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_WORK_TREE")
+    let output = git_in(dir)
         .args(["rev-parse", "--show-toplevel"])
         .output()
         .map_err(GitError::Spawn)?;
     if !output.status.success() {
-        return Err(GitError::Failed {
-            args: "rev-parse --show-toplevel".to_string(),
-            detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-        });
+        return Err(GitError::failed(
+            "rev-parse --show-toplevel",
+            &output.stderr,
+        ));
     }
     let out = output.stdout.strip_suffix(b"\n").unwrap_or(&output.stdout);
     Ok(Path::new(OsStr::from_bytes(out)).to_path_buf())

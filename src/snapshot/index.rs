@@ -9,11 +9,10 @@
 //! pack that fails is never used again from this machine.
 
 use std::collections::{HashMap, HashSet};
-
-use hashbrown::HashTable;
 use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt};
+use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
 
 use super::binary;

@@ -205,30 +205,32 @@ struct Merge<'a> {
 }
 
 /// A source's next entry, or a nested work tree to open when the merge gets to it.
-struct Head {
-    path: Vec<u8>,
-    is_dir: bool,
-    what: HeadKind,
-}
-
-enum HeadKind {
-    Found { stat: Option<Stat>, source: usize },
-    Nested,
+enum Head {
+    Found { found: Found, source: usize },
+    Nested(Vec<u8>),
 }
 
 impl Head {
+    /// Its path, and whether that is a folder's: what [`order`] compares.
+    fn key(&self) -> (&[u8], bool) {
+        match self {
+            Head::Found { found, .. } => (&found.path.0, found.is_dir()),
+            Head::Nested(path) => (path, true),
+        }
+    }
+
     fn tie_break(&self) -> usize {
-        match self.what {
-            HeadKind::Found { source, .. } => source,
-            HeadKind::Nested => usize::MAX,
+        match self {
+            Head::Found { source, .. } => *source,
+            Head::Nested(_) => usize::MAX,
         }
     }
 }
 
 impl Ord for Head {
     fn cmp(&self, other: &Self) -> Ordering {
-        order(&self.path, self.is_dir, &other.path, other.is_dir)
-            .then_with(|| self.tie_break().cmp(&other.tie_break()))
+        let ((a, a_is_dir), (b, b_is_dir)) = (self.key(), other.key());
+        order(a, a_is_dir, b, b_is_dir).then_with(|| self.tie_break().cmp(&other.tie_break()))
     }
 }
 
@@ -260,29 +262,25 @@ impl<'a> Merge<'a> {
     /// The next entry in [`order`]; `None` at the end.
     fn next(&mut self) -> Result<Option<Found>, ScanError> {
         while let Some(Reverse(head)) = self.heads.pop() {
-            if let HeadKind::Found { source, .. } = head.what {
-                self.pull(source)?;
+            if let Head::Found { source, .. } = &head {
+                self.pull(*source)?;
             }
+            let (path, is_dir) = head.key();
             if let Some((last, last_is_dir)) = &self.last {
-                match order(last, *last_is_dir, &head.path, head.is_dir) {
+                match order(last, *last_is_dir, path, is_dir) {
                     Ordering::Less => {}
                     // git lists a path once per merge stage while a merge is unresolved.
                     Ordering::Equal => continue,
-                    Ordering::Greater => return Err(ScanError::Unsorted(lossy(&head.path))),
+                    Ordering::Greater => return Err(ScanError::Unsorted(lossy(path))),
                 }
             }
             let last = self.last.get_or_insert_with(Default::default);
             last.0.clear();
-            last.0.extend_from_slice(&head.path);
-            last.1 = head.is_dir;
-            match head.what {
-                HeadKind::Found { stat, .. } => {
-                    return Ok(Some(Found {
-                        path: RelPath(head.path),
-                        stat,
-                    }));
-                }
-                HeadKind::Nested => self.open_work_tree(head.path)?,
+            last.0.extend_from_slice(path);
+            last.1 = is_dir;
+            match head {
+                Head::Found { found, .. } => return Ok(Some(found)),
+                Head::Nested(path) => self.open_work_tree(path)?,
             }
         }
         Ok(None)
@@ -321,21 +319,9 @@ impl<'a> Merge<'a> {
             };
             match next? {
                 Next::Warning(warning) => self.warnings.push(warning),
-                Next::Nested(path) => self.heads.push(Reverse(Head {
-                    path,
-                    is_dir: true,
-                    what: HeadKind::Nested,
-                })),
+                Next::Nested(path) => self.heads.push(Reverse(Head::Nested(path))),
                 Next::Found(found) => {
-                    let is_dir = found.is_dir();
-                    self.heads.push(Reverse(Head {
-                        path: found.path.0,
-                        is_dir,
-                        what: HeadKind::Found {
-                            stat: found.stat,
-                            source,
-                        },
-                    }));
+                    self.heads.push(Reverse(Head::Found { found, source }));
                     return Ok(());
                 }
             }
