@@ -459,13 +459,8 @@ async fn check_once<S: Store>(
             .await?;
     }
     report.snapshots = scan.checked;
-    let believed: HashMap<&str, &PackIndex> = reader
-        .index()
-        .await?
-        .packs()
-        .iter()
-        .map(|p| (p.pack.as_str(), p))
-        .collect();
+    let packs = reader.index().await?.packs()?;
+    let believed: HashMap<&str, &PackIndex> = packs.iter().map(|p| (p.pack.as_str(), p)).collect();
     scan.explain(store, &listed, &believed).await?;
     report.packs = scan.users.len();
     if options.read_data {

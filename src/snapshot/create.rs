@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use super::cache::{Content, FileCache, Stat};
 use super::id::{Hash, IdError};
-use super::index::BlobIndex;
+use super::index::{BlobIndex, Seen};
 use super::manifest::{FORMAT_VERSION, ManifestError, RelPath, SnapshotObject, Summary};
 use super::pack::{Pack, PackIndex, Packer, data_key, index_key};
 use super::progress::Progress;
@@ -575,8 +575,9 @@ struct Reader<'a> {
     /// The workspace's folder.
     root: PathBuf,
     packer: Packer,
-    /// Blobs packed in this run.
-    packed: HashSet<Hash>,
+    /// Blobs packed in this run (as many as the workspace has, on a first snapshot: what
+    /// does not fit in memory is written out beside the caches).
+    packed: Seen,
     /// Where full packs go; `None` for a reader that may not read, only use the cache.
     packs: Option<mpsc::Sender<Pack>>,
     progress: Arc<dyn Progress>,
@@ -613,7 +614,7 @@ impl<'a> Reader<'a> {
             cache,
             root,
             packer: Packer::default(),
-            packed: HashSet::new(),
+            packed: Seen::new(index.spill_dir().to_path_buf()),
             packs,
             progress,
             read_bytes: 0,
@@ -686,6 +687,9 @@ impl<'a> Reader<'a> {
             }
             if let Some(entry) = self.entry(&item) {
                 self.sink.add(entry);
+                for pack in self.sink.sealed() {
+                    self.send(pack);
+                }
             }
             if item.stat.is_none_or(|stat| stat.is_file()) {
                 self.cache.keep(&item.path, item.stat.as_ref());
@@ -772,11 +776,22 @@ impl<'a> Reader<'a> {
         self.is_stored(&known.content).then_some(known.content)
     }
 
-    fn is_stored(&self, content: &Content) -> bool {
+    fn is_stored(&mut self, content: &Content) -> bool {
         content
             .blobs
             .iter()
-            .all(|(hash, _)| self.index.contains(hash) || self.packed.contains(hash))
+            .all(|(hash, _)| self.packed.contains(hash) || self.reuse(hash))
+    }
+
+    /// Whether the store holds blob `hash` for this snapshot to use; the pack it is read from
+    /// is noted, to be checked before the snapshot is published if another machine wrote it.
+    fn reuse(&mut self, hash: &Hash) -> bool {
+        let index = self.index;
+        let Some(pack) = index.stored_in(hash) else {
+            return false;
+        };
+        self.sink.rely_on(pack);
+        true
     }
 
     /// Reads a file once, chunk by chunk, hashing and packing as it goes; reads again if it
@@ -854,7 +869,7 @@ impl<'a> Reader<'a> {
     }
 
     fn store_blob(&mut self, hash: Hash, data: &[u8]) {
-        if self.index.contains(&hash) || !self.packed.insert(hash) {
+        if self.reuse(&hash) || !self.packed.insert(hash) {
             return;
         }
         if let Some(pack) = self.packer.add(hash, data) {

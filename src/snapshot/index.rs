@@ -12,13 +12,18 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt};
-use hashbrown::HashTable;
 use serde::{Deserialize, Serialize};
+
+mod table;
+
+pub use table::Seen;
+use table::{Entry, Run, Table};
 
 use super::binary;
 use super::id::{Hash, is_hash};
 use super::manifest::{BlobRef, MAX_PACK_LEN};
 use super::pack::{PackChecker, PackIndex, Packed, data_key, index_key};
+use crate::store::{Store, StoreError};
 
 /// Where `gitkit prune` marks packs it means to delete (`deleting/<pack-id>`, empty objects):
 /// no writer reuses what they hold; readers use them only for blobs no other pack has.
@@ -54,21 +59,22 @@ pub fn mark_key(pack: &str) -> Result<String, super::id::IdError> {
     super::id::check_hash(pack)?;
     Ok(format!("{MARKS}{pack}"))
 }
-use crate::store::{Store, StoreError};
 
 const FETCH_CONCURRENCY: usize = 16;
 const VERIFY_CONCURRENCY: usize = 4;
 /// Listings a refresh makes at most when what it listed keeps vanishing before it is read.
 const REFRESH_ROUNDS: usize = 3;
 
-#[derive(Debug, Default)]
+/// Which blobs the store holds and where. The packs are in memory (a few bytes each); the
+/// blobs are records in a [`Table`]: the local copy's, read in place, and those learnt since,
+/// in memory until there are many.
 pub struct BlobIndex {
-    packs: Vec<PackIndex>,
-    known_packs: HashSet<String>,
-    /// Where each blob is: a pack (its place in `packs`) and the blob's place in its list,
-    /// found by the blob's hash, which is read from there rather than held twice (8 bytes a
-    /// blob and the table's own, where a map from hash to place takes 40).
-    blobs: HashTable<Place>,
+    /// Every pack added, by number (records name a pack by its number); a pack forgotten
+    /// stays, flagged, until the copy is saved again.
+    packs: Vec<Pack>,
+    /// The numbers of the packs known (not forgotten), by id.
+    numbers: HashMap<String, u32>,
+    blobs: Table<Record>,
     /// Packs whose bytes were seen to hold what their index says: written here, or checked.
     verified: HashSet<String>,
     /// Packs that failed a check: never believed again.
@@ -79,46 +85,78 @@ pub struct BlobIndex {
     sets: HashSet<String>,
     /// Packs an index set describes (they may have no index object of their own).
     in_sets: HashSet<String>,
-    /// Packs that hold a blob another pack holds too: which of the two is believed depends on
-    /// which was seen first, unless they are checked ([`BlobIndex::settle`]).
-    ambiguous: HashSet<String>,
     /// Changed since it was loaded.
     dirty: bool,
 }
 
-/// A blob's place: which of the known packs, and which of its blobs.
-#[derive(Debug, Clone, Copy)]
-struct Place {
-    pack: u32,
-    blob: u32,
-}
-
-impl Place {
-    fn hash(self, packs: &[PackIndex]) -> &Hash {
-        &packs[self.pack as usize].blobs[self.blob as usize].hash
+impl Default for BlobIndex {
+    fn default() -> Self {
+        Self::empty(std::env::temp_dir())
     }
 }
 
-/// Where a blob's hash goes in [`BlobIndex::blobs`]: its first bytes, already uniform.
-fn bucket(hash: &Hash) -> u64 {
-    u64::from_le_bytes(hash.0[..8].try_into().expect("8 bytes"))
+impl std::fmt::Debug for BlobIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobIndex")
+            .field("packs", &self.numbers.len())
+            .field("blobs", &self.blobs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A pack, as the index knows it.
+#[derive(Debug)]
+struct Pack {
+    id: String,
+    /// Where its last blob ends: the pack is at least this long.
+    end: u64,
+    marked: bool,
+    forgotten: bool,
+}
+
+/// Where a blob is: a pack (by number) and a place in it. 64 bytes on disk: the hash, the
+/// pack number, four zero bytes, then offset, length and content length (0: stored as it is).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Record {
+    hash: Hash,
+    pack: u32,
+    offset: u64,
+    len: u64,
+    raw_len: u64,
+}
+
+impl Entry for Record {
+    const WIDTH: usize = 64;
+
+    fn hash(&self) -> &Hash {
+        &self.hash
+    }
+
+    fn put(&self, out: &mut [u8]) {
+        out[..32].copy_from_slice(&self.hash.0);
+        out[32..36].copy_from_slice(&self.pack.to_le_bytes());
+        out[36..40].fill(0);
+        out[40..48].copy_from_slice(&self.offset.to_le_bytes());
+        out[48..56].copy_from_slice(&self.len.to_le_bytes());
+        out[56..64].copy_from_slice(&self.raw_len.to_le_bytes());
+    }
+
+    fn get(bytes: &[u8]) -> Self {
+        let u64_at = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8"));
+        Self {
+            hash: Hash(bytes[..32].try_into().expect("32 bytes")),
+            pack: u32::from_le_bytes(bytes[32..36].try_into().expect("4 bytes")),
+            offset: u64_at(40),
+            len: u64_at(48),
+            raw_len: u64_at(56),
+        }
+    }
 }
 
 /// The local copy's first bytes (see [`BlobIndex::save`] for the rest).
-const CACHE_MAGIC: &[u8; 16] = b"gitkit-index\x00\x00\x00\x01";
-/// More packs, or more blobs in one pack, than a cache file is believed to list.
+const CACHE_MAGIC: &[u8; 16] = b"gitkit-index\x00\x00\x00\x02";
+/// More packs than a cache file is believed to list.
 const MAX_CACHED: usize = 1 << 24;
-
-/// What a local copy holds.
-#[derive(Default)]
-struct Cached {
-    packs: Vec<PackIndex>,
-    verified: Vec<String>,
-    refused: Vec<String>,
-    marked: Vec<String>,
-    sets: Vec<String>,
-    in_sets: Vec<String>,
-}
 
 /// What a refresh found.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -130,60 +168,83 @@ pub struct Refreshed {
     pub refused: usize,
 }
 
+/// A scan of the index's own files failed (they are this machine's, not the store's).
+fn unreadable(e: std::io::Error) -> StoreError {
+    StoreError::Io {
+        store: "this machine".to_string(),
+        action: "read",
+        key: "the local blob index".to_string(),
+        source: e,
+    }
+}
+
 impl BlobIndex {
+    /// An empty index that writes what it cannot hold in memory in `dir`.
+    fn empty(dir: PathBuf) -> Self {
+        Self {
+            packs: Vec::new(),
+            numbers: HashMap::new(),
+            blobs: Table::new(dir),
+            verified: HashSet::new(),
+            refused: HashSet::new(),
+            marked: HashSet::new(),
+            sets: HashSet::new(),
+            in_sets: HashSet::new(),
+            dirty: false,
+        }
+    }
+
     /// Where the local copy for `store` lives inside `state_dir`.
     pub fn cache_path(state_dir: &Path, store_name: &str) -> PathBuf {
         let tag = &blake3::hash(store_name.as_bytes()).to_hex()[..16];
         state_dir.join(format!("index-{tag}.bin"))
     }
 
-    /// The local copy, or an empty index when there is none yet. It is only a cache: what it
-    /// says is checked against the store before anything relies on it.
+    /// The local copy, or an empty index when there is none yet (or it is not one this gitkit
+    /// wrote). It is only a cache: what it says is checked against the store before anything
+    /// relies on it. Its blob records are read in place, as lookups need them.
     pub fn load(cache: &Path) -> Self {
-        let mut index = Self::default();
-        let cached = crate::fs::open_own(cache)
-            .and_then(|file| read_cache(&mut std::io::BufReader::with_capacity(64 << 10, file)))
-            .unwrap_or_default();
-        index.refused = cached.refused.into_iter().collect();
-        index.marked = cached.marked.into_iter().collect();
-        index.sets = cached.sets.into_iter().collect();
-        let in_sets: HashSet<String> = cached.in_sets.into_iter().collect();
-        // Room for every blob at once: a table that grows as it fills holds two for a moment.
-        let blobs = cached.packs.iter().map(|pack| pack.blobs.len()).sum();
-        let packs = &index.packs;
-        index
-            .blobs
-            .reserve(blobs, |place| bucket(place.hash(packs)));
-        for pack in cached.packs {
-            if pack.check(&pack.pack, MAX_PACK_LEN).is_ok() {
-                let in_set = in_sets.contains(&pack.pack);
-                index.add(pack, in_set);
+        let dir = cache
+            .parent()
+            .filter(|dir| !dir.as_os_str().is_empty())
+            .map_or_else(std::env::temp_dir, Path::to_path_buf);
+        match crate::fs::open_own(cache).and_then(|file| Self::read_cache(file, dir.clone())) {
+            Ok(index) => index,
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::debug!(error = %e, "local index copy not used");
+                }
+                Self::empty(dir)
             }
         }
-        index.verified = cached
-            .verified
-            .into_iter()
-            .filter(|p| index.known_packs.contains(p))
-            .collect();
-        index.dirty = false;
-        index
     }
 
-    /// Writes the local copy if it changed: [`CACHE_MAGIC`], the verified, refused, marked
-    /// and in-a-set pack ids and the index sets read (each a count and 32-byte hashes), then
-    /// the packs, each its id, its blob count and per blob the hash, offset, length and
-    /// content length (0: stored as it is). Little-endian counts (u32) and numbers (u64).
-    pub fn save(&self, cache: &Path) -> std::io::Result<()> {
+    /// Writes the local copy if it changed: [`CACHE_MAGIC`]; the verified, refused, marked and
+    /// in-a-set pack ids and the index sets read (each a count and 32-byte hashes); the packs
+    /// (a count, then each one's id and where its last blob ends); the blob records sorted by
+    /// hash ([`Record`]), the first eight bytes of the first hash of every 16 records (read as
+    /// a big-endian number, written little-endian), and last the number of records
+    /// and where they start. Little-endian counts (u32) and numbers (u64). The packs are
+    /// numbered again, the forgotten ones and their records left out.
+    pub fn save(&mut self, cache: &Path) -> std::io::Result<()> {
         if !self.dirty {
             return Ok(());
         }
         crate::fs::write_cache_with(cache, |out| self.write_cache(out))?;
         // gitkit before the binary copy kept a JSON one beside it.
         let _ = std::fs::remove_file(cache.with_extension("json"));
+        // What was saved is read from the copy from now on: nothing more held in memory.
+        let dir = self.blobs.dir().to_path_buf();
+        match crate::fs::open_own(cache).and_then(|file| Self::read_cache(file, dir)) {
+            Ok(saved) => *self = saved,
+            Err(_) => self.dirty = false,
+        }
         Ok(())
     }
 
     fn write_cache(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut out = Counted { out, written: 0 };
         out.write_all(CACHE_MAGIC)?;
         let sets = self
             .sets
@@ -198,24 +259,93 @@ impl BlobIndex {
         ];
         for list in lists {
             let hashes: Vec<Hash> = list.iter().filter_map(|id| Hash::parse(id)).collect();
-            binary::put_u32(out, hashes.len() as u32)?;
+            binary::put_u32(&mut out, hashes.len() as u32)?;
             for hash in hashes {
                 out.write_all(&hash.0)?;
             }
         }
-        binary::put_u32(out, self.packs.len() as u32)?;
-        for pack in &self.packs {
-            let id = Hash::parse(&pack.pack).expect("known packs are pack ids");
-            out.write_all(&id.0)?;
-            binary::put_u32(out, pack.blobs.len() as u32)?;
-            for blob in &pack.blobs {
-                out.write_all(&blob.hash.0)?;
-                binary::put_u64(out, blob.offset)?;
-                binary::put_u64(out, blob.len)?;
-                binary::put_u64(out, blob.raw_len.unwrap_or(0))?;
+        // New numbers: the packs kept, in the order they were added (the first seen of two
+        // that hold a blob stays the first).
+        let mut renumbered = vec![u32::MAX; self.packs.len()];
+        let mut kept = 0u32;
+        for (number, pack) in self.packs.iter().enumerate() {
+            if !pack.forgotten {
+                renumbered[number] = kept;
+                kept += 1;
             }
         }
+        binary::put_u32(&mut out, kept)?;
+        for pack in self.packs.iter().filter(|pack| !pack.forgotten) {
+            out.write_all(&Hash::parse(&pack.id).expect("known packs are pack ids").0)?;
+            binary::put_u64(&mut out, pack.end)?;
+        }
+        let start = out.written;
+        let records = self.blobs.merged().filter_map(|record| match record {
+            Ok(record) => {
+                let pack = *renumbered.get(record.pack as usize)?;
+                (pack != u32::MAX).then_some(Ok(Record { pack, ..record }))
+            }
+            Err(e) => Some(Err(e)),
+        });
+        let (count, fences) = table::write_sorted(&mut out, records)?;
+        table::write_fences(&mut out, &fences)?;
+        binary::put_u64(&mut out, count)?;
+        binary::put_u64(&mut out, start)?;
         Ok(())
+    }
+
+    /// A local copy as [`BlobIndex::save`] wrote it; an error for anything else.
+    fn read_cache(file: std::fs::File, dir: PathBuf) -> std::io::Result<Self> {
+        use std::io::{Read, Seek};
+        let mut input = std::io::BufReader::with_capacity(64 << 10, &file);
+        binary::check_magic(&mut input, CACHE_MAGIC)?;
+        let ids = |input: &mut dyn Read| -> std::io::Result<HashSet<String>> {
+            let count = binary::count(input, MAX_CACHED)?;
+            (0..count)
+                .map(|_| binary::hash(input).map(|hash| hash.to_hex()))
+                .collect()
+        };
+        let mut index = Self::empty(dir.clone());
+        index.verified = ids(&mut input)?;
+        index.refused = ids(&mut input)?;
+        index.marked = ids(&mut input)?;
+        index.sets = ids(&mut input)?
+            .into_iter()
+            .map(|hash| format!("{INDEX_SETS}{hash}"))
+            .collect();
+        index.in_sets = ids(&mut input)?;
+        let count = binary::count(&mut input, MAX_CACHED)?;
+        for number in 0..count {
+            let id = binary::hash(&mut input)?.to_hex();
+            let end = binary::u64(&mut input)?;
+            if end > MAX_PACK_LEN || index.numbers.insert(id.clone(), number as u32).is_some() {
+                return Err(binary::bad());
+            }
+            let marked = index.marked.contains(&id);
+            index.packs.push(Pack {
+                id,
+                end,
+                marked,
+                forgotten: false,
+            });
+        }
+        let start = input.stream_position()?;
+        drop(input);
+        let len = file.metadata()?.len();
+        let mut footer = [0u8; 16];
+        let footer_at = len.checked_sub(16).ok_or_else(binary::bad)?;
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut footer, footer_at)?;
+        let records = u64::from_le_bytes(footer[..8].try_into().expect("8 bytes"));
+        let records_at = u64::from_le_bytes(footer[8..].try_into().expect("8 bytes"));
+        let expected = records
+            .checked_mul(Record::WIDTH as u64)
+            .map(|bytes| start + bytes + records.div_ceil(table::BLOCK as u64) * 8 + 16);
+        if records_at != start || expected != Some(len) {
+            return Err(binary::bad());
+        }
+        index.blobs = Table::with_run(dir, Run::open(file, start, records)?);
+        index.verified.retain(|p| index.numbers.contains_key(p));
+        Ok(index)
     }
 
     /// Forgets everything: the store is not the one this copy describes.
@@ -224,10 +354,9 @@ impl BlobIndex {
         *self = Self {
             refused,
             dirty: true,
-            ..Self::default()
+            ..Self::empty(self.blobs.dir().to_path_buf())
         };
     }
-
     /// Brings the copy in line with the store: forgets packs the store no longer holds, adds
     /// the index objects (and index sets) it has not seen that pass their checks, and learns
     /// which packs a prune marked for deletion.
@@ -262,8 +391,11 @@ impl BlobIndex {
             .map(str::to_string)
             .collect();
         if marked != self.marked {
+            for pack in &mut self.packs {
+                pack.marked = marked.contains(&pack.id);
+            }
             self.marked = marked;
-            self.rebuild();
+            self.dirty = true;
         }
         let listed: HashSet<&str> = indexes
             .iter()
@@ -274,17 +406,16 @@ impl BlobIndex {
         // Gone from the store, or (a local copy tampered with) reaching past the pack's end.
         // A pack an index set describes needs no index object of its own.
         let gone: HashSet<String> = self
-            .packs
-            .iter()
-            .filter(|pack| {
-                let Some(&size) = sizes.get(pack.pack.as_str()) else {
+            .numbers
+            .keys()
+            .filter(|id| {
+                let Some(&size) = sizes.get(id.as_str()) else {
                     return true;
                 };
-                let described =
-                    listed.contains(pack.pack.as_str()) || self.in_sets.contains(&pack.pack);
-                !described || pack.check(&pack.pack, size).is_err()
+                let described = listed.contains(id.as_str()) || self.in_sets.contains(*id);
+                !described || self.packs[self.numbers[*id] as usize].end > size
             })
-            .map(|pack| pack.pack.clone())
+            .cloned()
             .collect();
         refreshed.forgotten = gone.len();
         self.forget(&gone);
@@ -330,7 +461,7 @@ impl BlobIndex {
 
         let missing: Vec<(String, u64)> = listed
             .iter()
-            .filter(|pack| !self.known_packs.contains(**pack) && !self.refused.contains(**pack))
+            .filter(|pack| !self.numbers.contains_key(**pack) && !self.refused.contains(**pack))
             .map(|pack| (pack.to_string(), sizes[pack]))
             .collect();
         let fetched: Vec<Result<PackIndex, String>> = futures::stream::iter(missing)
@@ -359,6 +490,7 @@ impl BlobIndex {
                 }
             }
         }
+        self.blobs.seal();
         Ok(refreshed)
     }
 
@@ -370,12 +502,17 @@ impl BlobIndex {
         store: &S,
         packs: HashSet<String>,
     ) -> Result<HashSet<String>, StoreError> {
-        let unverified: Vec<PackIndex> = self
-            .packs
+        let unverified: HashSet<&str> = packs
             .iter()
-            .filter(|p| packs.contains(&p.pack) && !self.verified.contains(&p.pack))
-            .cloned()
+            .map(String::as_str)
+            .filter(|p| self.numbers.contains_key(*p) && !self.verified.contains(*p))
             .collect();
+        let unverified = if unverified.is_empty() {
+            Vec::new()
+        } else {
+            self.pack_indexes(|id| unverified.contains(id))
+                .map_err(unreadable)?
+        };
         let checked: Vec<(String, bool)> = futures::stream::iter(unverified)
             .map(|index| async move {
                 let good = match stream_matches(store, &index).await {
@@ -411,96 +548,133 @@ impl BlobIndex {
 
     /// Checks every pack that holds a blob some other pack holds too, so that a made-up index
     /// object claiming content it does not have cannot stand in for the pack that has it.
-    /// Honest stores rarely have any (two machines uploading the same file at once).
+    /// Honest stores rarely have any (two machines uploading the same file at once). Where
+    /// one of the two is marked for deletion, the other is read and neither checked.
     pub async fn settle<S: Store>(&mut self, store: &S) -> Result<(), StoreError> {
-        let ambiguous = std::mem::take(&mut self.ambiguous);
+        let ambiguous = self.ambiguous().map_err(unreadable)?;
         self.verify(store, ambiguous).await?;
         Ok(())
+    }
+
+    /// The packs [`BlobIndex::settle`] checks: a scan of every record, in hash order.
+    fn ambiguous(&self) -> std::io::Result<HashSet<String>> {
+        let mut ambiguous = HashSet::new();
+        let mut same: Vec<Record> = Vec::new();
+        let mut records = self.blobs.merged();
+        loop {
+            let record = records.next().transpose()?;
+            if let (Some(first), next) = (same.first(), record.as_ref())
+                && next.is_none_or(|next| next.hash != first.hash)
+            {
+                self.note_ambiguous(&same, &mut ambiguous);
+                same.clear();
+            }
+            match record {
+                Some(record) if self.is_live(&record) => same.push(record),
+                Some(_) => {}
+                None => return Ok(ambiguous),
+            }
+        }
+    }
+
+    /// Adds to `ambiguous` the packs of `same` (records of one blob) that are believed alike:
+    /// all of them, unless some are marked and some not (the unmarked are read).
+    fn note_ambiguous(&self, same: &[Record], ambiguous: &mut HashSet<String>) {
+        let packs: HashSet<u32> = same.iter().map(|record| record.pack).collect();
+        if packs.len() < 2 {
+            return;
+        }
+        let unmarked: Vec<u32> = packs
+            .iter()
+            .copied()
+            .filter(|&n| !self.packs[n as usize].marked)
+            .collect();
+        let alike = match unmarked.len() {
+            0 => packs.into_iter().collect(),
+            1 => Vec::new(),
+            _ => unmarked,
+        };
+        ambiguous.extend(alike.into_iter().map(|n| self.packs[n as usize].id.clone()));
     }
 
     /// Adds a pack this machine wrote: its content is known to be what its index says.
     pub fn add_written(&mut self, pack: PackIndex) {
         self.verified.insert(pack.pack.clone());
         self.add(pack, false);
+        self.blobs.seal();
     }
 
-    /// Adds a pack's blobs. Where another pack holds a blob too, a pack not marked for
-    /// deletion is preferred; between two alike, the first seen, and both are ambiguous.
+    /// Adds a pack's blobs (call `self.blobs.seal()` before the next lookup).
     fn add(&mut self, pack: PackIndex, in_set: bool) {
-        if !self.known_packs.insert(pack.pack.clone()) {
+        if self.numbers.contains_key(&pack.pack) {
             return;
         }
         if in_set {
             self.in_sets.insert(pack.pack.clone());
         }
-        let marked = self.marked.contains(&pack.pack);
         let number = self.packs.len() as u32;
-        // Known first, so that the table can read each of its blobs' hashes.
-        self.packs.push(pack);
-        let packs = &self.packs;
-        self.blobs
-            .reserve(packs[number as usize].blobs.len(), |place| {
-                bucket(place.hash(packs))
+        let end = pack
+            .blobs
+            .iter()
+            .map(|b| b.offset + b.len)
+            .max()
+            .unwrap_or(0);
+        for blob in &pack.blobs {
+            self.blobs.push(Record {
+                hash: blob.hash,
+                pack: number,
+                offset: blob.offset,
+                len: blob.len,
+                raw_len: blob.raw_len.unwrap_or(0),
             });
-        for blob in 0..packs[number as usize].blobs.len() as u32 {
-            let place = Place { pack: number, blob };
-            let hash = place.hash(packs);
-            let is_hash = |known: &Place| known.hash(packs) == hash;
-            let Some(known) = self.blobs.find_mut(bucket(hash), is_hash) else {
-                self.blobs
-                    .insert_unique(bucket(hash), place, |p| bucket(p.hash(packs)));
-                continue;
-            };
-            if known.pack == number {
-                continue;
-            }
-            let known_pack = &packs[known.pack as usize].pack;
-            match (self.marked.contains(known_pack), marked) {
-                (true, false) => *known = place,
-                (false, true) => {}
-                _ => {
-                    self.ambiguous.insert(known_pack.clone());
-                    self.ambiguous.insert(packs[number as usize].pack.clone());
-                }
-            }
         }
+        self.numbers.insert(pack.pack.clone(), number);
+        self.packs.push(Pack {
+            marked: self.marked.contains(&pack.pack),
+            id: pack.pack,
+            end,
+            forgotten: false,
+        });
         self.dirty = true;
     }
 
     fn forget(&mut self, gone: &HashSet<String>) {
-        if gone.is_empty() {
-            return;
+        for id in gone {
+            if let Some(number) = self.numbers.remove(id) {
+                self.packs[number as usize].forgotten = true;
+                self.dirty = true;
+            }
         }
-        let packs = std::mem::take(&mut self.packs);
-        self.rebuild_from(
-            packs
-                .into_iter()
-                .filter(|p| !gone.contains(&p.pack))
-                .collect(),
-        );
+        self.verified.retain(|p| !gone.contains(p));
+        self.in_sets.retain(|p| !gone.contains(p));
     }
 
-    /// Places every blob again (after the marks changed).
-    fn rebuild(&mut self) {
-        let packs = std::mem::take(&mut self.packs);
-        self.rebuild_from(packs);
+    /// Whether `record` is a blob of a pack known, inside where the pack's blobs end.
+    fn is_live(&self, record: &Record) -> bool {
+        self.packs.get(record.pack as usize).is_some_and(|pack| {
+            !pack.forgotten
+                && record
+                    .offset
+                    .checked_add(record.len)
+                    .is_some_and(|end| end <= pack.end)
+        })
     }
 
-    fn rebuild_from(&mut self, packs: Vec<PackIndex>) {
-        let verified = std::mem::take(&mut self.verified);
-        let in_sets = std::mem::take(&mut self.in_sets);
-        self.known_packs.clear();
-        self.blobs.clear();
-        self.ambiguous.clear();
-        for pack in packs {
-            let in_set = in_sets.contains(&pack.pack);
-            self.add(pack, in_set);
+    /// Where blob `hash` is read from: of the packs known to hold it, the first seen that no
+    /// prune marked for deletion, or else the first seen.
+    fn best(&self, hash: &Hash) -> Option<Record> {
+        let mut best: Option<Record> = None;
+        let rank = |record: &Record| (self.packs[record.pack as usize].marked, record.pack);
+        let found = self.blobs.find(hash, &mut |record| {
+            if self.is_live(&record) && best.is_none_or(|best| rank(&record) < rank(&best)) {
+                best = Some(record);
+            }
+        });
+        if let Err(e) = found {
+            tracing::warn!(error = %e, "the local blob index could not be read");
+            return None;
         }
-        self.verified = verified
-            .into_iter()
-            .filter(|p| self.known_packs.contains(p))
-            .collect();
-        self.dirty = true;
+        best
     }
 
     /// Whether `pack` was written here or checked.
@@ -510,39 +684,87 @@ impl BlobIndex {
 
     /// Where blob `hash` is stored, preferring a pack no prune marked for deletion.
     pub fn locate(&self, hash: &Hash) -> Option<BlobRef> {
-        let place = self.place(hash)?;
-        let pack = &self.packs[place.pack as usize];
-        let blob = &pack.blobs[place.blob as usize];
+        let record = self.best(hash)?;
+        let pack = &self.packs[record.pack as usize];
         Some(BlobRef {
             hash: *hash,
-            pack: Hash::parse(&pack.pack).expect("known packs are pack ids"),
-            offset: blob.offset,
-            len: blob.len,
-            raw_len: blob.raw_len,
+            pack: Hash::parse(&pack.id).expect("known packs are pack ids"),
+            offset: record.offset,
+            len: record.len,
+            raw_len: Some(record.raw_len).filter(|&raw| raw != 0),
         })
     }
 
     /// The pack blob `hash` is read from ([`BlobIndex::locate`]'s).
     pub fn pack_of(&self, hash: &Hash) -> Option<&str> {
-        let place = self.place(hash)?;
-        Some(&self.packs[place.pack as usize].pack)
+        let record = self.best(hash)?;
+        Some(&self.packs[record.pack as usize].id)
     }
 
     /// Whether a snapshot being written may reuse blob `hash`: the store holds it in a pack no
     /// prune marked for deletion (a marked pack may be gone before the snapshot is).
     pub fn contains(&self, hash: &Hash) -> bool {
-        self.place(hash)
-            .is_some_and(|place| !self.marked.contains(&self.packs[place.pack as usize].pack))
+        self.stored_in(hash).is_some()
     }
 
-    fn place(&self, hash: &Hash) -> Option<Place> {
-        let is_hash = |place: &Place| place.hash(&self.packs) == hash;
-        self.blobs.find(bucket(hash), is_hash).copied()
+    /// The pack a snapshot being written reads blob `hash` from, if it may reuse it
+    /// ([`BlobIndex::contains`]).
+    pub fn stored_in(&self, hash: &Hash) -> Option<&str> {
+        let record = self.best(hash)?;
+        let pack = &self.packs[record.pack as usize];
+        (!pack.marked).then_some(pack.id.as_str())
     }
 
-    /// Every pack known, with what it holds.
-    pub fn packs(&self) -> &[PackIndex] {
-        &self.packs
+    /// Where what does not fit in memory is written.
+    pub fn spill_dir(&self) -> &Path {
+        self.blobs.dir()
+    }
+
+    /// How many packs are known.
+    pub fn pack_count(&self) -> usize {
+        self.numbers.len()
+    }
+
+    /// Every pack known, with what it holds, in the order they were added: a scan of every
+    /// record.
+    pub fn packs(&self) -> Result<Vec<PackIndex>, StoreError> {
+        self.pack_indexes(|_| true).map_err(unreadable)
+    }
+
+    /// The packs known that `wanted` picks, with what they hold (blobs in pack order).
+    fn pack_indexes(&self, wanted: impl Fn(&str) -> bool) -> std::io::Result<Vec<PackIndex>> {
+        let mut blobs: HashMap<u32, Vec<Packed>> = self
+            .packs
+            .iter()
+            .enumerate()
+            .filter(|(_, pack)| !pack.forgotten && wanted(&pack.id))
+            .map(|(number, _)| (number as u32, Vec::new()))
+            .collect();
+        for record in self.blobs.merged() {
+            let record = record?;
+            if let Some(list) = blobs.get_mut(&record.pack)
+                && self.is_live(&record)
+            {
+                list.push(Packed {
+                    hash: record.hash,
+                    offset: record.offset,
+                    len: record.len,
+                    raw_len: Some(record.raw_len).filter(|&raw| raw != 0),
+                });
+            }
+        }
+        let mut packs: Vec<(u32, Vec<Packed>)> = blobs.into_iter().collect();
+        packs.sort_unstable_by_key(|(number, _)| *number);
+        Ok(packs
+            .into_iter()
+            .map(|(number, mut blobs)| {
+                blobs.sort_unstable_by_key(|blob| blob.offset);
+                PackIndex {
+                    pack: self.packs[number as usize].id.clone(),
+                    blobs,
+                }
+            })
+            .collect())
     }
 
     pub fn is_marked(&self, pack: &str) -> bool {
@@ -555,47 +777,22 @@ impl BlobIndex {
     }
 }
 
-/// A local copy as [`BlobIndex::save`] wrote it; an error for anything else.
-fn read_cache(input: &mut impl std::io::Read) -> std::io::Result<Cached> {
-    binary::check_magic(input, CACHE_MAGIC)?;
-    let ids = |input: &mut dyn std::io::Read| -> std::io::Result<Vec<String>> {
-        let count = binary::count(input, MAX_CACHED)?;
-        (0..count)
-            .map(|_| binary::hash(input).map(|hash| hash.to_hex()))
-            .collect()
-    };
-    let verified = ids(input)?;
-    let refused = ids(input)?;
-    let marked = ids(input)?;
-    let sets = ids(input)?
-        .into_iter()
-        .map(|hash| format!("{INDEX_SETS}{hash}"))
-        .collect();
-    let in_sets = ids(input)?;
-    let count = binary::count(input, MAX_CACHED)?;
-    let mut packs = Vec::with_capacity(count.min(1 << 16));
-    for _ in 0..count {
-        let pack = binary::hash(input)?.to_hex();
-        let count = binary::count(input, MAX_CACHED)?;
-        let mut blobs = Vec::with_capacity(count.min(1 << 16));
-        for _ in 0..count {
-            blobs.push(Packed {
-                hash: binary::hash(input)?,
-                offset: binary::u64(input)?,
-                len: binary::u64(input)?,
-                raw_len: Some(binary::u64(input)?).filter(|&raw| raw != 0),
-            });
-        }
-        packs.push(PackIndex { pack, blobs });
+/// Counts what passes through to `out`.
+struct Counted<'a> {
+    out: &'a mut dyn std::io::Write,
+    written: u64,
+}
+
+impl std::io::Write for Counted<'_> {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let written = self.out.write(data)?;
+        self.written += written as u64;
+        Ok(written)
     }
-    Ok(Cached {
-        packs,
-        verified,
-        refused,
-        marked,
-        sets,
-        in_sets,
-    })
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
 }
 
 /// Streams pack `index.pack` from the store and checks it against its index.
@@ -611,8 +808,11 @@ async fn stream_matches<S: Store>(store: &S, index: &PackIndex) -> Result<bool, 
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
+    use super::BlobIndex;
     use crate::snapshot::id::Hash;
-    use crate::snapshot::pack::Packer;
+    use crate::snapshot::pack::{PackIndex, Packer};
 
     #[test]
     fn a_pack_that_does_not_hold_its_blobs_is_caught() {
@@ -635,9 +835,75 @@ mod tests {
         );
     }
 
+    /// A pack holding `blobs`, and as many more of its own.
+    fn pack_with(blobs: &[&[u8]], own: usize, seed: &str) -> PackIndex {
+        let mut packer = Packer::default();
+        for blob in blobs {
+            packer.add(Hash::of(blob), blob);
+        }
+        for n in 0..own {
+            let blob = format!("{seed} {n}");
+            packer.add(Hash::of(blob.as_bytes()), blob.as_bytes());
+        }
+        packer.seal().expect("a pack").index
+    }
+
+    #[test]
+    fn a_blob_is_read_from_the_first_pack_not_marked_and_what_is_forgotten_is_not_saved() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = BlobIndex::cache_path(dir.path(), "store");
+        let shared: &[u8] = b"in every pack";
+        let hash = Hash::of(shared);
+        // Enough blobs of their own that the records are written out as runs (debug builds).
+        let [a, b, c] = ["a", "b", "c"].map(|seed| pack_with(&[shared], 100, seed));
+        let mut index = BlobIndex::load(&path);
+        index.add(a.clone(), false);
+        index.add(b.clone(), false);
+        index.blobs.seal();
+        assert_eq!(
+            index.pack_of(&hash),
+            Some(a.pack.as_str()),
+            "the first seen"
+        );
+        assert_eq!(
+            index.ambiguous().expect("scan"),
+            HashSet::from([a.pack.clone(), b.pack.clone()])
+        );
+
+        index.marked.insert(a.pack.clone());
+        index.packs[0].marked = true;
+        assert_eq!(
+            index.stored_in(&hash),
+            Some(b.pack.as_str()),
+            "not the marked one"
+        );
+        assert!(index.ambiguous().expect("scan").is_empty(), "one is marked");
+
+        index.forget(&HashSet::from([b.pack.clone()]));
+        assert_eq!(index.pack_of(&hash), Some(a.pack.as_str()), "a last resort");
+        assert!(!index.contains(&hash), "not to be reused");
+        index.add_written(c.clone());
+        assert_eq!(index.stored_in(&hash), Some(c.pack.as_str()));
+
+        index.save(&path).expect("saved");
+        let loaded = BlobIndex::load(&path);
+        assert_eq!(loaded.packs().expect("packs"), vec![a.clone(), c.clone()]);
+        assert_eq!(loaded.stored_in(&hash), Some(c.pack.as_str()));
+        for blob in &b.blobs[1..] {
+            assert_eq!(
+                loaded.locate(&blob.hash),
+                None,
+                "the forgotten pack's own blobs"
+            );
+        }
+        for blob in &c.blobs {
+            let found = loaded.locate(&blob.hash).expect("found");
+            assert_eq!((found.offset, found.len), (blob.offset, blob.len));
+        }
+    }
+
     #[test]
     fn the_local_copy_is_saved_and_read_back_and_a_damaged_one_is_empty() {
-        use super::BlobIndex;
         let mut packer = Packer::default();
         let text = b"print('hello')\n".repeat(100);
         packer.add(Hash::of(b"hello"), b"hello");
@@ -646,13 +912,15 @@ mod tests {
         let mut index = BlobIndex::default();
         index.add_written(pack.index.clone());
         index.marked.insert("e".repeat(64));
+        index.dirty = true;
         index.sets.insert(format!("indexes/{}", "f".repeat(64)));
         let dir = tempfile::tempdir().expect("temp dir");
         let path = BlobIndex::cache_path(dir.path(), "store");
+        let before = index.packs().expect("packs");
         index.save(&path).expect("saved");
 
         let loaded = BlobIndex::load(&path);
-        assert_eq!(loaded.packs(), index.packs());
+        assert_eq!(loaded.packs().expect("packs"), before);
         for hash in [Hash::of(b"hello"), Hash::of(&text)] {
             assert_eq!(loaded.locate(&hash), index.locate(&hash));
         }
@@ -663,7 +931,7 @@ mod tests {
         let whole = std::fs::read(&path).expect("read");
         for damaged in [&whole[..whole.len() - 1], &whole[1..], b"{\"packs\": []}"] {
             std::fs::write(&path, damaged).expect("write");
-            assert!(BlobIndex::load(&path).packs().is_empty());
+            assert_eq!(BlobIndex::load(&path).pack_count(), 0);
         }
     }
 }

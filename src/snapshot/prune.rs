@@ -138,9 +138,9 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     step(1)?;
 
     let sizes = pack_sizes(&data);
-    outcome.packs = index.packs().len();
-    outcome.bytes = index
-        .packs()
+    let packs = index.packs()?;
+    outcome.packs = packs.len();
+    outcome.bytes = packs
         .iter()
         .filter_map(|p| sizes.get(p.pack.as_str()))
         .sum();
@@ -150,11 +150,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
         .collect();
 
     // Which unmarked packs keep a used blob that no other kept pack has.
-    let unmarked: Vec<&PackIndex> = index
-        .packs()
-        .iter()
-        .filter(|p| !index.is_marked(&p.pack))
-        .collect();
+    let unmarked: Vec<&PackIndex> = packs.iter().filter(|p| !index.is_marked(&p.pack)).collect();
     let mut garbage: Vec<&PackIndex> = Vec::new();
     let mut sparse: Vec<&PackIndex> = Vec::new();
     for pack in &unmarked {
@@ -191,8 +187,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     // Marked packs a snapshot still needs: a writer that listed the packs before the mark
     // reused them. A mark is never taken back (a prune that listed the marks earlier may be
     // about to delete the pack); what is needed is copied out, as from a sparse pack.
-    let rescue: Vec<&PackIndex> = index
-        .packs()
+    let rescue: Vec<&PackIndex> = packs
         .iter()
         .filter(|p| index.is_marked(&p.pack) && !used.pinned.contains(&p.pack))
         .filter(|p| {
@@ -293,7 +288,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     let staying: HashSet<Hash> = kept_blobs.union(&new_blobs).copied().collect();
     let mut delete: Vec<&str> = Vec::new();
     let mut unmark: Vec<&str> = Vec::new();
-    for pack in index.packs().iter().filter(|p| index.is_marked(&p.pack)) {
+    for pack in packs.iter().filter(|p| index.is_marked(&p.pack)) {
         let needed = used.pinned.contains(&pack.pack)
             || pack
                 .blobs
@@ -332,7 +327,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
             .duration_since(object.modified)
             .is_ok_and(|age| age >= options.grace)
     };
-    let known: HashSet<&str> = index.packs().iter().map(|p| p.pack.as_str()).collect();
+    let known: HashSet<&str> = packs.iter().map(|p| p.pack.as_str()).collect();
     let orphans: Vec<&str> = data
         .iter()
         .filter(ripe)
@@ -392,8 +387,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     // 5. Fold the index objects listed at the start into index sets, covering every pack that
     // stays, then remove what the sets now cover. A pack uploaded meanwhile keeps its own.
     let deleted: HashSet<&str> = delete.iter().copied().collect();
-    let mut covered: Vec<PackIndex> = index
-        .packs()
+    let mut covered: Vec<PackIndex> = packs
         .iter()
         .filter(|p| !deleted.contains(p.pack.as_str()))
         .cloned()

@@ -10,7 +10,7 @@ use serde_json::Value;
 use crate::support::black_hole::BlackHole;
 use crate::support::crontab::PrivateCrontab;
 use crate::support::s3::{BUCKET, Weed};
-use crate::support::{Env, assert_stderr_contains, stderr, stdout};
+use crate::support::{Env, assert_stderr_contains, stderr, stdout, write_executable};
 
 const ORIGINAL_HOOK: &str =
     "#!/bin/sh\necho \"original ran for $(git rev-parse HEAD)\" >> original-hook.log\n";
@@ -220,12 +220,7 @@ fn core_hooks_path_is_honoured_and_explained() {
     env.use_folder_store();
     let hooks_dir = repo.join(".githooks");
     std::fs::create_dir_all(&hooks_dir).expect("mkdir");
-    std::fs::write(hooks_dir.join("post-commit"), ORIGINAL_HOOK).expect("write");
-    std::fs::set_permissions(
-        hooks_dir.join("post-commit"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .expect("chmod");
+    write_executable(&hooks_dir.join("post-commit"), ORIGINAL_HOOK);
     env.git(&repo, ["config", "core.hooksPath", ".githooks"])
         .success();
 
@@ -501,12 +496,7 @@ fn uninstall_keeps_an_edited_hook_aside_and_says_so() {
     let (mut env, repo) = Env::with_project();
     env.use_folder_store();
     let hooks = repo.join(".git/hooks");
-    std::fs::write(hooks.join("post-commit"), ORIGINAL_HOOK).expect("write");
-    std::fs::set_permissions(
-        hooks.join("post-commit"),
-        std::fs::Permissions::from_mode(0o755),
-    )
-    .expect("chmod");
+    write_executable(&hooks.join("post-commit"), ORIGINAL_HOOK);
     install(&env, &repo);
     let mut edited = std::fs::read_to_string(hooks.join("post-commit")).expect("read");
     edited.push_str("echo my own addition\n");

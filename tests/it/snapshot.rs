@@ -15,7 +15,7 @@ use crate::support::proxy::forward;
 use crate::support::s3::{BUCKET, Weed};
 use crate::support::{
     Env, assert_file_holds, assert_stderr_contains, describe, folder_store, pseudo_random_bytes,
-    stderr, stdout,
+    stderr, stdout, write_executable,
 };
 
 /// A repository with everything a snapshot must bring back: tracked, untracked and ignored
@@ -1044,12 +1044,10 @@ fn a_nested_repositorys_fsmonitor_command_is_not_run() {
     env.git(&nested, ["commit", "-q", "-m", "tool"]).success();
     let marker = env.root_path().join("ran");
     let command = env.root_path().join("fsmonitor.sh");
-    std::fs::write(
+    write_executable(
         &command,
-        format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
-    )
-    .expect("write");
-    std::fs::set_permissions(&command, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        &format!("#!/bin/sh\ntouch '{}'\n", marker.display()),
+    );
     env.git(&nested, ["config", "core.fsmonitor"])
         .args([&command])
         .success();

@@ -775,30 +775,49 @@ fn a_tampered_local_index_copy_is_checked_against_the_store() {
         .expect("a local index copy")
         .into_path();
     // The copy's layout (`BlobIndex::save`): a 16-byte magic, five lists of pack ids (a u32
-    // count, 32 bytes each), the pack count, then the first pack's id and blob count, and its
-    // blobs (hash, offset, length, content length: 56 bytes each). One blob is added to it.
-    let mut copy = std::fs::read(&cache).expect("read");
-    let u32_at = |data: &[u8], at: usize| {
-        u32::from_le_bytes(data[at..at + 4].try_into().expect("4 bytes")) as usize
-    };
-    let u64_at =
-        |data: &[u8], at: usize| u64::from_le_bytes(data[at..at + 8].try_into().expect("8 bytes"));
+    // count, 32 bytes each), the pack count, each pack's id and where its blobs end, then the
+    // blob records sorted by hash (hash, pack number, 4 zero bytes, offset, length, content
+    // length: 64 bytes each), the first 8 bytes of the first hash of every 16 (a big-endian
+    // number, stored little-endian), the record count and where they start. A blob is added to the first pack, past its end, with the end moved to fit: a
+    // well-made copy in every way but the truth.
+    let copy = std::fs::read(&cache).expect("read");
+    let u32_at = |at: usize| u32::from_le_bytes(copy[at..at + 4].try_into().expect("4")) as usize;
+    let u64_at = |at: usize| u64::from_le_bytes(copy[at..at + 8].try_into().expect("8"));
     let mut at = 16;
     for _ in 0..5 {
-        at += 4 + 32 * u32_at(&copy, at);
+        at += 4 + 32 * u32_at(at);
     }
-    at += 4 + 32;
-    let blobs = u32_at(&copy, at);
-    copy[at..at + 4].copy_from_slice(&(blobs as u32 + 1).to_le_bytes());
-    at += 4;
-    let last = at + (blobs - 1) * 56;
-    let end = u64_at(&copy, last + 32) + u64_at(&copy, last + 40);
-    let mut blob = blake3::hash(content).as_bytes().to_vec();
+    let packs = u32_at(at);
+    let first_end = at + 4 + 32;
+    let end = u64_at(first_end);
+    let start = at + 4 + packs * 40;
+    let count = u64_at(copy.len() - 16) as usize;
+    assert_eq!(
+        u64_at(copy.len() - 8) as usize,
+        start,
+        "the layout is as described"
+    );
+    let mut records: Vec<Vec<u8>> = copy[start..start + count * 64]
+        .chunks(64)
+        .map(<[u8]>::to_vec)
+        .collect();
+    let mut record = blake3::hash(content).as_bytes().to_vec();
+    record.extend_from_slice(&[0; 8]);
     for field in [end, content.len() as u64, 0] {
-        blob.extend_from_slice(&field.to_le_bytes());
+        record.extend_from_slice(&field.to_le_bytes());
     }
-    let after = at + blobs * 56;
-    copy.splice(after..after, blob);
+    records.push(record);
+    records.sort();
+    let mut copy_out = copy[..start].to_vec();
+    copy_out[first_end..first_end + 8].copy_from_slice(&(end + content.len() as u64).to_le_bytes());
+    records.iter().for_each(|r| copy_out.extend_from_slice(r));
+    for first in records.iter().step_by(16) {
+        let fence = u64::from_be_bytes(first[..8].try_into().expect("8 bytes"));
+        copy_out.extend_from_slice(&fence.to_le_bytes());
+    }
+    copy_out.extend_from_slice(&(records.len() as u64).to_le_bytes());
+    copy_out.extend_from_slice(&(start as u64).to_le_bytes());
+    let copy = copy_out;
     std::fs::write(&cache, copy).expect("write");
 
     assert_new_file_round_trips(&env, &repo, &store, "new.txt", content);

@@ -123,7 +123,7 @@ struct Trees {
 #[derive(Default)]
 struct Made {
     packer: Packer,
-    /// Sealed packs of new trees, uploaded only if the snapshot is published.
+    /// Sealed packs of new trees, not handed on yet ([`Sink::sealed`]).
     packs: Vec<Pack>,
     packed: HashSet<Hash>,
     all: Vec<Hash>,
@@ -136,7 +136,7 @@ pub struct Built {
     pub root: Hash,
     /// Every tree of the snapshot.
     pub all: Vec<Hash>,
-    /// Packs of the trees the store lacks.
+    /// Packs of the trees the store lacks, those not handed on during the scan.
     pub packs: Vec<Pack>,
     /// Trees the store holds in packs another machine wrote, not checked yet.
     pub foreign: Vec<tree::TreeBlob>,
@@ -184,16 +184,26 @@ impl<'a> Sink<'a> {
             PendingKind::Symlink(_) => self.files += 1,
             PendingKind::Dir(_) => {}
         }
-        for blob in entry.blobs() {
-            if let Some(pack) = self.index.pack_of(blob)
-                && !self.index.is_verified(pack)
-                && !self.foreign.contains(pack)
-            {
-                self.foreign.insert(pack.to_string());
-            }
-        }
         if let Some(trees) = &mut self.trees {
             trees.add(self.index, &entry);
+        }
+    }
+
+    /// Packs of new trees sealed since the last call: the reader uploads them as it does
+    /// packs of files, so that the trees of a large workspace are not held until the end.
+    /// (If the snapshot is not published after all, a prune removes them.)
+    pub fn sealed(&mut self) -> Vec<Pack> {
+        self.trees
+            .as_mut()
+            .map(|trees| std::mem::take(&mut trees.made.packs))
+            .unwrap_or_default()
+    }
+
+    /// Notes that an entry's blob is read from `pack`, which [`Sink::finish`] names as foreign
+    /// if it was neither written here nor checked.
+    pub fn rely_on(&mut self, pack: &str) {
+        if !self.index.is_verified(pack) && !self.foreign.contains(pack) {
+            self.foreign.insert(pack.to_string());
         }
     }
 

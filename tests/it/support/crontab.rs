@@ -28,16 +28,14 @@ impl PrivateCrontab {
         std::fs::create_dir_all(&spool).expect("mkdir spool");
         std::fs::set_permissions(&spool, std::fs::Permissions::from_mode(0o1730)).expect("chmod");
         let wrapper = dir.join("crontab");
-        std::fs::write(
+        super::write_executable(
             &wrapper,
-            format!(
+            &format!(
                 "#!/bin/sh\nexec unshare -m sh -c 'mount --bind \"$0\" {SPOOL} && exec {} \"$@\"' {} \"$@\"\n",
                 shell_quote(&real.to_string_lossy()),
                 shell_quote(&spool.to_string_lossy()),
             ),
-        )
-        .expect("write wrapper");
-        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        );
         env.set("GITKIT_CRONTAB", wrapper.to_str().expect("utf-8 temp path"));
         let crontab = Self { wrapper };
         crontab.run_allowing_none(

@@ -177,6 +177,23 @@ impl Env {
     }
 }
 
+/// Writes an executable script. The file is written by a child `sh`, never open for writing
+/// in this process: a test thread forking meanwhile would inherit the descriptor, and running
+/// the script would then fail with "Text file busy" (seen in CI).
+pub fn write_executable(path: &Path, text: &str) {
+    let mut child = Command::new("sh")
+        .args(["-c", "cat > \"$1\" && chmod 755 \"$1\"", "sh"])
+        .arg(path)
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("sh runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    stdin.write_all(text.as_bytes()).expect("write script");
+    drop(stdin);
+    let status = child.wait().expect("sh finishes");
+    assert!(status.success(), "writing {} failed", path.display());
+}
+
 /// `len` bytes that do not compress or repeat, the same for the same seed (xorshift64).
 pub fn pseudo_random_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed | 1;
