@@ -155,6 +155,8 @@ impl Entry for Record {
 
 /// The local copy's first bytes (see [`BlobIndex::save`] for the rest).
 const CACHE_MAGIC: &[u8; 16] = b"gitkit-index\x00\x00\x00\x02";
+/// The local copy's first bytes as gitkit wrote it before the blob records were a table.
+const CACHE_MAGIC_V1: &[u8; 16] = b"gitkit-index\x00\x00\x00\x01";
 /// More packs than a cache file is believed to list.
 const MAX_CACHED: usize = 1 << 24;
 
@@ -298,7 +300,10 @@ impl BlobIndex {
     fn read_cache(file: std::fs::File, dir: PathBuf) -> std::io::Result<Self> {
         use std::io::{Read, Seek};
         let mut input = std::io::BufReader::with_capacity(64 << 10, &file);
-        binary::check_magic(&mut input, CACHE_MAGIC)?;
+        let magic = binary::bytes::<16>(&mut input)?;
+        if &magic != CACHE_MAGIC && &magic != CACHE_MAGIC_V1 {
+            return Err(binary::bad());
+        }
         let ids = |input: &mut dyn Read| -> std::io::Result<HashSet<String>> {
             let count = binary::count(input, MAX_CACHED)?;
             (0..count)
@@ -314,6 +319,10 @@ impl BlobIndex {
             .map(|hash| format!("{INDEX_SETS}{hash}"))
             .collect();
         index.in_sets = ids(&mut input)?;
+        if &magic == CACHE_MAGIC_V1 {
+            index.read_v1_packs(&mut input)?;
+            return Ok(index);
+        }
         let count = binary::count(&mut input, MAX_CACHED)?;
         for number in 0..count {
             let id = binary::hash(&mut input)?.to_hex();
@@ -346,6 +355,37 @@ impl BlobIndex {
         index.blobs = Table::with_run(dir, Run::open(file, start, records)?);
         index.verified.retain(|p| index.numbers.contains_key(p));
         Ok(index)
+    }
+
+    /// The packs of a copy an earlier gitkit wrote ([`CACHE_MAGIC_V1`], the lists as now):
+    /// each its id, its blob count (u32) and per blob the hash, offset, length and content
+    /// length (u64). Read a pack at a time into the table, and written in the new layout by the
+    /// next save, so that an upgrade keeps what was verified.
+    fn read_v1_packs(&mut self, input: &mut impl std::io::Read) -> std::io::Result<()> {
+        let in_sets = std::mem::take(&mut self.in_sets);
+        let count = binary::count(input, MAX_CACHED)?;
+        for _ in 0..count {
+            let id = binary::hash(input)?.to_hex();
+            let count = binary::count(input, MAX_CACHED)?;
+            let mut blobs = Vec::with_capacity(count.min(1 << 16));
+            for _ in 0..count {
+                blobs.push(Packed {
+                    hash: binary::hash(input)?,
+                    offset: binary::u64(input)?,
+                    len: binary::u64(input)?,
+                    raw_len: Some(binary::u64(input)?).filter(|&raw| raw != 0),
+                });
+            }
+            let pack = PackIndex { pack: id, blobs };
+            if pack.check(&pack.pack, MAX_PACK_LEN).is_ok() {
+                let in_set = in_sets.contains(&pack.pack);
+                self.add(pack, in_set);
+            }
+        }
+        self.blobs.seal();
+        self.verified.retain(|p| self.numbers.contains_key(p));
+        self.dirty = true;
+        Ok(())
     }
 
     /// Forgets everything: the store is not the one this copy describes.
@@ -900,6 +940,43 @@ mod tests {
             let found = loaded.locate(&blob.hash).expect("found");
             assert_eq!((found.offset, found.len), (blob.offset, blob.len));
         }
+    }
+
+    #[test]
+    fn a_copy_an_earlier_gitkit_wrote_is_read_and_saved_anew() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = BlobIndex::cache_path(dir.path(), "store");
+        let pack = pack_with(&[], 60, "old");
+        let id = Hash::parse(&pack.pack).expect("an id");
+        // The earlier layout: magic, five lists (verified: this pack), then the packs with
+        // their blobs in full.
+        let mut old = b"gitkit-index\x00\x00\x00\x01".to_vec();
+        old.extend(1u32.to_le_bytes());
+        old.extend(id.0);
+        old.extend([0u8; 16]);
+        old.extend(1u32.to_le_bytes());
+        old.extend(id.0);
+        old.extend((pack.blobs.len() as u32).to_le_bytes());
+        for blob in &pack.blobs {
+            old.extend(blob.hash.0);
+            for field in [blob.offset, blob.len, blob.raw_len.unwrap_or(0)] {
+                old.extend(field.to_le_bytes());
+            }
+        }
+        std::fs::write(&path, &old).expect("write");
+
+        let mut loaded = BlobIndex::load(&path);
+        assert!(loaded.is_verified(&pack.pack), "what was verified stays so");
+        assert_eq!(loaded.packs().expect("packs"), vec![pack.clone()]);
+        loaded.save(&path).expect("saved");
+        assert!(
+            std::fs::read(&path)
+                .expect("read")
+                .starts_with(super::CACHE_MAGIC)
+        );
+        let again = BlobIndex::load(&path);
+        assert!(again.is_verified(&pack.pack));
+        assert_eq!(again.packs().expect("packs"), vec![pack]);
     }
 
     #[test]

@@ -266,7 +266,7 @@ pub struct Reader<'a, S: Store> {
     store: &'a S,
     index: Option<index::BlobIndex>,
     /// The packs trees were read from, kept for the next snapshot.
-    tree_packs: std::collections::HashMap<id::Hash, bytes::Bytes>,
+    tree_packs: tree::TreePacks,
 }
 
 impl<'a, S: Store> Reader<'a, S> {

@@ -13,7 +13,6 @@
 
 use std::collections::HashMap;
 
-use bytes::Bytes;
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -95,7 +94,7 @@ pub struct Trees {
     pub summary: Summary,
     pub root: Hash,
     pub index: BlobIndex,
-    pub packs: HashMap<Hash, Bytes>,
+    pub packs: super::tree::TreePacks,
 }
 
 pub async fn restore<S: Store>(
@@ -115,9 +114,24 @@ pub async fn restore<S: Store>(
     let mut loader = Loader::with_packs(store, &trees.index, trees.packs.clone());
     let mut walk = Walk::new(&trees.root);
     if !options.paths.is_empty() {
-        // A part: the whole snapshot's entries, so that a path matching nothing is said.
+        // A part: what the paths may want (what they match, and the folders above them), a
+        // batch of the snapshot's entries at a time; `restore_whole` picks from it exactly
+        // and says which path matched nothing.
         let mut entries = Vec::new();
-        while loader.next(&mut walk, &mut entries, usize::MAX).await? {}
+        loop {
+            let mut batch = Vec::new();
+            let more = loader
+                .next(&mut walk, &mut batch, options.batch.max(1))
+                .await?;
+            entries.extend(
+                batch
+                    .into_iter()
+                    .filter(|entry| may_want(&options.paths, entry)),
+            );
+            if !more {
+                break;
+            }
+        }
         entries.sort_unstable_by(|a, b| a.path.cmp(&b.path));
         let manifest = Manifest {
             version: trees.version,
@@ -161,6 +175,19 @@ pub async fn restore<S: Store>(
         files,
         bytes,
         seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// Whether a part made of `paths` may hold `entry`: one of them matches it, or it is a folder
+/// above one of them.
+fn may_want(paths: &[RelPath], entry: &Entry) -> bool {
+    paths.iter().any(|path| {
+        super::browse::matches(path, &entry.path)
+            || matches!(entry.kind, Kind::Dir { .. })
+                && path
+                    .0
+                    .strip_prefix(entry.path.0.as_slice())
+                    .is_some_and(|rest| rest.first() == Some(&b'/'))
     })
 }
 

@@ -8,14 +8,14 @@
 //! entries, checking every tree against its hash and every name before believing it.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::id::Hash;
 use super::index::BlobIndex;
 use super::manifest::{BlobRef, Entry, Kind, ManifestError, RelPath};
-use super::pack::{data_key, unpack};
+use super::pack::{MAX_BLOB_LEN, data_key, unpack};
 use crate::store::{Store, StoreError};
 
 /// Deeper than any path a file system allows (4,096 bytes, two per level at least).
@@ -282,12 +282,80 @@ impl Walk {
     }
 }
 
+/// The packs trees were read from, kept in an unnamed file in the temporary folder rather than
+/// in memory (the trees of a large workspace fill many packs), each tree read back by its
+/// place. Clones share the file: the next snapshot a reader reads, or the restore after the
+/// check, finds the packs there.
+#[derive(Clone, Default)]
+pub struct TreePacks(Arc<Mutex<PackFile>>);
+
+#[derive(Default)]
+struct PackFile {
+    file: Option<std::fs::File>,
+    /// Where each pack is in the file, and its length.
+    places: HashMap<Hash, (u64, u64)>,
+    end: u64,
+}
+
+/// A failure of the file [`TreePacks`] keeps (this machine's, not the store's).
+fn pack_file_error(action: &'static str, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        store: "this machine".to_string(),
+        action,
+        key: "the packs of trees read".to_string(),
+        source,
+    }
+}
+
+impl TreePacks {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PackFile> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn has(&self, pack: &Hash) -> bool {
+        self.lock().places.contains_key(pack)
+    }
+
+    fn add(&self, pack: Hash, data: &[u8]) -> Result<(), StoreError> {
+        use std::os::unix::fs::FileExt;
+        let mut packs = self.lock();
+        if packs.file.is_none() {
+            packs.file = Some(tempfile::tempfile().map_err(|e| pack_file_error("create", e))?);
+        }
+        let at = packs.end;
+        let file = packs.file.as_ref().expect("made above");
+        file.write_all_at(data, at)
+            .map_err(|e| pack_file_error("write", e))?;
+        packs.places.insert(pack, (at, data.len() as u64));
+        packs.end += data.len() as u64;
+        Ok(())
+    }
+
+    /// `len` bytes at `offset` in `pack`; `None` when they are not all inside it.
+    fn read(&self, pack: &Hash, offset: u64, len: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        use std::os::unix::fs::FileExt;
+        let packs = self.lock();
+        let (Some(&(at, size)), Some(file)) = (packs.places.get(pack), packs.file.as_ref()) else {
+            return Ok(None);
+        };
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Ok(None);
+        }
+        let mut bytes = vec![0u8; len as usize];
+        file.read_exact_at(&mut bytes, at + offset)
+            .map_err(|e| pack_file_error("read", e))?;
+        Ok(Some(bytes))
+    }
+}
+
 /// Reads trees out of a store, through its pack index.
 pub struct Loader<'a, S: Store> {
     store: &'a S,
     index: &'a BlobIndex,
     /// Packs read so far: trees are packed apart from file content, so a few packs hold them.
-    packs: HashMap<Hash, Bytes>,
+    packs: TreePacks,
     /// The packs this loader's trees came from.
     touched: HashSet<Hash>,
     /// [`MAX_ENTRIES`]; smaller in tests.
@@ -296,12 +364,12 @@ pub struct Loader<'a, S: Store> {
 
 impl<'a, S: Store> Loader<'a, S> {
     pub fn new(store: &'a S, index: &'a BlobIndex) -> Self {
-        Self::with_packs(store, index, HashMap::new())
+        Self::with_packs(store, index, TreePacks::default())
     }
 
     /// A loader that starts with the packs another one read ([`Loader::into_packs`]): many
     /// snapshots of a workspace share most of their trees.
-    pub fn with_packs(store: &'a S, index: &'a BlobIndex, packs: HashMap<Hash, Bytes>) -> Self {
+    pub fn with_packs(store: &'a S, index: &'a BlobIndex, packs: TreePacks) -> Self {
         Self {
             store,
             index,
@@ -311,7 +379,7 @@ impl<'a, S: Store> Loader<'a, S> {
         }
     }
 
-    pub fn into_packs(self) -> HashMap<Hash, Bytes> {
+    pub fn into_packs(self) -> TreePacks {
         self.packs
     }
 
@@ -453,18 +521,20 @@ impl<'a, S: Store> Loader<'a, S> {
     async fn tree(&mut self, hash: &Hash) -> Result<Tree, TreeError> {
         let blob = self.locate("tree", hash)?;
         self.touched.insert(blob.pack);
-        if !self.packs.contains_key(&blob.pack) {
+        if !self.packs.has(&blob.pack) {
             let key = data_key(&blob.pack.to_hex()).expect("a hash is a pack id");
             let data = self.store.get(&key).await?;
-            self.packs.insert(blob.pack, data);
+            self.packs.add(blob.pack, &data)?;
         }
-        let pack = &self.packs[&blob.pack];
         let corrupt = || TreeError::Corrupt(hash.to_string());
-        let end = blob.offset.checked_add(blob.len).ok_or_else(corrupt)?;
-        let stored = pack
-            .get(blob.offset as usize..end as usize)
+        if blob.len > MAX_BLOB_LEN {
+            return Err(corrupt());
+        }
+        let stored = self
+            .packs
+            .read(&blob.pack, blob.offset, blob.len)?
             .ok_or_else(corrupt)?;
-        let data = unpack(stored, blob.raw_len).map_err(|_| corrupt())?;
+        let data = unpack(&stored, blob.raw_len).map_err(|_| corrupt())?;
         if Hash::of(&data) != *hash {
             return Err(corrupt());
         }
