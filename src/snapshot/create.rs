@@ -205,6 +205,11 @@ pub async fn create<S: Store>(
         let root = workspace.root.clone();
         let cache = FileCache::load(&state_dir, options.racy_window);
         let mut cached = Reader::without_reading(&index, cache, root);
+        // Unless the packs were just listed again, a file the cache knows stands for content
+        // the store holds, as it does when every stat matches (above): the last snapshot,
+        // which is there, holds it if the digests match; if they do not, the pass that
+        // writes looks every blob up.
+        cached.trust_cache = refreshed.is_none();
         let known = cached.entries(&mut found).map_err(ScanError::Spool)?;
         let digest = cached.sink.finish().digest;
         let same =
@@ -583,6 +588,8 @@ struct Reader<'a> {
     progress: Arc<dyn Progress>,
     /// A file had to be read and this reader may not.
     needs_reading: bool,
+    /// Takes the cache's word that the store holds what it knows, without a lookup.
+    trust_cache: bool,
     read_bytes: u64,
     warnings: Vec<Warning>,
     /// The uploader stopped (an upload failed): stop reading.
@@ -621,6 +628,7 @@ impl<'a> Reader<'a> {
             warnings: Vec::new(),
             cancelled: false,
             needs_reading: false,
+            trust_cache: false,
         }
     }
 
@@ -777,10 +785,11 @@ impl<'a> Reader<'a> {
     }
 
     fn is_stored(&mut self, content: &Content) -> bool {
-        content
-            .blobs
-            .iter()
-            .all(|(hash, _)| self.packed.contains(hash) || self.reuse(hash))
+        self.trust_cache
+            || content
+                .blobs
+                .iter()
+                .all(|(hash, _)| self.packed.contains(hash) || self.reuse(hash))
     }
 
     /// Whether the store holds blob `hash` for this snapshot to use; the pack it is read from

@@ -281,7 +281,23 @@ impl<E: Entry> Table<E> {
             self.fresh = merge_sorted(head, tail);
             self.sorted = self.fresh.len();
         }
-        if self.fresh.len() < FRESH_LIMIT || self.cannot_write {
+        if self.fresh.len() >= FRESH_LIMIT {
+            self.write_out();
+        }
+    }
+
+    /// Adds `entries`, sorted by hash, and writes what is in memory out as a run.
+    pub fn add_sorted(&mut self, entries: Vec<E>) {
+        self.seal();
+        let fresh = std::mem::take(&mut self.fresh);
+        self.fresh = merge_sorted(fresh, entries);
+        self.sorted = self.fresh.len();
+        self.write_out();
+    }
+
+    /// Writes the records in memory out as a run, and merges runs as they grow.
+    fn write_out(&mut self) {
+        if self.cannot_write {
             return;
         }
         let written = Run::write(&self.dir, self.fresh.iter().cloned().map(Ok));
@@ -380,9 +396,11 @@ impl Seen {
             return false;
         }
         self.recent.insert(hash);
-        if self.recent.len() >= FRESH_LIMIT * 2 {
-            self.recent.drain().for_each(|hash| self.older.push(hash));
-            self.older.seal();
+        // As many as a table of FRESH_LIMIT places holds before it grows (7 in 8).
+        if self.recent.len() >= FRESH_LIMIT / 8 * 7 {
+            let mut hashes: Vec<Hash> = self.recent.drain().collect();
+            hashes.sort_unstable();
+            self.older.add_sorted(hashes);
         }
         true
     }
