@@ -39,6 +39,18 @@ timed() {
   mib="$(awk -v k="$kib" 'BEGIN { printf "%.0f", k / 1024 }')"
 }
 
+# Like timed, and also sets own: the command's own peak in MiB, without the programs it ran
+# (git's listing, for gitkit), sampled by bench/peak.py.
+timed_own() {
+  python3 bench/peak.py "$work/peak" "$@" >"$work/stdout" 2>>"$log" \
+    || { echo "failed ($?): $*" >&2; tail -n 20 "$log" >&2; exit 1; }
+  cat "$work/stdout" >>"$log"
+  local kib own_kib
+  read -r secs kib own_kib <"$work/peak"
+  mib="$(awk -v k="$kib" 'BEGIN { printf "%.0f", k / 1024 }')"
+  own="$(awk -v k="$own_kib" 'BEGIN { printf "%.0f", k / 1024 }')"
+}
+
 mb() { awk -v b="$1" 'BEGIN { printf "%.1f MB", b / 1e6 }'; }
 
 # COUNT small text files under ROOT, PER_FOLDER in each folderNNN/fileNNN.txt, from SEED.

@@ -4,7 +4,8 @@
 # on generated workspaces of each size in SIZES (default 100,000 and 300,000 small text files,
 # 500 a folder, committed, git objects packed). For each: first snapshot, nothing changed,
 # one file edited, full restore; time and peak RSS (GNU time: the largest of the process and
-# the programs it ran, so git's own memory counts for gitkit, as it does for the user), and
+# the programs it ran, so git's own memory counts for gitkit, as it does for the user; and
+# gitkit's own, without git's listing, sampled by bench/peak.py), and
 # `git status --porcelain` on the same workspace for reference.
 #
 # Run: bench/memory.sh             (GITKIT=path/to/gitkit, default target/release/gitkit; no build)
@@ -27,8 +28,8 @@ log="$out/memory.log"
 trap 'rm -rf "$work"' EXIT
 bench_env
 
-row() { printf '| %s | %s | %s s, %s MiB | %s s, %s MiB | %s |\n' "$@"; }
-table="| files | measure | gitkit | restic | \`git status --porcelain\` |
+row() { printf '| %s | %s | %s s, %s MiB (own %s MiB) | %s s, %s MiB | %s |\n' "$@"; }
+table="| files | measure | gitkit (own: without git's listing) | restic | \`git status --porcelain\` |
 | --- | --- | --- | --- | --- |"
 
 for n in $sizes; do
@@ -42,25 +43,25 @@ for n in $sizes; do
   run restic init --repo "$repo"
   g=() r=()
 
-  timed "$gitkit" -C "$ws" snapshot --store "$store"; g+=("$secs" "$mib")
+  timed_own "$gitkit" -C "$ws" snapshot --store "$store"; g+=("$secs" "$mib" "$own")
   timed restic --repo "$repo" backup --quiet --host bench --exclude "$ws/.git/gitkit" "$ws"; r+=("$secs" "$mib")
   sleep 1
-  timed "$gitkit" -C "$ws" snapshot --store "$store"; g+=("$secs" "$mib")
+  timed_own "$gitkit" -C "$ws" snapshot --store "$store"; g+=("$secs" "$mib" "$own")
   timed restic --repo "$repo" backup --quiet --host bench --exclude "$ws/.git/gitkit" "$ws"; r+=("$secs" "$mib")
   timed git -C "$ws" status --porcelain; status="$secs s, $mib MiB"
   echo "edited" >>"$ws/folder000/file000.txt"
-  timed "$gitkit" -C "$ws" snapshot --store "$store"; g+=("$secs" "$mib")
+  timed_own "$gitkit" -C "$ws" snapshot --store "$store"; g+=("$secs" "$mib" "$own")
   timed restic --repo "$repo" backup --quiet --host bench --exclude "$ws/.git/gitkit" "$ws"; r+=("$secs" "$mib")
-  timed "$gitkit" restore latest --store "$store" --workspace "ws-$n" --to "$work/g-restored-$n"; g+=("$secs" "$mib")
+  timed_own "$gitkit" restore latest --store "$store" --workspace "ws-$n" --to "$work/g-restored-$n"; g+=("$secs" "$mib" "$own")
   timed restic --repo "$repo" restore latest --target "$work/r-restored-$n"; r+=("$secs" "$mib")
   rm -rf "$work/g-restored-$n" "$work/r-restored-$n"
 
-  i=0
+  i=0 j=0
   for measure in "first snapshot" "nothing changed" "one file edited" "full restore"; do
     reference=""
     [ "$measure" = "nothing changed" ] && reference="$status"
-    table+=$'\n'"$(row "$n" "$measure" "${g[i]}" "${g[i+1]}" "${r[i]}" "${r[i+1]}" "$reference")"
-    i=$((i + 2))
+    table+=$'\n'"$(row "$n" "$measure" "${g[i]}" "${g[i+1]}" "${g[i+2]}" "${r[j]}" "${r[j+1]}" "$reference")"
+    i=$((i + 3)) j=$((j + 2))
   done
   rm -rf "$ws" "$store" "$repo"
 done

@@ -18,9 +18,9 @@ use tracing::{debug, warn};
 
 use super::cache::{Content, FileCache, Stat};
 use super::id::{Hash, IdError};
-use super::index::{BlobIndex, Seen};
+use super::index::{BlobIndex, PackLog, Seen};
 use super::manifest::{FORMAT_VERSION, ManifestError, RelPath, SnapshotObject, Summary};
-use super::pack::{Pack, PackIndex, Packer, data_key, index_key};
+use super::pack::{Pack, Packer, data_key, index_key};
 use super::progress::Progress;
 use super::scan::{self, Found, STATE_DIR, ScanError, Warning};
 use super::workspace::Workspace;
@@ -267,13 +267,9 @@ pub async fn create<S: Store>(
         read_bytes += read;
         // Packs that did upload are in the store: keep them known whatever else failed.
         let uploaded = done.uploaded;
-        for pack in &uploaded.done {
-            new_bytes += pack.blobs.iter().map(|b| b.len).sum::<u64>();
-        }
+        new_bytes += uploaded.done.bytes();
         new_pack_count += uploaded.done.len();
-        for pack in uploaded.done {
-            index.add_written(pack);
-        }
+        index.add_logged(uploaded.done);
         if let Some(e) = uploaded.error {
             index.save(&index_cache).map_err(state_error)?;
             return Err(e.into());
@@ -430,10 +426,8 @@ async fn upload_all<S: Store>(
         sender.try_send(pack).expect("the channel holds every pack");
     }
     drop(sender);
-    let uploaded = upload(store, receiver).await;
-    for pack in uploaded.done {
-        index.add_written(pack);
-    }
+    let uploaded = upload(store, index.spill_dir(), receiver).await;
+    index.add_logged(uploaded.done);
     match uploaded.error {
         Some(e) => Err(e),
         None => Ok((count, bytes)),
@@ -495,7 +489,7 @@ async fn read_and_upload<S: Store>(
             }
         })
     };
-    let uploaded = upload(store, packs_rx).await;
+    let uploaded = upload(store, index.spill_dir(), packs_rx).await;
     let reader = reader.await.expect("the reader does not panic");
     Pass { reader, uploaded }
 }
@@ -515,14 +509,14 @@ fn snapshot_id(now: SystemTime, digest: &str) -> String {
 
 /// The packs that were uploaded, and the first error, which stopped the rest.
 struct Uploaded {
-    done: Vec<PackIndex>,
+    done: PackLog,
     error: Option<StoreError>,
 }
 
 /// Uploads packs as they come, a few at a time; each pack's index object after its data.
-async fn upload<S: Store>(store: &S, mut packs: mpsc::Receiver<Pack>) -> Uploaded {
+async fn upload<S: Store>(store: &S, dir: &Path, mut packs: mpsc::Receiver<Pack>) -> Uploaded {
     let mut running = JoinSet::new();
-    let mut done = Vec::new();
+    let mut done = PackLog::new(dir);
     let mut first_error = None;
     loop {
         while running.len() >= UPLOAD_CONCURRENCY {

@@ -365,18 +365,7 @@ impl BlobIndex {
         let in_sets = std::mem::take(&mut self.in_sets);
         let count = binary::count(input, MAX_CACHED)?;
         for _ in 0..count {
-            let id = binary::hash(input)?.to_hex();
-            let count = binary::count(input, MAX_CACHED)?;
-            let mut blobs = Vec::with_capacity(count.min(1 << 16));
-            for _ in 0..count {
-                blobs.push(Packed {
-                    hash: binary::hash(input)?,
-                    offset: binary::u64(input)?,
-                    len: binary::u64(input)?,
-                    raw_len: Some(binary::u64(input)?).filter(|&raw| raw != 0),
-                });
-            }
-            let pack = PackIndex { pack: id, blobs };
+            let pack = read_pack(input)?;
             if pack.check(&pack.pack, MAX_PACK_LEN).is_ok() {
                 let in_set = in_sets.contains(&pack.pack);
                 self.add(pack, in_set);
@@ -386,6 +375,35 @@ impl BlobIndex {
         self.verified.retain(|p| self.numbers.contains_key(p));
         self.dirty = true;
         Ok(())
+    }
+
+    /// Adds the packs this machine wrote that `log` lists ([`BlobIndex::add_written`]).
+    pub fn add_logged(&mut self, log: PackLog) {
+        let PackLog { file, held, .. } = log;
+        if let Some(file) = file {
+            let read = file
+                .into_inner()
+                .map_err(|e| e.into_error())
+                .and_then(|mut file| {
+                    use std::io::Seek;
+                    file.rewind()?;
+                    let mut input = std::io::BufReader::new(file);
+                    loop {
+                        match read_pack(&mut input) {
+                            Ok(pack) => self.add_written(pack),
+                            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                                return Ok(());
+                            }
+                            Err(e) => return Err(e),
+                        }
+                    }
+                });
+            if let Err(e) = read {
+                // Only known later: the next listing finds them, as another machine's.
+                tracing::warn!(error = %e, "packs written could not all be read back");
+            }
+        }
+        held.into_iter().for_each(|pack| self.add_written(pack));
     }
 
     /// Forgets everything: the store is not the one this copy describes.
@@ -469,7 +487,7 @@ impl BlobIndex {
                 key.strip_prefix(INDEX_SETS).is_some_and(is_hash) && !self.sets.contains(key)
             })
             .collect();
-        let read_sets: Vec<(String, Option<IndexSet>)> = futures::stream::iter(new_sets)
+        let mut read_sets = futures::stream::iter(new_sets)
             .map(|key| async move {
                 let data = store.get(&key).await?;
                 let set = (index_set_key(&data) == key)
@@ -477,10 +495,8 @@ impl BlobIndex {
                     .flatten();
                 Ok::<_, StoreError>((key, set))
             })
-            .buffer_unordered(FETCH_CONCURRENCY)
-            .try_collect()
-            .await?;
-        for (key, set) in read_sets {
+            .buffer_unordered(FETCH_CONCURRENCY);
+        while let Some((key, set)) = read_sets.try_next().await? {
             self.sets.insert(key.clone());
             self.dirty = true;
             let Some(set) = set else {
@@ -504,7 +520,8 @@ impl BlobIndex {
             .filter(|pack| !self.numbers.contains_key(**pack) && !self.refused.contains(**pack))
             .map(|pack| (pack.to_string(), sizes[pack]))
             .collect();
-        let fetched: Vec<Result<PackIndex, String>> = futures::stream::iter(missing)
+        // Each added as it comes: a store's index objects together list every blob it holds.
+        let mut fetched = futures::stream::iter(missing)
             .map(|(pack, size)| async move {
                 let key = index_key(&pack).expect("listed packs are pack ids");
                 let data = store.get(&key).await?;
@@ -513,10 +530,8 @@ impl BlobIndex {
                     .filter(|index| index.check(&pack, size).is_ok());
                 Ok::<_, StoreError>(index.ok_or(pack))
             })
-            .buffer_unordered(FETCH_CONCURRENCY)
-            .try_collect()
-            .await?;
-        for result in fetched {
+            .buffer_unordered(FETCH_CONCURRENCY);
+        while let Some(result) = fetched.try_next().await? {
             match result {
                 Ok(pack) => {
                     refreshed.fetched += 1;
@@ -817,6 +832,93 @@ impl BlobIndex {
     }
 }
 
+/// A pack's index as layout 1 of the local copy kept it, and [`PackLog`] does: its id, its blob
+/// count (u32) and per blob the hash, offset, length and content length (u64; 0: stored as
+/// it is).
+fn read_pack(input: &mut impl std::io::Read) -> std::io::Result<PackIndex> {
+    let id = binary::hash(input)?.to_hex();
+    let count = binary::count(input, MAX_CACHED)?;
+    let mut blobs = Vec::with_capacity(count.min(1 << 16));
+    for _ in 0..count {
+        blobs.push(Packed {
+            hash: binary::hash(input)?,
+            offset: binary::u64(input)?,
+            len: binary::u64(input)?,
+            raw_len: Some(binary::u64(input)?).filter(|&raw| raw != 0),
+        });
+    }
+    Ok(PackIndex { pack: id, blobs })
+}
+
+fn write_pack(out: &mut impl std::io::Write, pack: &PackIndex) -> std::io::Result<()> {
+    let id = Hash::parse(&pack.pack).ok_or_else(binary::bad)?;
+    out.write_all(&id.0)?;
+    binary::put_u32(out, pack.blobs.len() as u32)?;
+    for blob in &pack.blobs {
+        out.write_all(&blob.hash.0)?;
+        binary::put_u64(out, blob.offset)?;
+        binary::put_u64(out, blob.len)?;
+        binary::put_u64(out, blob.raw_len.unwrap_or(0))?;
+    }
+    Ok(())
+}
+
+/// The packs a run wrote, kept in an unnamed file until the index takes them
+/// ([`BlobIndex::add_logged`]): a first snapshot of a large workspace writes a list of every
+/// blob it holds. Where no file can be written, they are held in memory.
+pub struct PackLog {
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    held: Vec<PackIndex>,
+    count: usize,
+    bytes: u64,
+}
+
+impl PackLog {
+    /// A log whose file is made in `dir`.
+    pub fn new(dir: &Path) -> Self {
+        let file = tempfile::tempfile_in(dir)
+            .map(std::io::BufWriter::new)
+            .map_err(|e| tracing::warn!(error = %e, "packs written are held in memory"))
+            .ok();
+        Self {
+            file,
+            held: Vec::new(),
+            count: 0,
+            bytes: 0,
+        }
+    }
+
+    pub fn push(&mut self, pack: PackIndex) {
+        self.count += 1;
+        self.bytes += pack.blobs.iter().map(|blob| blob.len).sum::<u64>();
+        match &mut self.file {
+            Some(file) => {
+                if let Err(e) = write_pack(file, &pack) {
+                    // What it held is learnt again from the store by the next listing.
+                    tracing::warn!(error = %e, "packs written are held in memory from now on");
+                    self.file = None;
+                    self.held.push(pack);
+                }
+            }
+            None => self.held.push(pack),
+        }
+    }
+
+    /// How many packs were logged.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// The bytes of their blobs, as stored.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+}
+
 /// Counts what passes through to `out`.
 struct Counted<'a> {
     out: &'a mut dyn std::io::Write,
@@ -940,6 +1042,26 @@ mod tests {
             let found = loaded.locate(&blob.hash).expect("found");
             assert_eq!((found.offset, found.len), (blob.offset, blob.len));
         }
+    }
+
+    #[test]
+    fn packs_written_are_logged_to_a_file_and_taken_in_whole() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let packs = ["one", "two"].map(|seed| pack_with(&[], 70, seed));
+        let mut log = super::PackLog::new(dir.path());
+        packs.iter().cloned().for_each(|pack| log.push(pack));
+        assert!(
+            log.file.is_some() && log.held.is_empty(),
+            "in the file, not in memory"
+        );
+        assert_eq!(log.len(), 2);
+        let bytes: u64 = packs.iter().flat_map(|p| &p.blobs).map(|b| b.len).sum();
+        assert_eq!(log.bytes(), bytes);
+
+        let mut index = BlobIndex::load(&BlobIndex::cache_path(dir.path(), "store"));
+        index.add_logged(log);
+        assert_eq!(index.packs().expect("packs"), packs.to_vec());
+        assert!(packs.iter().all(|pack| index.is_verified(&pack.pack)));
     }
 
     #[test]
