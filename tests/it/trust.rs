@@ -76,8 +76,11 @@ impl Drop for Writer {
     }
 }
 
-const APPENDER: &str = "f = open(path, 'ab', 0)\nopen(ready, 'w').close()\n\
-                        while True: f.write(b'epoch 1 loss 0.123\\n' * 50)\n";
+/// Appends a kilobyte at a time, a few hundred times a second: a training log that never
+/// holds still while a read of it lasts. (As fast as python can, it outran a debug build's
+/// reads, each one longer than the last, until the log filled the memory of the test reading it.)
+const APPENDER: &str = "import time\nf = open(path, 'ab', 0)\nopen(ready, 'w').close()\n\
+                        while True:\n    f.write(b'epoch 1 loss 0.123\\n' * 50)\n    time.sleep(0.002)\n";
 
 /// Guards item 1: a log appended to during the snapshot produced a manifest whose size did not
 /// match its blobs, and restore refused the whole snapshot.
