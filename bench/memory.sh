@@ -37,7 +37,7 @@ for n in $sizes; do
   text_files "$ws" "$n" 500 11
   run git init -q "$ws"
   run git -C "$ws" add -A
-  run git -C "$ws" commit -q -m data
+  run git -C "$ws" -c gc.auto=0 commit -q -m data
   run git -C "$ws" gc -q
   store="$work/gitkit-$n" repo="$work/restic-$n"
   run restic init --repo "$repo"

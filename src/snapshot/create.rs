@@ -216,7 +216,7 @@ pub async fn create<S: Store>(
             known && last.describes(workspace) && digest == last.digest && last.trees_in(&index);
         debug!(unchanged = same, "compared with the last snapshot");
         if same {
-            index.save(&index_cache).map_err(state_error)?;
+            save_index(&mut index, &index_cache);
             // Every file was known, with the stat data the scan found and read settled: the
             // scan's digest stands for this content from now on.
             if refreshed.is_some() || last.stats.as_deref() != Some(stats.as_str()) {
@@ -259,7 +259,7 @@ pub async fn create<S: Store>(
         } = done.reader;
         found = spool;
         if let Err(e) = whole {
-            index.save(&index_cache).map_err(state_error)?;
+            save_index(&mut index, &index_cache);
             return Err(ScanError::Spool(e).into());
         }
         let settled = cache.settled();
@@ -271,7 +271,7 @@ pub async fn create<S: Store>(
         new_pack_count += uploaded.done.len();
         index.add_logged(uploaded.done);
         if let Some(e) = uploaded.error {
-            index.save(&index_cache).map_err(state_error)?;
+            save_index(&mut index, &index_cache);
             return Err(e.into());
         }
         // A pack another machine wrote is believed only once its bytes were seen to hold what
@@ -285,11 +285,11 @@ pub async fn create<S: Store>(
             "packs in the store do not hold what their index says"
         );
         if pass == PASSES {
-            index.save(&index_cache).map_err(state_error)?;
+            save_index(&mut index, &index_cache);
             return Err(SnapshotError::Untrustworthy(refused.len()));
         }
     };
-    index.save(&index_cache).map_err(state_error)?;
+    save_index(&mut index, &index_cache);
     // What the scan found is done with: let it go before the trees are built.
     let settled = settled.then_some(stats);
     drop(found);
@@ -336,7 +336,7 @@ pub async fn create<S: Store>(
         .map_err(SnapshotError::Invalid)?
         .expect("a reading sink builds trees");
     let stored = store_trees(store, &mut index, built).await;
-    index.save(&index_cache).map_err(state_error)?;
+    save_index(&mut index, &index_cache);
     let trees = stored?;
     new_pack_count += trees.packs;
     new_bytes += trees.bytes;
@@ -361,6 +361,15 @@ pub async fn create<S: Store>(
     .save(&state_dir, store.name())
     .map_err(state_error)?;
     Ok(outcome(summary, false, new_bytes, new_pack_count))
+}
+
+/// Saves the local copy of the store's index. One that cannot be written (a full disk, a
+/// folder in its place) is only said: it is a cache, and the next run learns from the store
+/// what it lacks.
+fn save_index(index: &mut BlobIndex, path: &Path) {
+    if let Err(e) = index.save(path) {
+        warn!(path = %path.display(), error = %e, "the local copy of the store's index was not saved");
+    }
 }
 
 /// A snapshot's trees, stored.

@@ -282,11 +282,13 @@ impl BlobIndex {
             binary::put_u64(&mut out, pack.end)?;
         }
         let start = out.written;
+        // Only records that could be believed: a damaged copy's others are not carried on.
         let records = self.blobs.merged().filter_map(|record| match record {
-            Ok(record) => {
-                let pack = *renumbered.get(record.pack as usize)?;
-                (pack != u32::MAX).then_some(Ok(Record { pack, ..record }))
+            Ok(record) if self.is_live(&record) => {
+                let pack = renumbered[record.pack as usize];
+                Some(Ok(Record { pack, ..record }))
             }
+            Ok(_) => None,
             Err(e) => Some(Err(e)),
         });
         let (count, fences) = table::write_sorted(&mut out, records)?;
@@ -346,9 +348,11 @@ impl BlobIndex {
         std::os::unix::fs::FileExt::read_exact_at(&file, &mut footer, footer_at)?;
         let records = u64::from_le_bytes(footer[..8].try_into().expect("8 bytes"));
         let records_at = u64::from_le_bytes(footer[8..].try_into().expect("8 bytes"));
+        let fences = records.div_ceil(table::BLOCK as u64) * 8;
         let expected = records
             .checked_mul(Record::WIDTH as u64)
-            .map(|bytes| start + bytes + records.div_ceil(table::BLOCK as u64) * 8 + 16);
+            .and_then(|bytes| bytes.checked_add(fences))
+            .and_then(|bytes| bytes.checked_add(start + 16));
         if records_at != start || expected != Some(len) {
             return Err(binary::bad());
         }
@@ -704,10 +708,11 @@ impl BlobIndex {
         self.in_sets.retain(|p| !gone.contains(p));
     }
 
-    /// Whether `record` is a blob of a pack known, inside where the pack's blobs end.
+    /// Whether `record` is a blob of a pack known, not empty, inside where the pack's blobs end.
     fn is_live(&self, record: &Record) -> bool {
         self.packs.get(record.pack as usize).is_some_and(|pack| {
             !pack.forgotten
+                && record.len > 0
                 && record
                     .offset
                     .checked_add(record.len)

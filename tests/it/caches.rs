@@ -193,6 +193,35 @@ fn fifo_at(env: &Env, path: &Path) {
         .success();
 }
 
+/// Red-team (fifth session): a folder in the index copy's place made every snapshot fail ("Is
+/// a directory") for ever. The copy is a cache: the snapshot is made (`-v` says it was not
+/// saved), and the next run learns from the store what the copy lacks.
+#[test]
+fn a_folder_in_place_of_the_index_copy_does_not_stop_snapshots() {
+    let (env, repo, store) = snapshotted();
+    let state = repo.join(".git/gitkit");
+    let copy = std::fs::read_dir(&state)
+        .expect("state")
+        .map(|entry| entry.expect("entry").path())
+        .find(|path| {
+            let name = path.file_name().expect("a name").to_string_lossy();
+            name.starts_with("index-") && name.ends_with(".bin")
+        })
+        .expect("an index copy");
+    std::fs::remove_file(&copy).expect("remove");
+    std::fs::create_dir(&copy).expect("a folder in its place");
+    for round in 0..2 {
+        std::fs::write(repo.join("a.txt"), format!("changed {round}\n")).expect("write");
+        let output = env
+            .gitkit_in(&repo, ["snapshot", "--json", "--store", &store])
+            .output();
+        assert!(output.status.success(), "{}", describe(&output));
+        let target = env.root_path().join(format!("restored-{round}"));
+        restore_latest(&env, &store, &target).success();
+        assert_eq!(tree(&target), tree(&repo));
+    }
+}
+
 /// Guards gitkit's own files replaced by FIFOs (nobody writes them): opening one to read
 /// waited for ever, so a snapshot never ended, and the hook's marker, lock and log would
 /// have held up the commit itself. Each is now not a cache (rebuilt) or an error the hook

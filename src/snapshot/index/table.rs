@@ -15,6 +15,7 @@ use std::marker::PhantomData;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
+use crate::snapshot::binary::bad;
 use crate::snapshot::id::Hash;
 
 /// Records per block: a lookup reads one block (a KiB of the widest record), and a table holds
@@ -86,26 +87,29 @@ impl<E: Entry> Run<E> {
     }
 
     /// The records [`write_sorted`] wrote into `file` at `start`, followed by [`write_fences`]'s
-    /// fences, which are read here; refuses a file whose length does not fit.
+    /// fences, which are read here; refuses a file too short for them, or fences out of order.
     pub fn open(file: File, start: u64, count: u64) -> io::Result<Self> {
         let blocks = count.div_ceil(BLOCK as u64);
         let fences_at = count
             .checked_mul(E::WIDTH as u64)
             .and_then(|len| len.checked_add(start))
-            .ok_or_else(super::super::binary::bad)?;
+            .ok_or_else(bad)?;
         let end = blocks
             .checked_mul(8)
             .and_then(|len| len.checked_add(fences_at))
-            .ok_or_else(super::super::binary::bad)?;
+            .ok_or_else(bad)?;
         if file.metadata()?.len() < end {
-            return Err(super::super::binary::bad());
+            return Err(bad());
         }
         let mut bytes = vec![0u8; (end - fences_at) as usize];
         file.read_exact_at(&mut bytes, fences_at)?;
-        let fences = bytes
+        let fences: Vec<u64> = bytes
             .chunks_exact(8)
             .map(|fence| u64::from_le_bytes(fence.try_into().expect("8 bytes")))
             .collect();
+        if !fences.is_sorted() {
+            return Err(bad());
+        }
         Ok(Self {
             file,
             start,
@@ -121,16 +125,18 @@ impl<E: Entry> Run<E> {
 
     /// Calls `each` with every record of `hash`.
     fn find(&self, hash: &Hash, each: &mut dyn FnMut(E)) -> io::Result<()> {
-        // The first block that may hold it: the one before the first whose first record may
+        // The blocks that may hold it: from the one before the first whose first record may
         // be it or after it (records of one hash, or of one fence, may run over a block's
-        // end; every record before that block is smaller).
+        // end; every record before that block is smaller), up to the first that starts past
+        // it. Fences that lie (a damaged copy) bound the reads all the same.
         let key = fence(hash);
         let mut block = self
             .fences
             .partition_point(|&fence| fence < key)
             .saturating_sub(1);
+        let end = self.fences.partition_point(|&fence| fence <= key);
         let mut buffer = [0u8; BLOCK * MAX_WIDTH];
-        while block < self.fences.len() {
+        while block < end {
             let first = (block * BLOCK) as u64;
             let records = (self.count - first).min(BLOCK as u64) as usize;
             let bytes = &mut buffer[..records * E::WIDTH];
@@ -266,7 +272,7 @@ impl<E: Entry> Table<E> {
     /// Adds a record; call [`Table::seal`] before the next lookup.
     pub fn push(&mut self, entry: E) {
         self.fresh.push(entry);
-        if self.fresh.len() >= FRESH_LIMIT {
+        if self.fresh.len() >= FRESH_LIMIT && !self.cannot_write {
             self.seal();
         }
     }
@@ -545,6 +551,44 @@ mod tests {
         assert!(!seen.older.runs.is_empty(), "some were written out");
         assert!(all.iter().all(|hash| !seen.insert(*hash)));
         assert!(!seen.contains(&Hash::of(b"never added")));
+    }
+
+    #[test]
+    fn fences_that_lie_bound_what_a_lookup_reads_and_fences_out_of_order_are_refused() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("run");
+        let mut sorted = hashes(BLOCK as u32 * 40);
+        sorted.sort();
+        let write = |fences: &[u64]| {
+            let mut file = File::create(&path).expect("create");
+            write_sorted(&mut file, sorted.iter().copied().map(Ok)).expect("records");
+            write_fences(&mut file, fences).expect("fences");
+        };
+        let count = sorted.len() as u64;
+        // Every block said to start past every hash: a lookup reads no block at all, rather
+        // than every block from the first.
+        write(&[u64::MAX; 40]);
+        let run: Run<Hash> = Run::open(File::open(&path).expect("open"), 0, count).expect("run");
+        let mut read = 0;
+        run.find(&sorted[BLOCK * 20], &mut |_| read += 1)
+            .expect("find");
+        assert_eq!(read, 0);
+
+        let mut descending: Vec<u64> = (0..40).collect();
+        descending.reverse();
+        write(&descending);
+        assert!(Run::<Hash>::open(File::open(&path).expect("open"), 0, count).is_err());
+    }
+
+    #[test]
+    fn records_that_cannot_be_written_out_stay_in_memory_and_are_found() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut table = Table::new(dir.path().join("missing"));
+        let all = hashes((FRESH_LIMIT * 3) as u32);
+        all.iter().for_each(|hash| table.push(*hash));
+        table.seal();
+        assert!(table.cannot_write && table.runs.is_empty());
+        assert!(all.iter().all(|hash| table.contains(hash)));
     }
 
     #[test]
