@@ -110,7 +110,6 @@ struct Pack {
     id: String,
     /// Where its last blob ends: the pack is at least this long.
     end: u64,
-    marked: bool,
     forgotten: bool,
 }
 
@@ -210,7 +209,7 @@ impl BlobIndex {
             .parent()
             .filter(|dir| !dir.as_os_str().is_empty())
             .map_or_else(std::env::temp_dir, Path::to_path_buf);
-        match crate::fs::open_own(cache).and_then(|file| Self::read_cache(file, dir.clone())) {
+        match Self::read_copy(cache, dir.clone()) {
             Ok(index) => index,
             Err(e) => {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -236,8 +235,7 @@ impl BlobIndex {
         // gitkit before the binary copy kept a JSON one beside it.
         let _ = std::fs::remove_file(cache.with_extension("json"));
         // What was saved is read from the copy from now on: nothing more held in memory.
-        let dir = self.blobs.dir().to_path_buf();
-        match crate::fs::open_own(cache).and_then(|file| Self::read_cache(file, dir)) {
+        match Self::read_copy(cache, self.blobs.dir().to_path_buf()) {
             Ok(saved) => *self = saved,
             Err(_) => self.dirty = false,
         }
@@ -298,6 +296,11 @@ impl BlobIndex {
         Ok(())
     }
 
+    /// The local copy at `cache`, its runs to be written in `dir`.
+    fn read_copy(cache: &Path, dir: PathBuf) -> std::io::Result<Self> {
+        Self::read_cache(crate::fs::open_own(cache)?, dir)
+    }
+
     /// A local copy as [`BlobIndex::save`] wrote it; an error for anything else.
     fn read_cache(file: std::fs::File, dir: PathBuf) -> std::io::Result<Self> {
         use std::io::{Read, Seek};
@@ -332,11 +335,9 @@ impl BlobIndex {
             if end > MAX_PACK_LEN || index.numbers.insert(id.clone(), number as u32).is_some() {
                 return Err(binary::bad());
             }
-            let marked = index.marked.contains(&id);
             index.packs.push(Pack {
                 id,
                 end,
-                marked,
                 forgotten: false,
             });
         }
@@ -394,7 +395,7 @@ impl BlobIndex {
                     let mut input = std::io::BufReader::new(file);
                     loop {
                         match read_pack(&mut input) {
-                            Ok(pack) => self.add_written(pack),
+                            Ok(pack) => self.add_own(pack),
                             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
                                 return Ok(());
                             }
@@ -407,7 +408,8 @@ impl BlobIndex {
                 tracing::warn!(error = %e, "packs written could not all be read back");
             }
         }
-        held.into_iter().for_each(|pack| self.add_written(pack));
+        held.into_iter().for_each(|pack| self.add_own(pack));
+        self.blobs.seal();
     }
 
     /// Forgets everything: the store is not the one this copy describes.
@@ -453,9 +455,6 @@ impl BlobIndex {
             .map(str::to_string)
             .collect();
         if marked != self.marked {
-            for pack in &mut self.packs {
-                pack.marked = marked.contains(&pack.id);
-            }
             self.marked = marked;
             self.dirty = true;
         }
@@ -646,7 +645,7 @@ impl BlobIndex {
         let unmarked: Vec<u32> = packs
             .iter()
             .copied()
-            .filter(|&n| !self.packs[n as usize].marked)
+            .filter(|&n| !self.is_marked_number(n))
             .collect();
         let alike = match unmarked.len() {
             0 => packs.into_iter().collect(),
@@ -658,9 +657,14 @@ impl BlobIndex {
 
     /// Adds a pack this machine wrote: its content is known to be what its index says.
     pub fn add_written(&mut self, pack: PackIndex) {
+        self.add_own(pack);
+        self.blobs.seal();
+    }
+
+    /// [`BlobIndex::add_written`], but for the seal.
+    fn add_own(&mut self, pack: PackIndex) {
         self.verified.insert(pack.pack.clone());
         self.add(pack, false);
-        self.blobs.seal();
     }
 
     /// Adds a pack's blobs (call `self.blobs.seal()` before the next lookup).
@@ -689,7 +693,6 @@ impl BlobIndex {
         }
         self.numbers.insert(pack.pack.clone(), number);
         self.packs.push(Pack {
-            marked: self.marked.contains(&pack.pack),
             id: pack.pack,
             end,
             forgotten: false,
@@ -708,6 +711,11 @@ impl BlobIndex {
         self.in_sets.retain(|p| !gone.contains(p));
     }
 
+    /// Whether pack number `number` is marked for deletion.
+    fn is_marked_number(&self, number: u32) -> bool {
+        self.marked.contains(&self.packs[number as usize].id)
+    }
+
     /// Whether `record` is a blob of a pack known, not empty, inside where the pack's blobs end.
     fn is_live(&self, record: &Record) -> bool {
         self.packs.get(record.pack as usize).is_some_and(|pack| {
@@ -724,7 +732,7 @@ impl BlobIndex {
     /// prune marked for deletion, or else the first seen.
     fn best(&self, hash: &Hash) -> Option<Record> {
         let mut best: Option<Record> = None;
-        let rank = |record: &Record| (self.packs[record.pack as usize].marked, record.pack);
+        let rank = |record: &Record| (self.is_marked_number(record.pack), record.pack);
         let found = self.blobs.find(hash, &mut |record| {
             if self.is_live(&record) && best.is_none_or(|best| rank(&record) < rank(&best)) {
                 best = Some(record);
@@ -771,18 +779,13 @@ impl BlobIndex {
     /// ([`BlobIndex::contains`]).
     pub fn stored_in(&self, hash: &Hash) -> Option<&str> {
         let record = self.best(hash)?;
-        let pack = &self.packs[record.pack as usize];
-        (!pack.marked).then_some(pack.id.as_str())
+        (!self.is_marked_number(record.pack))
+            .then_some(self.packs[record.pack as usize].id.as_str())
     }
 
     /// Where what does not fit in memory is written.
     pub fn spill_dir(&self) -> &Path {
         self.blobs.dir()
-    }
-
-    /// How many packs are known.
-    pub fn pack_count(&self) -> usize {
-        self.numbers.len()
     }
 
     /// Every pack known, with what it holds, in the order they were added: a scan of every
@@ -829,11 +832,6 @@ impl BlobIndex {
 
     pub fn is_marked(&self, pack: &str) -> bool {
         self.marked.contains(pack)
-    }
-
-    /// Packs an index set describes.
-    pub fn is_in_set(&self, pack: &str) -> bool {
-        self.in_sets.contains(pack)
     }
 }
 
@@ -1018,7 +1016,6 @@ mod tests {
         );
 
         index.marked.insert(a.pack.clone());
-        index.packs[0].marked = true;
         assert_eq!(
             index.stored_in(&hash),
             Some(b.pack.as_str()),
@@ -1135,7 +1132,7 @@ mod tests {
         let whole = std::fs::read(&path).expect("read");
         for damaged in [&whole[..whole.len() - 1], &whole[1..], b"{\"packs\": []}"] {
             std::fs::write(&path, damaged).expect("write");
-            assert_eq!(BlobIndex::load(&path).pack_count(), 0);
+            assert!(BlobIndex::load(&path).packs().expect("packs").is_empty());
         }
     }
 }

@@ -282,11 +282,8 @@ impl Made {
     /// machine's pack holds it.
     fn keep(&mut self, index: &BlobIndex, tree: tree::TreeBlob) {
         self.all.push(tree.hash);
-        if index.contains(&tree.hash) {
-            let checked = index
-                .pack_of(&tree.hash)
-                .is_some_and(|pack| index.is_verified(pack));
-            if !checked {
+        if let Some(pack) = index.stored_in(&tree.hash) {
+            if !index.is_verified(pack) {
                 self.foreign.push(tree);
             }
         } else if self.packed.insert(tree.hash) {

@@ -59,6 +59,9 @@ fn fence(hash: &Hash) -> u64 {
     u64::from_be_bytes(hash.0[..8].try_into().expect("8 bytes"))
 }
 
+/// Records read one after another, or the error that stopped them.
+type Source<'a, E> = Box<dyn Iterator<Item = io::Result<E>> + 'a>;
+
 /// Records sorted by hash in a file, from byte `start`, with the [`fence`] of each block's
 /// first record.
 pub struct Run<E> {
@@ -155,13 +158,13 @@ impl<E: Entry> Run<E> {
     }
 
     /// Every record, in order.
-    fn iter(&self) -> RunIter<'_, E> {
-        RunIter {
+    fn records(&self) -> Source<'_, E> {
+        Box::new(RunIter {
             run: self,
             buffer: Vec::new(),
             at: 0,
             next: 0,
-        }
+        })
     }
 }
 
@@ -325,9 +328,10 @@ impl<E: Entry> Table<E> {
         while let [.., older, newer] = &self.runs[..]
             && newer.len() * 2 >= older.len()
         {
-            let sources = [older, newer]
-                .map(|run| Box::new(run.iter()) as Box<dyn Iterator<Item = io::Result<E>>>);
-            match Run::write(&self.dir, Merged::new(sources.into())) {
+            match Run::write(
+                &self.dir,
+                Merged::new(vec![older.records(), newer.records()]),
+            ) {
                 Ok(merged) => {
                     self.runs.truncate(self.runs.len() - 2);
                     self.runs.push(merged);
@@ -370,11 +374,7 @@ impl<E: Entry> Table<E> {
     /// Every record, in hash order (records of one hash in no given order).
     pub fn merged(&self) -> Merged<'_, E> {
         debug_assert_eq!(self.sorted, self.fresh.len(), "sealed before a scan");
-        let mut sources: Vec<Box<dyn Iterator<Item = io::Result<E>> + '_>> = self
-            .runs
-            .iter()
-            .map(|run| Box::new(run.iter()) as Box<dyn Iterator<Item = io::Result<E>>>)
-            .collect();
+        let mut sources: Vec<Source<'_, E>> = self.runs.iter().map(Run::records).collect();
         sources.push(Box::new(self.fresh.iter().cloned().map(Ok)));
         Merged::new(sources)
     }
@@ -436,13 +436,13 @@ fn merge_sorted<E: Entry>(a: Vec<E>, b: Vec<E>) -> Vec<E> {
 
 /// A k-way merge of sorted sources (a table has a few: its runs and what is in memory).
 pub struct Merged<'a, E> {
-    sources: Vec<Box<dyn Iterator<Item = io::Result<E>> + 'a>>,
+    sources: Vec<Source<'a, E>>,
     heads: Vec<Option<E>>,
     started: bool,
 }
 
 impl<'a, E: Entry> Merged<'a, E> {
-    fn new(sources: Vec<Box<dyn Iterator<Item = io::Result<E>> + 'a>>) -> Self {
+    fn new(sources: Vec<Source<'a, E>>) -> Self {
         let heads = sources.iter().map(|_| None).collect();
         Self {
             sources,
