@@ -171,10 +171,9 @@ pub struct Refreshed {
 
 /// A scan of the index's own files failed (they are this machine's, not the store's).
 fn unreadable(e: std::io::Error) -> StoreError {
-    StoreError::Io {
-        store: "this machine".to_string(),
+    StoreError::Local {
         action: "read",
-        key: "the local blob index".to_string(),
+        what: "the local blob index",
         source: e,
     }
 }
@@ -427,8 +426,9 @@ impl BlobIndex {
     ///
     /// A prune folds index objects into an index set while this runs: it writes the set
     /// before it deletes the objects the set covers. So `index/` is listed before `indexes/`
-    /// (an object gone from the first listing is in a set the second one shows), and an object
-    /// listed but gone when fetched sends the whole refresh round again.
+    /// (an object gone from the first listing is in a set the second one shows), new sets are
+    /// read before a pack without an index object is called gone, and an object listed but
+    /// gone when fetched sends the whole refresh round again.
     pub async fn refresh<S: Store>(&mut self, store: &S) -> Result<Refreshed, StoreError> {
         let mut round = 1;
         loop {
@@ -465,58 +465,33 @@ impl BlobIndex {
             .collect();
         let mut refreshed = Refreshed::default();
         // Gone from the store, or (a local copy tampered with) reaching past the pack's end.
-        // A pack an index set describes needs no index object of its own.
-        let gone: HashSet<String> = self
-            .numbers
-            .keys()
-            .filter(|id| {
-                let Some(&size) = sizes.get(id.as_str()) else {
-                    return true;
-                };
-                let described = listed.contains(id.as_str()) || self.in_sets.contains(*id);
-                !described || self.packs[self.numbers[*id] as usize].end > size
-            })
-            .cloned()
-            .collect();
-        refreshed.forgotten = gone.len();
+        let gone = self.known_where(|id, pack| sizes.get(id).is_none_or(|&size| pack.end > size));
         self.forget(&gone);
 
-        // Index sets not read yet: each is checked by its name (the hash of its bytes), and
-        // each pack in it as an index object of its own would be.
-        let new_sets: Vec<String> = sets
+        // Index sets not read yet, before anything is called undescribed: a prune writes the
+        // set that covers a pack before it deletes the pack's index object.
+        let is_set = |key: &&String| key.strip_prefix(INDEX_SETS).is_some_and(is_hash);
+        let (read_before, new_sets): (Vec<String>, Vec<String>) = sets
             .iter()
             .map(|object| object.key.clone())
-            .filter(|key| {
-                key.strip_prefix(INDEX_SETS).is_some_and(is_hash) && !self.sets.contains(key)
-            })
-            .collect();
-        let mut read_sets = futures::stream::iter(new_sets)
-            .map(|key| async move {
-                let data = store.get(&key).await?;
-                let set = (index_set_key(&data) == key)
-                    .then(|| serde_json::from_slice::<IndexSet>(&data).ok())
-                    .flatten();
-                Ok::<_, StoreError>((key, set))
-            })
-            .buffer_unordered(FETCH_CONCURRENCY);
-        while let Some((key, set)) = read_sets.try_next().await? {
-            self.sets.insert(key.clone());
-            self.dirty = true;
-            let Some(set) = set else {
-                tracing::warn!(key = %key, "index set not believed: it does not match its name");
-                refreshed.refused += 1;
-                continue;
-            };
-            for pack in set.packs {
-                let fits = sizes
-                    .get(pack.pack.as_str())
-                    .is_some_and(|&size| pack.check(&pack.pack, size).is_ok());
-                if fits && !self.refused.contains(&pack.pack) {
-                    refreshed.fetched += 1;
-                    self.add(pack, true);
-                }
-            }
+            .filter(|key| is_set(&key))
+            .partition(|key| self.sets.contains(key));
+        self.read_sets(store, new_sets, &sizes, &mut refreshed)
+            .await?;
+        // A pack an index set describes needs no index object of its own; one that neither
+        // describes was deleted by a prune. A copy an earlier gitkit wrote may not know every
+        // pack its sets cover: before such packs are forgotten, the sets are read again.
+        let undescribed = |index: &Self| {
+            index.known_where(|id, _| !listed.contains(id) && !index.in_sets.contains(id))
+        };
+        let mut gone_since = undescribed(self);
+        if !gone_since.is_empty() && !read_before.is_empty() {
+            self.read_sets(store, read_before, &sizes, &mut refreshed)
+                .await?;
+            gone_since = undescribed(self);
         }
+        self.forget(&gone_since);
+        refreshed.forgotten = gone.len() + gone_since.len();
 
         let missing: Vec<(String, u64)> = listed
             .iter()
@@ -667,13 +642,63 @@ impl BlobIndex {
         self.add(pack, false);
     }
 
-    /// Adds a pack's blobs (call `self.blobs.seal()` before the next lookup).
-    fn add(&mut self, pack: PackIndex, in_set: bool) {
-        if self.numbers.contains_key(&pack.pack) {
-            return;
+    /// Reads the index sets `keys` and adds each pack in them that the store holds as the set
+    /// says. Each set is checked by its name (the hash of its bytes), and each pack in it as an
+    /// index object of its own would be.
+    async fn read_sets<S: Store>(
+        &mut self,
+        store: &S,
+        keys: Vec<String>,
+        sizes: &HashMap<&str, u64>,
+        refreshed: &mut Refreshed,
+    ) -> Result<(), StoreError> {
+        let mut read = futures::stream::iter(keys)
+            .map(|key| async move {
+                let data = store.get(&key).await?;
+                let set = (index_set_key(&data) == key)
+                    .then(|| serde_json::from_slice::<IndexSet>(&data).ok())
+                    .flatten();
+                Ok::<_, StoreError>((key, set))
+            })
+            .buffer_unordered(FETCH_CONCURRENCY);
+        while let Some((key, set)) = read.try_next().await? {
+            self.sets.insert(key.clone());
+            self.dirty = true;
+            let Some(set) = set else {
+                tracing::warn!(key = %key, "index set not believed: it does not match its name");
+                refreshed.refused += 1;
+                continue;
+            };
+            for pack in set.packs {
+                let fits = sizes
+                    .get(pack.pack.as_str())
+                    .is_some_and(|&size| pack.check(&pack.pack, size).is_ok());
+                if fits && !self.refused.contains(&pack.pack) && self.add(pack, true) {
+                    refreshed.fetched += 1;
+                }
+            }
         }
-        if in_set {
+        Ok(())
+    }
+
+    /// The ids of the packs known that `pick` picks.
+    fn known_where(&self, pick: impl Fn(&str, &Pack) -> bool) -> HashSet<String> {
+        self.numbers
+            .iter()
+            .filter(|&(id, &number)| pick(id, &self.packs[number as usize]))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Adds a pack's blobs unless it is known (call `self.blobs.seal()` before the next
+    /// lookup); notes that an index set covers it if `in_set`. Whether it was new.
+    fn add(&mut self, pack: PackIndex, in_set: bool) -> bool {
+        if in_set && !self.in_sets.contains(&pack.pack) {
             self.in_sets.insert(pack.pack.clone());
+            self.dirty = true;
+        }
+        if self.numbers.contains_key(&pack.pack) {
+            return false;
         }
         let number = self.packs.len() as u32;
         let end = pack
@@ -698,6 +723,7 @@ impl BlobIndex {
             forgotten: false,
         });
         self.dirty = true;
+        true
     }
 
     fn forget(&mut self, gone: &HashSet<String>) {
@@ -955,9 +981,10 @@ async fn stream_matches<S: Store>(store: &S, index: &PackIndex) -> Result<bool, 
 mod tests {
     use std::collections::HashSet;
 
-    use super::BlobIndex;
+    use super::{BlobIndex, IndexSet, index_set_key};
     use crate::snapshot::id::Hash;
-    use crate::snapshot::pack::{PackIndex, Packer};
+    use crate::snapshot::pack::{Pack, PackIndex, Packer, data_key, index_key};
+    use crate::store::{DirStore, Store};
 
     #[test]
     fn a_pack_that_does_not_hold_its_blobs_is_caught() {
@@ -978,6 +1005,124 @@ mod tests {
             pack.index.check(&pack.id, 4).is_err(),
             "past the pack's end"
         );
+    }
+
+    /// A pack uploaded to `store` as a writer uploads it: data, then index object.
+    async fn upload(store: &DirStore, content: &[u8]) -> Pack {
+        let mut packer = Packer::default();
+        packer.add(Hash::of(content), content);
+        let pack = packer.seal().expect("a pack");
+        let data_key = data_key(&pack.id).expect("key");
+        store.put(&data_key, pack.data.clone()).await.expect("put");
+        let index_key = index_key(&pack.id).expect("key");
+        store
+            .put(&index_key, pack.index_bytes())
+            .await
+            .expect("put");
+        pack
+    }
+
+    /// What a prune does when it folds `packs`' index objects into an index set: the set is
+    /// written, then the index objects are deleted.
+    async fn fold(store: &DirStore, packs: &[&Pack], then_delete: bool) {
+        let set = IndexSet {
+            packs: packs.iter().map(|p| p.index.clone()).collect(),
+        };
+        let data = serde_json::to_vec(&set).expect("serializes");
+        store
+            .put(&index_set_key(&data), data.into())
+            .await
+            .expect("put");
+        if then_delete {
+            for pack in packs {
+                let key = index_key(&pack.id).expect("key");
+                store.delete(&key).await.expect("delete");
+            }
+        }
+    }
+
+    fn run<F: std::future::Future>(future: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime")
+            .block_on(future)
+    }
+
+    /// A pack learnt from its index object, then read in an index set (a prune folding it
+    /// wrote the set and had not deleted the object yet), stays known once the object is
+    /// gone: the set is not read again, so the copy must remember that it covers the pack.
+    /// (It was forgotten: a prune refreshing twice then could not find a snapshot's trees.)
+    #[test]
+    fn a_pack_read_in_an_index_set_while_known_stays_known_when_its_index_object_goes() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let store = DirStore::new(root.path().to_path_buf());
+        run(async {
+            let pack = upload(&store, b"content").await;
+            let mut index = BlobIndex::default();
+            index.refresh(&store).await.expect("refresh");
+            assert!(index.contains(&Hash::of(b"content")));
+
+            fold(&store, &[&pack], false).await;
+            index.refresh(&store).await.expect("refresh");
+            let key = index_key(&pack.id).expect("key");
+            store.delete(&key).await.expect("delete");
+            let refreshed = index.refresh(&store).await.expect("refresh");
+            assert_eq!(refreshed.forgotten, 0, "{refreshed:?}");
+            assert!(index.contains(&Hash::of(b"content")), "still known");
+        });
+    }
+
+    /// A set written and the index objects it covers deleted between two refreshes: the
+    /// set is read before anything is called gone, so the pack is never forgotten (and what
+    /// was checked of it is not checked again).
+    #[test]
+    fn a_pack_folded_between_two_refreshes_is_not_forgotten_meanwhile() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let store = DirStore::new(root.path().to_path_buf());
+        run(async {
+            let mut index = BlobIndex::default();
+            let pack = upload(&store, b"content").await;
+            index.add_written(pack.index.clone());
+            index.refresh(&store).await.expect("refresh");
+
+            fold(&store, &[&pack], true).await;
+            let refreshed = index.refresh(&store).await.expect("refresh");
+            assert_eq!(refreshed.forgotten, 0, "{refreshed:?}");
+            assert!(index.contains(&Hash::of(b"content")));
+            assert!(
+                index.is_verified(&pack.id),
+                "what was checked stays checked"
+            );
+        });
+    }
+
+    /// A copy that read a set without noting a pack it covers (what an earlier gitkit saved):
+    /// once the pack's index object is gone, the sets are read again rather than the pack
+    /// forgotten. A pack whose data is gone is still forgotten.
+    #[test]
+    fn a_copy_that_lost_track_of_a_set_reads_the_sets_again_before_forgetting() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let store = DirStore::new(root.path().to_path_buf());
+        run(async {
+            let kept = upload(&store, b"kept").await;
+            let deleted = upload(&store, b"deleted").await;
+            let mut index = BlobIndex::default();
+            index.refresh(&store).await.expect("refresh");
+            fold(&store, &[&kept, &deleted], false).await;
+            index.refresh(&store).await.expect("refresh");
+            index.in_sets.clear();
+
+            for pack in [&kept, &deleted] {
+                let key = index_key(&pack.id).expect("key");
+                store.delete(&key).await.expect("delete");
+            }
+            let key = data_key(&deleted.id).expect("key");
+            store.delete(&key).await.expect("delete");
+            let refreshed = index.refresh(&store).await.expect("refresh");
+            assert_eq!(refreshed.forgotten, 1, "{refreshed:?}");
+            assert!(index.contains(&Hash::of(b"kept")));
+            assert!(!index.contains(&Hash::of(b"deleted")));
+        });
     }
 
     /// A pack holding `blobs`, and as many more of its own.

@@ -373,6 +373,13 @@ impl<'a, S: Store> Reader<'a, S> {
     /// blob another pack also holds are checked before either is believed.
     pub async fn index(&mut self) -> Result<&index::BlobIndex, StoreError> {
         if self.index.is_none() {
+            // What is read is kept in the temporary folder: a machine without one is told so
+            // before anything is fetched.
+            tempfile::tempfile().map_err(|source| StoreError::Local {
+                action: "create",
+                what: "a temporary file",
+                source,
+            })?;
             let mut loaded = index::BlobIndex::default();
             loaded.refresh(self.store).await?;
             loaded.settle(self.store).await?;

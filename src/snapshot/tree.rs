@@ -299,10 +299,9 @@ struct PackFile {
 
 /// A failure of the file [`TreePacks`] keeps (this machine's, not the store's).
 fn pack_file_error(action: &'static str, source: std::io::Error) -> StoreError {
-    StoreError::Io {
-        store: "this machine".to_string(),
+    StoreError::Local {
         action,
-        key: "the packs of trees read".to_string(),
+        what: "the packs of trees read",
         source,
     }
 }

@@ -40,6 +40,15 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// A file of this machine's that work on the store needs (a temporary file, the local
+    /// copy of the store's index) could not be used.
+    #[error("this machine: {action} {what} failed")]
+    Local {
+        action: &'static str,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl StoreError {
@@ -56,6 +65,10 @@ impl StoreError {
             StoreError::Failed { .. } | StoreError::Io { .. } => {
                 Some("check that the store is reachable, then run the command again")
             }
+            StoreError::Local { .. } => Some(
+                "check that the folder for temporary files (TMPDIR; .git/gitkit for a snapshot) \
+                 exists, is writable and has room",
+            ),
             StoreError::NotFound { .. } | StoreError::BadKey { .. } => None,
         }
     }

@@ -135,3 +135,30 @@ fn a_damaged_pack_among_many_is_named_and_nothing_is_left() {
         assert_eq!(contents(&target), expected, "{}", describe(&output));
     }
 }
+
+/// A machine whose temporary folder is missing: the restore says that it is this machine's
+/// folder, not the store, that needs seeing to, and the target is not made.
+#[test]
+fn a_restore_without_a_temporary_folder_names_it_and_leaves_nothing() {
+    let (env, repo) = Env::with_project();
+    let store = env.dir("store");
+    let store = store.to_str().expect("utf-8");
+    snapshot_json(&env, &repo, store);
+    let target = env.root_path().join("restored");
+    let output = restore_project(&env, store, &target)
+        .env("TMPDIR", env.root_path().join("no such folder"))
+        .output();
+    assert_eq!(output.status.code(), Some(1), "{}", describe(&output));
+    let said = stderr(&output);
+    assert!(
+        said.contains("this machine") && said.contains("TMPDIR"),
+        "{}",
+        describe(&output)
+    );
+    assert!(
+        !said.contains("store is reachable"),
+        "{}",
+        describe(&output)
+    );
+    assert_eq!(contents(&target), None, "{}", describe(&output));
+}
