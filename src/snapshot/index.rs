@@ -153,7 +153,10 @@ impl Entry for Record {
 }
 
 /// The local copy's first bytes (see [`BlobIndex::save`] for the rest).
-const CACHE_MAGIC: &[u8; 16] = b"gitkit-index\x00\x00\x00\x02";
+const CACHE_MAGIC: &[u8; 16] = b"gitkit-index\x00\x00\x00\x03";
+/// The same layout as gitkit wrote it before it noted every pack an index set covers: its sets
+/// are read again once, so that what they cover is noted, and learnt again if it was forgotten.
+const CACHE_MAGIC_V2: &[u8; 16] = b"gitkit-index\x00\x00\x00\x02";
 /// The local copy's first bytes as gitkit wrote it before the blob records were a table.
 const CACHE_MAGIC_V1: &[u8; 16] = b"gitkit-index\x00\x00\x00\x01";
 /// More packs than a cache file is believed to list.
@@ -305,7 +308,7 @@ impl BlobIndex {
         use std::io::{Read, Seek};
         let mut input = std::io::BufReader::with_capacity(64 << 10, &file);
         let magic = binary::bytes::<16>(&mut input)?;
-        if &magic != CACHE_MAGIC && &magic != CACHE_MAGIC_V1 {
+        if ![CACHE_MAGIC, CACHE_MAGIC_V2, CACHE_MAGIC_V1].contains(&&magic) {
             return Err(binary::bad());
         }
         let ids = |input: &mut dyn Read| -> std::io::Result<HashSet<String>> {
@@ -323,6 +326,10 @@ impl BlobIndex {
             .map(|hash| format!("{INDEX_SETS}{hash}"))
             .collect();
         index.in_sets = ids(&mut input)?;
+        if &magic != CACHE_MAGIC {
+            index.sets.clear();
+            index.dirty = true;
+        }
         if &magic == CACHE_MAGIC_V1 {
             index.read_v1_packs(&mut input)?;
             return Ok(index);
@@ -428,7 +435,9 @@ impl BlobIndex {
     /// before it deletes the objects the set covers. So `index/` is listed before `indexes/`
     /// (an object gone from the first listing is in a set the second one shows), new sets are
     /// read before a pack without an index object is called gone, and an object listed but
-    /// gone when fetched sends the whole refresh round again.
+    /// gone when fetched sends the whole refresh round again. `data/` is listed last: a pack a
+    /// set or an index object names is uploaded before either, so a set's pack missing from
+    /// it is gone for good (and the set need not be read again).
     pub async fn refresh<S: Store>(&mut self, store: &S) -> Result<Refreshed, StoreError> {
         let mut round = 1;
         loop {
@@ -443,9 +452,9 @@ impl BlobIndex {
     }
 
     async fn refresh_once<S: Store>(&mut self, store: &S) -> Result<Refreshed, StoreError> {
-        let (indexes, data, marks) =
-            futures::try_join!(store.list("index/"), store.list("data/"), store.list(MARKS),)?;
+        let (indexes, marks) = futures::try_join!(store.list("index/"), store.list(MARKS))?;
         let sets = store.list(INDEX_SETS).await?;
+        let data = store.list("data/").await?;
         let mut sizes = pack_sizes(&data);
         sizes.retain(|_, size| *size <= MAX_PACK_LEN);
         let marked: HashSet<String> = marks
@@ -470,28 +479,27 @@ impl BlobIndex {
 
         // Index sets not read yet, before anything is called undescribed: a prune writes the
         // set that covers a pack before it deletes the pack's index object.
-        let is_set = |key: &&String| key.strip_prefix(INDEX_SETS).is_some_and(is_hash);
-        let (read_before, new_sets): (Vec<String>, Vec<String>) = sets
+        let listed_sets: HashSet<&str> = sets
             .iter()
-            .map(|object| object.key.clone())
-            .filter(|key| is_set(&key))
-            .partition(|key| self.sets.contains(key));
+            .map(|object| object.key.as_str())
+            .filter(|key| key.strip_prefix(INDEX_SETS).is_some_and(is_hash))
+            .collect();
+        let sets_before = self.sets.len();
+        self.sets.retain(|key| listed_sets.contains(key.as_str()));
+        self.dirty |= self.sets.len() != sets_before;
+        let new_sets: Vec<String> = listed_sets
+            .iter()
+            .filter(|key| !self.sets.contains(**key))
+            .map(|key| key.to_string())
+            .collect();
         self.read_sets(store, new_sets, &sizes, &mut refreshed)
             .await?;
         // A pack an index set describes needs no index object of its own; one that neither
-        // describes was deleted by a prune. A copy an earlier gitkit wrote may not know every
-        // pack its sets cover: before such packs are forgotten, the sets are read again.
-        let undescribed = |index: &Self| {
-            index.known_where(|id, _| !listed.contains(id) && !index.in_sets.contains(id))
-        };
-        let mut gone_since = undescribed(self);
-        if !gone_since.is_empty() && !read_before.is_empty() {
-            self.read_sets(store, read_before, &sizes, &mut refreshed)
-                .await?;
-            gone_since = undescribed(self);
-        }
-        self.forget(&gone_since);
-        refreshed.forgotten = gone.len() + gone_since.len();
+        // describes is not believed any more.
+        let undescribed =
+            self.known_where(|id, _| !listed.contains(id) && !self.in_sets.contains(id));
+        self.forget(&undescribed);
+        refreshed.forgotten = gone.len() + undescribed.len();
 
         let missing: Vec<(String, u64)> = listed
             .iter()
@@ -984,7 +992,7 @@ mod tests {
     use super::{BlobIndex, IndexSet, index_set_key};
     use crate::snapshot::id::Hash;
     use crate::snapshot::pack::{Pack, PackIndex, Packer, data_key, index_key};
-    use crate::store::{DirStore, Store};
+    use crate::store::{ByteStream, DirStore, Object, Store, StoreError};
 
     #[test]
     fn a_pack_that_does_not_hold_its_blobs_is_caught() {
@@ -1096,32 +1104,99 @@ mod tests {
         });
     }
 
-    /// A copy that read a set without noting a pack it covers (what an earlier gitkit saved):
-    /// once the pack's index object is gone, the sets are read again rather than the pack
-    /// forgotten. A pack whose data is gone is still forgotten.
+    /// A copy the previous layout saved may lack what its sets cover: a pack its refresh
+    /// forgot (the set was read while the pack was known, then the index object went) and the
+    /// note that a set covers another. Loaded, its sets are read again: both packs are known,
+    /// and stay known once their index objects are gone; a set no longer listed is dropped.
     #[test]
-    fn a_copy_that_lost_track_of_a_set_reads_the_sets_again_before_forgetting() {
+    fn a_copy_of_the_previous_layout_reads_its_sets_again() {
         let root = tempfile::tempdir().expect("temp dir");
         let store = DirStore::new(root.path().to_path_buf());
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = BlobIndex::cache_path(dir.path(), "store");
         run(async {
-            let kept = upload(&store, b"kept").await;
-            let deleted = upload(&store, b"deleted").await;
+            let forgotten = upload(&store, b"forgotten").await;
+            let unnoted = upload(&store, b"unnoted").await;
             let mut index = BlobIndex::default();
             index.refresh(&store).await.expect("refresh");
-            fold(&store, &[&kept, &deleted], false).await;
+            fold(&store, &[&forgotten, &unnoted], true).await;
             index.refresh(&store).await.expect("refresh");
+            // What the previous refresh could leave.
+            index.forget(&HashSet::from([forgotten.id.clone()]));
             index.in_sets.clear();
+            index.sets.insert(format!("indexes/{}", "f".repeat(64)));
+            index.save(&path).expect("saved");
+            let mut copy = std::fs::read(&path).expect("read");
+            copy[15] = 2;
+            std::fs::write(&path, copy).expect("write");
 
-            for pack in [&kept, &deleted] {
-                let key = index_key(&pack.id).expect("key");
-                store.delete(&key).await.expect("delete");
+            let mut loaded = BlobIndex::load(&path);
+            assert!(loaded.contains(&Hash::of(b"unnoted")), "the copy was read");
+            let refreshed = loaded.refresh(&store).await.expect("refresh");
+            assert_eq!(refreshed.forgotten, 0, "{refreshed:?}");
+            for content in [&b"forgotten"[..], b"unnoted"] {
+                assert!(loaded.contains(&Hash::of(content)));
             }
-            let key = data_key(&deleted.id).expect("key");
-            store.delete(&key).await.expect("delete");
-            let refreshed = index.refresh(&store).await.expect("refresh");
-            assert_eq!(refreshed.forgotten, 1, "{refreshed:?}");
-            assert!(index.contains(&Hash::of(b"kept")));
-            assert!(!index.contains(&Hash::of(b"deleted")));
+            assert_eq!(loaded.sets.len(), 1, "only the set listed");
+            loaded.save(&path).expect("saved");
+            assert_eq!(std::fs::read(&path).expect("read")[15], 3);
+        });
+    }
+
+    /// A folder store in which a writer and a prune act just before `indexes/` is listed: a
+    /// pack is uploaded, folded into a set, and its index object deleted.
+    #[derive(Clone)]
+    struct FoldedWhileListing {
+        inner: DirStore,
+        content: std::sync::Arc<std::sync::Mutex<Option<&'static [u8]>>>,
+    }
+
+    impl Store for FoldedWhileListing {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        async fn put(&self, key: &str, data: bytes::Bytes) -> Result<(), StoreError> {
+            self.inner.put(key, data).await
+        }
+        async fn get(&self, key: &str) -> Result<bytes::Bytes, StoreError> {
+            self.inner.get(key).await
+        }
+        async fn get_stream(&self, key: &str) -> Result<ByteStream, StoreError> {
+            self.inner.get_stream(key).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<Object>, StoreError> {
+            let content = (prefix == super::INDEX_SETS)
+                .then(|| self.content.lock().expect("lock").take())
+                .flatten();
+            if let Some(content) = content {
+                let pack = upload(&self.inner, content).await;
+                fold(&self.inner, &[&pack], true).await;
+            }
+            self.inner.list(prefix).await
+        }
+        async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+            self.inner.exists(key).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), StoreError> {
+            self.inner.delete(key).await
+        }
+    }
+
+    /// A pack uploaded and folded into a set between a refresh's listing of `index/` and its
+    /// listing of `indexes/` is learnt from the set: `data/` is listed after both, so the set's
+    /// pack is seen in the store. (Listed first, the pack was passed over and the set marked
+    /// as read: the pack was never learnt.)
+    #[test]
+    fn a_pack_folded_while_a_refresh_lists_is_learnt_from_its_set() {
+        let root = tempfile::tempdir().expect("temp dir");
+        let store = FoldedWhileListing {
+            inner: DirStore::new(root.path().to_path_buf()),
+            content: std::sync::Arc::new(std::sync::Mutex::new(Some(b"folded meanwhile"))),
+        };
+        run(async {
+            let mut index = BlobIndex::default();
+            index.refresh(&store).await.expect("refresh");
+            assert!(index.contains(&Hash::of(b"folded meanwhile")));
         });
     }
 
