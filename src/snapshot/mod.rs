@@ -74,7 +74,7 @@ pub enum FindError {
         "snapshot `{id}` is in store format {version}, written by a newer gitkit; this one reads formats 1 to {FORMAT_VERSION}: upgrade gitkit"
     )]
     Newer { id: String, version: u32 },
-    #[error("the trees of snapshot `{0}` are damaged")]
+    #[error("snapshot `{0}` is damaged")]
     Tree(String, #[source] TreeError),
     #[error("snapshot `{0}` names its root tree with a bad hash")]
     BadTree(String, #[source] IdError),

@@ -48,6 +48,9 @@ pub struct Options {
     pub now: SystemTime,
     /// Test knob: stop (as if killed) after this many steps.
     pub stop_after: Option<usize>,
+    /// Test knob: once step 1 has listed, read this pipe to its end before going on (another
+    /// prune runs meanwhile).
+    pub pause_after_listing: Option<std::path::PathBuf>,
 }
 
 /// What a prune did (or, dry, would do).
@@ -136,6 +139,16 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     let listed_at = options.now;
     let used = used(store, &index, &mut outcome).await?;
     step(1)?;
+    if let Some(pipe) = options.pause_after_listing.clone() {
+        let waited = tokio::task::spawn_blocking(move || std::fs::read(pipe)).await;
+        waited
+            .expect("waiting does not panic")
+            .map_err(|source| StoreError::Local {
+                action: "read",
+                what: "the test's pause pipe",
+                source,
+            })?;
+    }
 
     let sizes = pack_sizes(&data);
     let packs = index.packs()?;
@@ -200,6 +213,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     // 2. Repack: the used blobs of sparse packs, and of marked packs still needed, that no
     // staying pack holds move to new packs (whose ids are new: see `pack::SALT_LEN`).
     let mut new_packs: Vec<PackIndex> = Vec::new();
+    let mut vanished: HashSet<&str> = HashSet::new();
     let copying = !sparse.is_empty() || !rescue.is_empty();
     if copying && !options.dry_run {
         let mut packer = Packer::default();
@@ -215,7 +229,17 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
             if wanted.is_empty() {
                 continue;
             }
-            let data = store.get(&data_key(&pack.pack).expect("a pack id")).await?;
+            let data = match store.get(&data_key(&pack.pack).expect("a pack id")).await {
+                Ok(data) => data,
+                // Deleted since the listing by another prune, which copied out what the
+                // snapshots it saw use (a snapshot published since did not reuse a marked
+                // pack): nothing to copy, mark or fold.
+                Err(StoreError::NotFound { .. }) => {
+                    vanished.insert(pack.pack.as_str());
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
             for blob in wanted {
                 let end = blob.offset + blob.len;
                 let Some(stored) = data.get(blob.offset as usize..end as usize) else {
@@ -389,7 +413,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     let deleted: HashSet<&str> = delete.iter().copied().collect();
     let mut covered: Vec<PackIndex> = packs
         .iter()
-        .filter(|p| !deleted.contains(p.pack.as_str()))
+        .filter(|p| !deleted.contains(p.pack.as_str()) && !vanished.contains(p.pack.as_str()))
         .cloned()
         .collect();
     covered.extend(new_packs.iter().cloned());

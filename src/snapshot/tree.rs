@@ -460,8 +460,9 @@ impl<'a, S: Store> Loader<'a, S> {
     }
 
     /// Adds to `used` the hashes of tree `root`, of every tree below it and of every blob
-    /// their files hold. A tree already in `used` is not read again: across many snapshots of
-    /// one workspace, each distinct tree is read once.
+    /// their files hold, each of which a pack the index knows must hold ([`TreeError::Missing`]
+    /// names the first that none does). A tree already in `used` is not read again: across
+    /// many snapshots of one workspace, each distinct tree is read once.
     pub async fn collect(
         &mut self,
         root: &Hash,
@@ -484,7 +485,10 @@ impl<'a, S: Store> Loader<'a, S> {
                         blobs,
                         ..
                     } => {
-                        used.extend(content_blobs(blobs, size, content));
+                        for blob in content_blobs(blobs, size, content) {
+                            self.locate("blob", &blob)?;
+                            used.insert(blob);
+                        }
                     }
                     NodeKind::Symlink { .. } => {}
                 }

@@ -244,7 +244,7 @@ fn a_damaged_tree_is_named_and_nothing_is_written() {
         s.assert_refused(
             case,
             &[
-                &format!("the trees of snapshot `{}` are damaged", s.second),
+                &format!("snapshot `{}` is damaged", s.second),
                 &format!("tree {hash} does not match its hash"),
             ],
         );
