@@ -29,7 +29,7 @@ pub fn prune(args: PruneArgs, dir: &Path) -> anyhow::Result<()> {
         now: std::time::SystemTime::now(),
         stop_after: super::test_knob("GITKIT_TEST_PRUNE_STOP_AFTER", Duration::from_secs)
             .map(|n| n.as_secs() as usize),
-        pause_after_listing: std::env::var_os("GITKIT_TEST_PRUNE_PAUSE").map(Into::into),
+        pause: std::env::var_os("GITKIT_TEST_PRUNE_PAUSE").map(Into::into),
     };
     let outcome = super::runtime().block_on(async {
         let store = open(&location, args.store.profile.clone());

@@ -589,8 +589,9 @@ impl BlobIndex {
 
     /// Checks every pack that holds a blob some other pack holds too, so that a made-up index
     /// object claiming content it does not have cannot stand in for the pack that has it.
-    /// Honest stores rarely have any (two machines uploading the same file at once). Where
-    /// one of the two is marked for deletion, the other is read and neither checked.
+    /// Honest stores have them only until a prune (two machines uploading the same file at
+    /// once: prune keeps one copy). Where one of the two is marked for deletion, the other is
+    /// read and neither checked.
     pub async fn settle<S: Store>(&mut self, store: &S) -> Result<(), StoreError> {
         let ambiguous = self.ambiguous().map_err(unreadable)?;
         self.verify(store, ambiguous).await?;

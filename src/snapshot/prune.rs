@@ -48,9 +48,9 @@ pub struct Options {
     pub now: SystemTime,
     /// Test knob: stop (as if killed) after this many steps.
     pub stop_after: Option<usize>,
-    /// Test knob: once step 1 has listed, read this pipe to its end before going on (another
-    /// prune runs meanwhile).
-    pub pause_after_listing: Option<std::path::PathBuf>,
+    /// Test knob: once the first snapshot object is read, before its trees are, read this
+    /// pipe to its end (another prune runs meanwhile).
+    pub pause: Option<std::path::PathBuf>,
 }
 
 /// What a prune did (or, dry, would do).
@@ -137,18 +137,8 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     let mut index = BlobIndex::default();
     index.refresh(store).await?;
     let listed_at = options.now;
-    let used = used(store, &index, &mut outcome).await?;
+    let used = used(store, &index, options.pause.clone(), &mut outcome).await?;
     step(1)?;
-    if let Some(pipe) = options.pause_after_listing.clone() {
-        let waited = tokio::task::spawn_blocking(move || std::fs::read(pipe)).await;
-        waited
-            .expect("waiting does not panic")
-            .map_err(|source| StoreError::Local {
-                action: "read",
-                what: "the test's pause pipe",
-                source,
-            })?;
-    }
 
     let sizes = pack_sizes(&data);
     let packs = index.packs()?;
@@ -166,6 +156,14 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     let unmarked: Vec<&PackIndex> = packs.iter().filter(|p| !index.is_marked(&p.pack)).collect();
     let mut garbage: Vec<&PackIndex> = Vec::new();
     let mut sparse: Vec<&PackIndex> = Vec::new();
+    // A used blob counts in one pack only: a pack format 1 pins (it stays whatever it holds),
+    // else the first unmarked one that holds it. Two machines that uploaded the same content
+    // at once left it twice; the second copy is reclaimed like garbage (and, until it is,
+    // every reader downloads both packs to check them against each other).
+    let mut claimed: HashSet<Hash> = HashSet::new();
+    for pack in unmarked.iter().filter(|p| used.pinned.contains(&p.pack)) {
+        claimed.extend(pack.blobs.iter().map(|b| b.hash));
+    }
     for pack in &unmarked {
         if used.pinned.contains(&pack.pack) {
             continue;
@@ -174,7 +172,7 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
         let used_bytes: u64 = pack
             .blobs
             .iter()
-            .filter(|b| used.blobs.contains(&b.hash))
+            .filter(|b| used.blobs.contains(&b.hash) && claimed.insert(b.hash))
             .map(|b| b.len)
             .sum();
         if used_bytes == 0 {
@@ -498,6 +496,7 @@ async fn upload<S: Store>(
 async fn used<S: Store>(
     store: &S,
     index: &BlobIndex,
+    mut pause: Option<std::path::PathBuf>,
     outcome: &mut Outcome,
 ) -> Result<Used, PruneError> {
     let mut used = Used::default();
@@ -522,6 +521,16 @@ async fn used<S: Store>(
                 Err(e) => return Err(unreadable(&id, e)),
             };
             outcome.snapshots += 1;
+            if let Some(pipe) = pause.take() {
+                let waited = tokio::task::spawn_blocking(move || std::fs::read(pipe)).await;
+                waited
+                    .expect("waiting does not panic")
+                    .map_err(|source| StoreError::Local {
+                        action: "read",
+                        what: "the test's pause pipe",
+                        source,
+                    })?;
+            }
             match stored {
                 Stored::Manifest(manifest) => {
                     for entry in manifest.entries {
@@ -536,21 +545,34 @@ async fn used<S: Store>(
                 Stored::Object(object) => {
                     let root = Hash::parse(&object.tree).expect("read_object checked it");
                     let mut found = loader.collect(&root, &mut used.blobs).await;
-                    if let Err(TreeError::Missing { .. }) = found {
+                    let gone = |found: &Result<(), TreeError>| {
+                        matches!(
+                            found,
+                            Err(TreeError::Missing { .. }
+                                | TreeError::Store(StoreError::NotFound { .. }))
+                        )
+                    };
+                    if gone(&found) {
                         // Published after the packs were listed, its trees may be in packs
-                        // uploaded since: read them through a listing made now. What it uses
-                        // is only added to what is kept; the packs pruned stay those listed
-                        // first.
+                        // uploaded since; a pack listed may have been copied out and deleted
+                        // since by another prune: read them through a listing made now. What
+                        // it uses is only added to what is kept; the packs pruned stay those
+                        // listed first.
                         let late = match late.as_mut() {
                             Some(late) => late,
                             None => late.insert(BlobIndex::default()),
                         };
                         late.refresh(store).await?;
-                        let mut again = HashSet::new();
                         found = tree::Loader::new(store, late)
-                            .collect(&root, &mut again)
+                            .collect(&root, &mut used.blobs)
                             .await;
-                        used.blobs.extend(again);
+                    }
+                    if gone(&found)
+                        && let Err(FindError::NoSuchSnapshot { .. }) =
+                            read_object(store, &workspace, &id).await
+                    {
+                        outcome.snapshots -= 1;
+                        continue; // forgotten meanwhile, and its packs pruned by another
                     }
                     found.map_err(|e| match e {
                         TreeError::Store(e) => PruneError::Store(e),

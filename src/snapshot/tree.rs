@@ -462,11 +462,28 @@ impl<'a, S: Store> Loader<'a, S> {
     /// Adds to `used` the hashes of tree `root`, of every tree below it and of every blob
     /// their files hold, each of which a pack the index knows must hold ([`TreeError::Missing`]
     /// names the first that none does). A tree already in `used` is not read again: across
-    /// many snapshots of one workspace, each distinct tree is read once.
+    /// many snapshots of one workspace, each distinct tree is read once. On an error `used` is
+    /// as it was: a tree in it always stands for everything below it.
     pub async fn collect(
         &mut self,
         root: &Hash,
         used: &mut HashSet<Hash>,
+    ) -> Result<(), TreeError> {
+        let mut added = Vec::new();
+        let collected = self.collect_adding(root, used, &mut added).await;
+        if collected.is_err() {
+            for hash in &added {
+                used.remove(hash);
+            }
+        }
+        collected
+    }
+
+    async fn collect_adding(
+        &mut self,
+        root: &Hash,
+        used: &mut HashSet<Hash>,
+        added: &mut Vec<Hash>,
     ) -> Result<(), TreeError> {
         let mut pending = vec![*root];
         while let Some(hash) = pending.pop() {
@@ -476,6 +493,7 @@ impl<'a, S: Store> Loader<'a, S> {
             if !used.insert(hash) {
                 continue;
             }
+            added.push(hash);
             for node in self.tree(&hash).await?.entries {
                 match node.kind {
                     NodeKind::Dir { tree, .. } => pending.push(tree),
@@ -487,7 +505,9 @@ impl<'a, S: Store> Loader<'a, S> {
                     } => {
                         for blob in content_blobs(blobs, size, content) {
                             self.locate("blob", &blob)?;
-                            used.insert(blob);
+                            if used.insert(blob) {
+                                added.push(blob);
+                            }
                         }
                     }
                     NodeKind::Symlink { .. } => {}

@@ -444,26 +444,18 @@ fn a_used_pack_without_its_index_object_stops_prune_and_stays() {
     assert_eq!(restored(&env, &store, &id), tree(&repo));
 }
 
-/// Red-team (sixth session): two prunes at once. One lists; the other then copies the used
-/// blobs out of a sparse pack and deletes it (`--grace 0`); the first, coming to copy the same
-/// pack, found it gone and failed with "no object data/..." (4 prunes in 281 in a race of three
-/// machines). Now it passes the pack over, and the store stays whole.
-#[test]
-fn a_pack_another_prune_deleted_meanwhile_is_passed_over() {
+/// Runs a prune that pauses once it has read the first snapshot object (before its trees),
+/// runs `meanwhile`, lets the prune go on and returns how it ended.
+fn prune_paused(env: &Env, store: &Path, meanwhile: impl FnOnce()) -> std::process::Output {
     use std::os::unix::fs::OpenOptionsExt;
-    let (env, repo) = Env::with_project();
-    let store = env.dir("store");
-    let made = three_snapshots(&env, &repo, &store);
-    forget(&store, &made[0].0);
     let pause = env.root_path().join("pause");
     env.command("mkfifo").args([&pause]).success();
-
     let paused = env
-        .gitkit(["prune", "--json", "--store", utf8(&store)])
+        .gitkit(["prune", "--json", "--store", utf8(store)])
         .env("GITKIT_TEST_PRUNE_PAUSE", &pause);
     let output = std::thread::scope(|scope| {
         let paused = scope.spawn(move || paused.output());
-        // The pipe opens for writing once the paused prune has opened it to read: it listed.
+        // The pipe opens for writing once the paused prune has opened it to read.
         let resume = loop {
             let opened = std::fs::OpenOptions::new()
                 .write(true)
@@ -475,10 +467,27 @@ fn a_pack_another_prune_deleted_meanwhile_is_passed_over() {
                 Err(e) => panic!("the prune did not pause ({e})"),
             }
         };
-        let quick = prune(&env, &store, &["--grace", "0"]);
-        assert!(quick["deleted"].as_u64().expect("count") > 0, "{quick}");
+        meanwhile();
         drop(resume);
         paused.join().expect("the prune's thread")
+    });
+    std::fs::remove_file(&pause).expect("rm the pipe");
+    output
+}
+
+/// Red-team (sixth session): two prunes at once. One lists; the other then copies the used
+/// blobs out of a sparse pack and deletes it (`--grace 0`); the first, coming to copy the same
+/// pack, found it gone and failed with "no object data/..." (4 prunes in 281 in a race of three
+/// machines). Now it passes the pack over, and the store stays whole.
+#[test]
+fn a_pack_another_prune_deleted_meanwhile_is_passed_over() {
+    let (env, repo) = Env::with_project();
+    let store = env.dir("store");
+    let made = three_snapshots(&env, &repo, &store);
+    forget(&store, &made[0].0);
+    let output = prune_paused(&env, &store, || {
+        let quick = prune(&env, &store, &["--grace", "0"]);
+        assert!(quick["repacked"].as_u64().expect("count") > 0, "{quick}");
     });
     assert!(output.status.success(), "{}", describe(&output));
 
@@ -487,5 +496,102 @@ fn a_pack_another_prune_deleted_meanwhile_is_passed_over() {
         .success();
     for (id, files) in &made[1..] {
         assert_eq!(&restored(&env, &store, id), files, "{id}");
+    }
+}
+
+/// Red-team (sixth session): a prune read a snapshot object; the snapshot was then forgotten
+/// and another prune deleted the packs of its trees (`--grace 0`). Reading the trees, the
+/// first prune failed with "no object data/..."; the race test saw it. Now it lists the packs
+/// again, finds the snapshot gone, and goes on without it.
+#[test]
+fn a_snapshot_forgotten_and_pruned_while_a_prune_reads_it_is_passed_over() {
+    let (env, repo) = Env::with_project();
+    let store = env.dir("store");
+    let made = three_snapshots(&env, &repo, &store);
+    // The second snapshot's trees (its root alone: the first dropped `big.bin`) are then the
+    // first a prune reads.
+    forget(&store, &made[0].0);
+    prune(&env, &store, &["--grace", "0"]);
+    let output = prune_paused(&env, &store, || {
+        forget(&store, &made[1].0);
+        let quick = prune(&env, &store, &["--grace", "0"]);
+        assert!(quick["deleted"].as_u64().expect("count") > 0, "{quick}");
+    });
+    assert!(output.status.success(), "{}", describe(&output));
+    let outcome: Value = serde_json::from_str(stdout(&output).trim()).expect("JSON");
+    assert_eq!(outcome["snapshots"], 1, "{outcome}");
+
+    env.gitkit(["check", "--read-data", "--store", utf8(&store)])
+        .success();
+    let (id, files) = &made[2];
+    assert_eq!(&restored(&env, &store, id), files, "{id}");
+}
+
+/// How many packs in `store` hold each blob, by the index objects and index sets of packs
+/// whose data is there.
+fn copies(store: &Path) -> BTreeMap<String, usize> {
+    let mut packs: Vec<Value> = Vec::new();
+    for folder in ["index", "indexes"] {
+        let Ok(listing) = std::fs::read_dir(store.join(folder)) else {
+            continue;
+        };
+        for object in listing {
+            let json = folder_store::read_json(&object.expect("entry").path());
+            match json["packs"].as_array() {
+                Some(set) => packs.extend(set.iter().cloned()),
+                None => packs.push(json),
+            }
+        }
+    }
+    let mut copies = BTreeMap::new();
+    for pack in packs {
+        let id = pack["pack"].as_str().expect("pack id");
+        if !folder_store::pack_path(store, id).exists() {
+            continue;
+        }
+        for blob in pack["blobs"].as_array().expect("blobs") {
+            let hash = blob["hash"].as_str().expect("hash").to_string();
+            *copies.entry(hash).or_insert(0) += 1;
+        }
+    }
+    copies
+}
+
+/// Red-team (sixth session): two machines that uploaded the same content at once left it in
+/// two packs, both snapshots naming it by hash. Prune kept both for good (each pack all
+/// used), and every reader downloaded both to check one against the other. Now a blob counts
+/// as used in one pack only: the other copy goes like garbage, and both snapshots restore.
+#[test]
+fn content_two_machines_uploaded_at_once_is_kept_once() {
+    let (env, repo) = Env::with_project();
+    std::fs::write(repo.join("data.bin"), pseudo_random_bytes(3, 300_000)).expect("write");
+    let store = env.dir("store");
+    let elsewhere = env.dir("elsewhere");
+    // The second machine's upload, made without seeing the first, then in the same store.
+    let first = snapshot_json(&env, &repo, utf8(&store));
+    std::fs::remove_dir_all(repo.join(".git/gitkit")).expect("rm the first machine's caches");
+    let second = snapshot_json(&env, &repo, utf8(&elsewhere));
+    for entry in walkdir::WalkDir::new(&elsewhere)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+    {
+        let relative = entry.path().strip_prefix(&elsewhere).expect("inside");
+        let to = store.join(relative);
+        std::fs::create_dir_all(to.parent().expect("a folder")).expect("mkdir");
+        std::fs::copy(entry.path(), to).expect("copy");
+    }
+    let twice = copies(&store).values().filter(|&&n| n == 2).count();
+    assert!(twice > 0, "the content is in the store twice");
+
+    let pruned = prune(&env, &store, &["--grace", "0"]);
+    assert!(pruned["deleted"].as_u64().expect("count") > 0, "{pruned}");
+    let left = copies(&store);
+    assert!(left.values().all(|&n| n == 1), "{left:?}");
+    env.gitkit(["check", "--read-data", "--store", utf8(&store)])
+        .success();
+    for made in [first, second] {
+        let id = made["summary"]["id"].as_str().expect("id");
+        assert_eq!(restored(&env, &store, id), tree(&repo), "{id}");
     }
 }
