@@ -157,17 +157,28 @@ pub async fn prune<S: Store>(store: &S, options: &Options) -> Result<Outcome, Pr
     let mut garbage: Vec<&PackIndex> = Vec::new();
     let mut sparse: Vec<&PackIndex> = Vec::new();
     // A used blob counts in one pack only: a pack format 1 pins (it stays whatever it holds),
-    // else the first unmarked one that holds it. Two machines that uploaded the same content
-    // at once left it twice; the second copy is reclaimed like garbage (and, until it is,
-    // every reader downloads both packs to check them against each other).
+    // else of the unmarked packs that hold it the most used (then the lowest id), so that
+    // prunes running at once choose alike. Two machines that uploaded the same content at once
+    // left it twice; the other copy is reclaimed like garbage (and, until it is, every reader
+    // downloads both packs to check them against each other).
     let mut claimed: HashSet<Hash> = HashSet::new();
     for pack in unmarked.iter().filter(|p| used.pinned.contains(&p.pack)) {
         claimed.extend(pack.blobs.iter().map(|b| b.hash));
     }
-    for pack in &unmarked {
-        if used.pinned.contains(&pack.pack) {
-            continue;
-        }
+    let used_in = |pack: &PackIndex| -> u64 {
+        pack.blobs
+            .iter()
+            .filter(|b| used.blobs.contains(&b.hash))
+            .map(|b| b.len)
+            .sum()
+    };
+    let mut claiming: Vec<(u64, &PackIndex)> = unmarked
+        .iter()
+        .filter(|p| !used.pinned.contains(&p.pack))
+        .map(|p| (used_in(p), *p))
+        .collect();
+    claiming.sort_by(|(a, p), (b, q)| b.cmp(a).then_with(|| p.pack.cmp(&q.pack)));
+    for (_, pack) in claiming {
         let size = sizes.get(pack.pack.as_str()).copied().unwrap_or(0).max(1);
         let used_bytes: u64 = pack
             .blobs
