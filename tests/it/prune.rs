@@ -444,6 +444,15 @@ fn a_used_pack_without_its_index_object_stops_prune_and_stays() {
     assert_eq!(restored(&env, &store, &id), tree(&repo));
 }
 
+/// The store passes `check --read-data`, and each of `made` restores as it was.
+fn assert_whole(env: &Env, store: &Path, made: &[Made]) {
+    env.gitkit(["check", "--read-data", "--store", utf8(store)])
+        .success();
+    for (id, files) in made {
+        assert_eq!(&restored(env, store, id), files, "{id}");
+    }
+}
+
 /// Runs a prune that pauses once it has read the first snapshot object (before its trees),
 /// runs `meanwhile`, lets the prune go on and returns how it ended.
 fn prune_paused(env: &Env, store: &Path, meanwhile: impl FnOnce()) -> std::process::Output {
@@ -492,11 +501,7 @@ fn a_pack_another_prune_deleted_meanwhile_is_passed_over() {
     assert!(output.status.success(), "{}", describe(&output));
 
     prune(&env, &store, &["--grace", "0"]);
-    env.gitkit(["check", "--read-data", "--store", utf8(&store)])
-        .success();
-    for (id, files) in &made[1..] {
-        assert_eq!(&restored(&env, &store, id), files, "{id}");
-    }
+    assert_whole(&env, &store, &made[1..]);
 }
 
 /// Red-team (sixth session): a prune read a snapshot object; the snapshot was then forgotten
@@ -520,11 +525,7 @@ fn a_snapshot_forgotten_and_pruned_while_a_prune_reads_it_is_passed_over() {
     assert!(output.status.success(), "{}", describe(&output));
     let outcome: Value = serde_json::from_str(stdout(&output).trim()).expect("JSON");
     assert_eq!(outcome["snapshots"], 1, "{outcome}");
-
-    env.gitkit(["check", "--read-data", "--store", utf8(&store)])
-        .success();
-    let (id, files) = &made[2];
-    assert_eq!(&restored(&env, &store, id), files, "{id}");
+    assert_whole(&env, &store, &made[2..]);
 }
 
 /// How many packs in `store` hold each blob, by the index objects and index sets of packs
